@@ -1,0 +1,96 @@
+"""Actors of the ``csv-import`` queue: the cron tick that fans out per company, and one company's import."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from functools import lru_cache
+from typing import Any
+
+import dramatiq
+from periodiq import cron
+
+from pipeline.actors.handoff import send_imports_for_processing
+from pipeline.actors.queues import CSV_IMPORT
+from pipeline.db.engine import get_engine, get_session_factory
+from pipeline.settings import get_settings
+from pipeline.sources.http_fetch import Fetcher
+from pipeline.stages.csv_import import (
+    CsvImportFailed,
+    ImportCapacityReached,
+    due_company_ids,
+    fetch_limits,
+    import_company_csv,
+)
+
+__all__ = ["csv_import_tick", "import_company"]
+
+logger = logging.getLogger(__name__)
+settings = get_settings()
+
+#: A company waiting for a free import slot retries this many times (with backoff) before the next tick
+#: takes over; waiting for capacity is not a failure of the company.
+CAPACITY_RETRIES = 30
+
+#: Margin between the import's own overall timeout and the actor's hard time limit.
+_TIME_LIMIT_MARGIN_MS = 60_000
+
+
+@lru_cache(maxsize=1)
+def _fetcher() -> Fetcher:
+    """One HTTP client per worker process, shared by its threads, so connections are reused."""
+    return Fetcher(fetch_limits(settings))
+
+
+def _should_retry(retries: int, exception: BaseException) -> bool:
+    if isinstance(exception, ImportCapacityReached):
+        return retries < CAPACITY_RETRIES
+    if isinstance(exception, CsvImportFailed) and not exception.transient:
+        return False
+    return retries < settings.actor_max_retries
+
+
+def _periodic(expression: str) -> dict[str, Any]:
+    """periodiq schedules every actor that has the option at all, so a disabled tick must not carry it."""
+    return {"periodic": cron(expression)} if settings.scheduler_enabled else {}
+
+
+@dramatiq.actor(
+    queue_name=CSV_IMPORT, max_retries=0, time_limit=60_000, **_periodic(settings.csv_import_interval)
+)
+def csv_import_tick() -> None:
+    """Send one import message per ACTIVE company of this deployment."""
+    sent = 0
+    with get_session_factory()() as db:
+        for company_id in due_company_ids(db, settings):
+            import_company.send(str(company_id))
+            sent += 1
+    logger.info("csv-import tick: %d companies sent for import", sent)
+
+
+@dramatiq.actor(
+    queue_name=CSV_IMPORT,
+    retry_when=_should_retry,
+    time_limit=min(
+        settings.csv_import_timeout + _TIME_LIMIT_MARGIN_MS,
+        settings.rabbitmq_consumer_timeout_ms - _TIME_LIMIT_MARGIN_MS,
+    ),
+)
+def import_company(company_id: str) -> None:
+    """Import one company's CSV and hand its new and changed rows to import processing."""
+    result = import_company_csv(
+        get_engine(),
+        settings,
+        uuid.UUID(company_id),
+        fetcher=_fetcher(),
+        hand_over=send_imports_for_processing,
+    )
+    logger.info(
+        "company %s: %s, %d new, %d changed, %d duplicate, %d invalid",
+        company_id,
+        result.outcome.value if result.outcome else "skipped (already importing or inactive)",
+        result.rows_new,
+        result.rows_changed,
+        result.rows_duplicate,
+        result.rows_invalid,
+    )

@@ -1,0 +1,35 @@
+"""The ``livedash`` command line: one sub-application per concern, each in its own module."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from pipeline.cli import companies, db, devtools, imports, schedulers, status
+from pipeline.cli.errors import USAGE_ERROR
+from pipeline.settings import SettingsError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="livedash",
+    help="LiveDash Pipeline: import chat sessions, fetch transcripts, analyse them with an LLM.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(db.app, name="db")
+app.add_typer(companies.app, name="companies")
+app.add_typer(devtools.app, name="devtools")
+app.add_typer(imports.app, name="imports")
+app.add_typer(schedulers.app, name="schedulers")
+app.command("status")(status.status)
+
+
+def main() -> None:
+    """Console-script entry point: a bad configuration is one clear message and exit code 2."""
+    try:
+        app()
+    except SettingsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(USAGE_ERROR)

@@ -1,0 +1,104 @@
+"""``livedash companies``: add, list, suspend and activate tenants."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipeline import companies as company_service
+from pipeline.cli.errors import exit_with_usage_error
+from pipeline.db.engine import get_session_factory
+from pipeline.db.enums import CompanyStatus
+from pipeline.db.models import Company
+from pipeline.db.secrets import PasswordBox
+from pipeline.settings import get_settings
+
+app = typer.Typer(help="Companies (tenants) whose CSV exports are imported.", no_args_is_help=True)
+
+
+def _describe(company: Company) -> dict[str, Any]:
+    """What may be shown of a company: everything but the password itself."""
+    return {
+        "id": str(company.id),
+        "name": company.name,
+        "status": company.status.value,
+        "csv_url": company.csv_url,
+        "csv_username": company.csv_username,
+        "has_password": company.csv_password_encrypted is not None,
+        "region": company.region,
+        "timezone": company.timezone,
+        "created_at": company.created_at.isoformat(),
+    }
+
+
+@app.command()
+def add(
+    name: str = typer.Option(..., "--name", help="Display name."),
+    csv_url: str = typer.Option(..., "--csv-url", help="http(s) URL of the company's session CSV."),
+    username: str | None = typer.Option(
+        None, "--username", help="HTTP Basic user for the CSV and transcripts."
+    ),
+    password: str | None = typer.Option(None, "--password", help="HTTP Basic password (stored encrypted)."),
+    region: str | None = typer.Option(None, "--region", help="Deployment region that imports this company."),
+    timezone: str = typer.Option("UTC", "--timezone", help="IANA zone of the company's CSV timestamps."),
+) -> None:
+    """Add an ACTIVE company and print its id."""
+    secret = get_settings().secret_key.get_secret_value()
+    box = PasswordBox(secret) if secret else None
+    with get_session_factory().begin() as db:
+        try:
+            company = company_service.add_company(
+                db,
+                name=name,
+                csv_url=csv_url,
+                username=username,
+                password=password,
+                password_box=box,
+                region=region,
+                timezone=timezone,
+            )
+        except company_service.CompanyInputError as exc:
+            exit_with_usage_error(str(exc))
+        company_id = str(company.id)
+    typer.echo(company_id)
+
+
+@app.command("list")
+def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+    """List every company."""
+    with get_session_factory()() as db:
+        rows = [_describe(company) for company in company_service.list_companies(db)]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("id", "name", "status", "region", "timezone", "csv_url")
+    for row in rows:
+        table.add_row(
+            row["id"], row["name"], row["status"], row["region"] or "", row["timezone"], row["csv_url"]
+        )
+    Console().print(table)
+
+
+def _set_status(company_id: str, status: CompanyStatus) -> None:
+    with get_session_factory().begin() as db:
+        try:
+            company = company_service.set_status(db, company_id, status)
+        except company_service.UnknownCompany as exc:
+            exit_with_usage_error(str(exc))
+        typer.echo(f"{company.id} {company.status.value}")
+
+
+@app.command()
+def suspend(company_id: str = typer.Argument(..., metavar="ID")) -> None:
+    """Stop processing a company at every stage."""
+    _set_status(company_id, CompanyStatus.SUSPENDED)
+
+
+@app.command()
+def activate(company_id: str = typer.Argument(..., metavar="ID")) -> None:
+    """Resume processing a company."""
+    _set_status(company_id, CompanyStatus.ACTIVE)

@@ -1,0 +1,98 @@
+"""``livedash devtools``: the demo data source (generator and HTTP server)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from pipeline.devtools.generate import DEFAULT_BASE_URL, generate_dataset
+from pipeline.devtools.source import serve_forever
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="Demo data: generate company CSVs and transcripts, and serve them over HTTP.", no_args_is_help=True
+)
+
+#: Below this many rows a run takes about a second, and a progress bar would only flicker.
+_PROGRESS_FROM_ROWS = 50_000
+
+
+@app.command()
+def generate(
+    *,
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the data set into.")],
+    companies: Annotated[int, typer.Option("--companies", min=1, help="Number of companies.")] = 3,
+    sessions: Annotated[int, typer.Option("--sessions", min=0, help="Sessions per company.")] = 100,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same bytes.")] = 0,
+    base_url: Annotated[
+        str, typer.Option("--base-url", help="Where the data set will be served; it goes into every URL.")
+    ] = DEFAULT_BASE_URL,
+    transcripts: Annotated[
+        bool, typer.Option("--transcripts/--no-transcripts", help="Write one transcript file per session.")
+    ] = True,
+) -> None:
+    """Generate a deterministic demo data set: per company a CSV in the upstream format, and transcripts."""
+    rows = companies * sessions
+    started = time.perf_counter()
+    with _progress(rows) as advance:
+        manifest = generate_dataset(
+            out,
+            companies=companies,
+            sessions=sessions,
+            seed=seed,
+            base_url=base_url,
+            transcripts=transcripts,
+            progress=advance,
+        )
+    elapsed = time.perf_counter() - started
+    kind = "with transcripts" if transcripts else "no transcripts"
+    typer.echo(
+        f"Generated {len(manifest.companies)} companies x {sessions:,} sessions ({rows:,} rows, {kind}) "
+        f"in {elapsed:.1f} s ({rows / max(elapsed, 1e-9):,.0f} rows/s); credentials: {out / 'manifest.json'}"
+    )
+
+
+@app.command()
+def source(
+    *,
+    directory: Annotated[
+        Path,
+        typer.Option(
+            "--dir",
+            exists=True,
+            file_okay=False,
+            help="A data set directory; the data set may also be generated after starting.",
+        ),
+    ],
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port; 0 picks a free one.")] = 8765,
+) -> None:
+    """Serve a data set over HTTP with Basic auth, ETags and fault injection, until Ctrl-C or SIGTERM."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    serve_forever(
+        directory,
+        host,
+        port,
+        on_ready=lambda url: typer.echo(f"Serving {directory} at {url} (Ctrl-C to stop)"),
+    )
+
+
+@contextmanager
+def _progress(total: int) -> Iterator[Callable[[int], None] | None]:
+    """A progress callback for ``generate_dataset``, drawing a bar only for long runs on a terminal."""
+    if total < _PROGRESS_FROM_ROWS or not sys.stdout.isatty():
+        yield None
+        return
+    columns = (TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True) as bar:
+        task = bar.add_task("rows", total=total)
+        yield lambda rows: bar.advance(task, rows)

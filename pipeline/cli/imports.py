@@ -1,0 +1,40 @@
+"""``livedash imports``: what the CSV import refused, row by row."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.cli.errors import exit_with_usage_error
+from pipeline.db.engine import get_session_factory
+from pipeline.stages.csv_reports import recent_row_errors
+
+app = typer.Typer(help="CSV imports and their row errors.", no_args_is_help=True)
+
+
+@app.command()
+def errors(
+    company: str | None = typer.Option(None, "--company", metavar="ID", help="Only this company's errors."),
+    limit: int = typer.Option(50, "--limit", min=1, max=10_000, help="How many, newest first."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """List recent CSV row errors with their line numbers and reasons."""
+    company_id = None
+    if company is not None:
+        try:
+            company_id = uuid.UUID(company)
+        except ValueError:
+            exit_with_usage_error(f"no company with id {company!r}")
+    with get_session_factory()() as db:
+        rows = recent_row_errors(db, company_id=company_id, limit=limit)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("company", "line", "reason", "when")
+    for row in rows:
+        table.add_row(row["company"], str(row["line"]), row["reason"], row["created_at"])
+    Console().print(table)

@@ -1,0 +1,65 @@
+"""``livedash schedulers``: run a scheduler's tick now."""
+
+from __future__ import annotations
+
+import typer
+
+from pipeline.cli.errors import exit_with_usage_error
+from pipeline.settings import get_settings
+
+app = typer.Typer(help="The cron schedulers of the pipeline.", no_args_is_help=True)
+
+#: Scheduler ids (the seed's) that can be triggered from here.
+TRIGGERABLE = ("csv-import",)
+
+
+def _trigger_inline() -> None:
+    from pipeline.actors.handoff import send_imports_for_processing
+    from pipeline.db.engine import get_engine, get_session_factory
+    from pipeline.sources.http_fetch import Fetcher
+    from pipeline.stages.csv_import import (
+        CsvImportFailed,
+        ImportCapacityReached,
+        due_company_ids,
+        fetch_limits,
+        import_company_csv,
+    )
+
+    settings = get_settings()
+    with get_session_factory()() as db:
+        company_ids = list(due_company_ids(db, settings))
+    with Fetcher(fetch_limits(settings)) as fetcher:
+        for company_id in company_ids:
+            try:
+                result = import_company_csv(
+                    get_engine(), settings, company_id, fetcher=fetcher, hand_over=send_imports_for_processing
+                )
+            except (CsvImportFailed, ImportCapacityReached) as exc:
+                typer.echo(f"{company_id} FAILED {exc}")
+                continue
+            outcome = result.outcome.value if result.outcome else "SKIPPED (already importing)"
+            typer.echo(
+                f"{company_id} {outcome} new={result.rows_new} changed={result.rows_changed} "
+                f"duplicate={result.rows_duplicate} invalid={result.rows_invalid}"
+            )
+
+
+@app.command()
+def trigger(
+    scheduler_id: str = typer.Argument(..., metavar="SCHEDULER", help="Scheduler id, e.g. csv-import."),
+    inline: bool = typer.Option(
+        False, "--inline", help="Run the tick's work in this process, not on workers."
+    ),
+) -> None:
+    """Run a scheduler's tick now: enqueue it for the workers, or run it here with --inline."""
+    if scheduler_id not in TRIGGERABLE:
+        exit_with_usage_error(f"unknown scheduler {scheduler_id!r} (known: {', '.join(TRIGGERABLE)})")
+    if inline:
+        _trigger_inline()
+        return
+    if get_settings().broker == "memory":
+        exit_with_usage_error("BROKER=memory has no workers outside this process: use --inline")
+    from pipeline.actors.csv_import import csv_import_tick
+
+    message = csv_import_tick.send()
+    typer.echo(f"enqueued {scheduler_id} tick as message {message.message_id}")

@@ -1,0 +1,1 @@
+"""Persistence: the models, engines and sessions, the claim helper and the migrations."""

@@ -1,0 +1,37 @@
+"""The pipeline's own Prometheus metrics (Dramatiq's middleware adds per-actor ones beside them).
+
+Worker pools run several processes, so these live in prometheus_client's multiprocess mode when
+``PROMETHEUS_MULTIPROC_DIR`` is set; counters and histograms need nothing more.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+__all__ = ["CSV_FETCHES", "CSV_FETCH_BYTES", "CSV_FETCH_DURATION", "CSV_ROWS", "PUBLISH_FAILURES"]
+
+CSV_FETCHES = Counter(
+    "livedash_csv_fetches_total",
+    "Company CSV fetches by outcome (imported, unchanged, failed, skipped_running, busy).",
+    ["outcome"],
+)
+CSV_ROWS = Counter(
+    "livedash_csv_rows_total",
+    "CSV rows by result (new, changed, duplicate, invalid).",
+    ["result"],
+)
+CSV_FETCH_DURATION = Histogram(
+    "livedash_csv_fetch_duration_seconds",
+    "Duration of one company CSV fetch and import.",
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+)
+CSV_FETCH_BYTES = Histogram(
+    "livedash_csv_fetch_bytes",
+    "Size of fetched company CSV bodies.",
+    buckets=(1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9),
+)
+PUBLISH_FAILURES = Counter(
+    "livedash_publish_failures_total",
+    "Messages that could not be published to RabbitMQ (the next sweep recovers their work).",
+    ["queue"],
+)

@@ -1,0 +1,171 @@
+"""Every tunable of the pipeline, read from the environment (and an optional ``.env`` file).
+
+Each field below is one environment variable: the field name upper-cased. ``docs/configuration.md``
+documents every one of them, and a test keeps the two in step.
+
+A bad value stops start-up with :class:`SettingsError`, whose message names each offending variable and
+the reason, so an operator never has to guess which of forty variables is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cronsim import CronSim, CronSimError
+from pydantic import AfterValidator, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["CronExpression", "Settings", "SettingsError", "get_settings", "load_settings"]
+
+#: RabbitMQ closes a channel whose delivery stays unacknowledged longer than this (its default).
+RABBITMQ_DEFAULT_CONSUMER_TIMEOUT_MS = 30 * 60 * 1000
+
+#: Where the embedded mode keeps its database when ``DATABASE_URL`` is unset.
+DEFAULT_SQLITE_URL = "sqlite:///livedash.sqlite3"
+
+
+def _validate_cron(expression: str) -> str:
+    expression = " ".join(expression.split())
+    try:
+        CronSim(expression, datetime.now(UTC))
+    except CronSimError as exc:
+        raise ValueError(f"invalid cron expression {expression!r}: {exc}") from exc
+    return expression
+
+
+def _validate_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r}") from exc
+    return name
+
+
+def _validate_companies_filter(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    kind, _, argument = value.strip().partition(":")
+    if kind not in {"region", "id"} or not argument.strip():
+        raise ValueError(f"expected 'region:<name>' or 'id:<id>[,<id>...]', got {value!r}")
+    return f"{kind}:{argument.strip()}"
+
+
+CronExpression = Annotated[str, AfterValidator(_validate_cron)]
+TimeZoneName = Annotated[str, AfterValidator(_validate_timezone)]
+PositiveInt = Annotated[int, Field(ge=1)]
+Milliseconds = Annotated[int, Field(ge=1)]
+
+
+def _default_instance_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class SettingsError(Exception):
+    """Raised when the environment holds a value the pipeline cannot start with."""
+
+
+class Settings(BaseSettings):
+    """The pipeline's configuration. Field ``foo_bar`` is read from ``FOO_BAR``."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    # Storage and transport
+    database_url: str = DEFAULT_SQLITE_URL
+    database_pool_size: PositiveInt = 5
+    rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    broker: Literal["rabbitmq", "memory"] = "rabbitmq"
+    rabbitmq_consumer_timeout_ms: Milliseconds = RABBITMQ_DEFAULT_CONSUMER_TIMEOUT_MS
+
+    # Actor defaults: every limit stays below RabbitMQ's consumer timeout (checked below).
+    actor_time_limit_ms: Milliseconds = 10 * 60 * 1000
+    actor_max_retries: Annotated[int, Field(ge=0)] = 5
+    actor_min_backoff_ms: Milliseconds = 1_000
+    actor_max_backoff_ms: Milliseconds = 5 * 60 * 1000
+    claim_lease_seconds: PositiveInt = 15 * 60
+
+    # Schedulers (the seed's variables, with its defaults)
+    scheduler_enabled: bool = True
+    scheduler_auto_restart: bool = True
+    scheduler_instance_id: str = Field(default_factory=_default_instance_id, min_length=1)
+    scheduler_timezone: TimeZoneName = "UTC"
+    csv_import_interval: CronExpression = "*/10 * * * *"
+    csv_import_batch_size: PositiveInt = 10
+    csv_import_max_concurrent: PositiveInt = 5
+    csv_import_timeout: Milliseconds = 300_000
+    csv_import_max_bytes: PositiveInt = 1024 * 1024 * 1024
+    import_processing_interval: CronExpression = "*/2 * * * *"
+    import_processing_batch_size: PositiveInt = 50
+    import_processing_timeout: Milliseconds = 300_000
+    session_processing_interval: CronExpression = "*/5 * * * *"
+    session_processing_batch_size: PositiveInt = 50
+    session_processing_concurrency: PositiveInt = 5
+    batch_processing_interval: CronExpression = "*/5 * * * *"
+    batch_processing_check_interval: CronExpression = "*/2 * * * *"
+
+    # Tenancy
+    region: str | None = None
+    csv_companies_filter: Annotated[str | None, AfterValidator(_validate_companies_filter)] = None
+    csv_allow_private_networks: bool = False
+
+    # AI
+    ai_processing_mode: Literal["batch", "sync"] = "batch"
+    openai_api_key: SecretStr = SecretStr("")
+    openai_base_url: str | None = None
+    openai_model: str = Field(default="gpt-4o", min_length=1)
+
+    # Security and operations
+    admin_api_token: SecretStr = SecretStr("")
+    secret_key: SecretStr = SecretStr("")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _limits_below_consumer_timeout(self) -> Settings:
+        timeout = self.rabbitmq_consumer_timeout_ms
+        for name in (
+            "actor_time_limit_ms",
+            "actor_max_backoff_ms",
+            "csv_import_timeout",
+            "import_processing_timeout",
+        ):
+            if getattr(self, name) >= timeout:
+                raise ValueError(
+                    f"{name.upper()}={getattr(self, name)} must stay below "
+                    f"RABBITMQ_CONSUMER_TIMEOUT_MS={timeout}, or RabbitMQ redelivers the message forever"
+                )
+        if self.actor_min_backoff_ms > self.actor_max_backoff_ms:
+            raise ValueError("ACTOR_MIN_BACKOFF_MS must not exceed ACTOR_MAX_BACKOFF_MS")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        location = ".".join(str(part) for part in item["loc"]).upper()
+        message = item["msg"].removeprefix("Value error, ")
+        value = item.get("input")
+        shown = "" if isinstance(value, dict) or location == "" else f" (got {value!r})"
+        lines.append(f"{location}: {message}{shown}" if location else message)
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings from the environment; ``overrides`` win over it (tests, the demo)."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()

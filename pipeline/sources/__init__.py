@@ -1,0 +1,1 @@
+"""Where data comes from: the company CSV format, the transcript format, and fetching them over HTTP."""

@@ -1,0 +1,295 @@
+"""The CSV import stage: which companies are due, and importing one company's CSV.
+
+Callable without a broker: the actors in ``pipeline.actors.csv_import`` only wire these functions to
+queues. One company's import is one claim, one streamed fetch, one staged merge and one fetch record; its
+failure is recorded on its own fetch row and never touches another company's import.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import NoReturn
+
+from sqlalchemy import ColumnElement, Engine, insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from pipeline import metrics
+from pipeline.db.enums import CompanyStatus, CsvFetchOutcome
+from pipeline.db.models import Company, CsvFetch, CsvRowError
+from pipeline.db.secrets import PasswordBox
+from pipeline.db.types import utcnow
+from pipeline.settings import Settings
+from pipeline.sources.csv_format import parse_session_rows
+from pipeline.sources.http_fetch import Fetcher, FetchError, FetchLimits, TransientFetchError
+from pipeline.stages.csv_claims import ImportCapacityReached, claim_company_import, previous_fetch
+from pipeline.stages.csv_store import StoreResult, iter_fetch_import_ids, store_rows
+
+__all__ = [
+    "CsvImportFailed",
+    "CsvImportResult",
+    "ImportCapacityReached",
+    "due_company_ids",
+    "fetch_limits",
+    "import_company_csv",
+]
+
+logger = logging.getLogger(__name__)
+
+#: A claim outlives the import's own time limit by this much before another worker may take it over.
+_LEASE_GRACE = timedelta(minutes=2)
+
+
+class CsvImportFailed(Exception):
+    """One company's import failed; ``transient`` says whether retrying later may help."""
+
+    def __init__(self, company_id: uuid.UUID, reason: str, *, transient: bool) -> None:
+        super().__init__(f"company {company_id}: {reason}")
+        self.reason = reason
+        self.transient = transient
+
+
+@dataclass(frozen=True)
+class CsvImportResult:
+    """How one company import ended; ``outcome`` is ``None`` when another import of it was running."""
+
+    company_id: uuid.UUID
+    fetch_id: uuid.UUID | None
+    outcome: CsvFetchOutcome | None
+    rows_new: int = 0
+    rows_changed: int = 0
+    rows_duplicate: int = 0
+    rows_invalid: int = 0
+    handed_over: int = 0
+
+
+def fetch_limits(settings: Settings) -> FetchLimits:
+    return FetchLimits(
+        total_timeout=settings.csv_import_timeout / 1000,
+        max_bytes=settings.csv_import_max_bytes,
+        allow_private=settings.csv_allow_private_networks,
+    )
+
+
+def _region_filter(settings: Settings) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if settings.region:
+        conditions.append(Company.region == settings.region)
+    if settings.csv_companies_filter:
+        kind, _, argument = settings.csv_companies_filter.partition(":")
+        if kind == "region":
+            conditions.append(Company.region == argument)
+        else:
+            ids = [uuid.UUID(part.strip()) for part in argument.split(",") if part.strip()]
+            conditions.append(Company.id.in_(ids))
+    return conditions
+
+
+def due_company_ids(db: Session, settings: Settings) -> Iterator[uuid.UUID]:
+    """Every ACTIVE company with a CSV URL that this deployment imports, a page at a time."""
+    after: uuid.UUID | None = None
+    while True:
+        statement = (
+            select(Company.id)
+            .where(Company.status == CompanyStatus.ACTIVE, Company.csv_url != "", *_region_filter(settings))
+            .order_by(Company.id)
+            .limit(settings.csv_import_batch_size)
+        )
+        if after is not None:
+            statement = statement.where(Company.id > after)
+        page = db.scalars(statement).all()
+        yield from page
+        if len(page) < settings.csv_import_batch_size:
+            return
+        after = page[-1]
+
+
+def _finish(factory: sessionmaker[Session], fetch_id: uuid.UUID, **values: object) -> None:
+    with factory.begin() as db:
+        db.execute(update(CsvFetch).where(CsvFetch.id == fetch_id).values(finished_at=utcnow(), **values))
+
+
+def _store_errors(
+    factory: sessionmaker[Session], company_id: uuid.UUID, fetch_id: uuid.UUID, result: StoreResult
+) -> None:
+    if not result.errors:
+        return
+    with factory.begin() as db:
+        db.execute(
+            insert(CsvRowError),
+            [
+                {
+                    "id": uuid.uuid4(),
+                    "fetch_id": fetch_id,
+                    "company_id": company_id,
+                    "line_number": error.line_number,
+                    "reason": error.reason,
+                    "raw_excerpt": error.raw_excerpt or None,
+                    "created_at": utcnow(),
+                }
+                for error in result.errors
+            ],
+        )
+
+
+def _fail(
+    factory: sessionmaker[Session],
+    company_id: uuid.UUID,
+    fetch_id: uuid.UUID,
+    reason: str,
+    *,
+    transient: bool,
+    **values: object,
+) -> NoReturn:
+    _finish(factory, fetch_id, outcome=CsvFetchOutcome.FAILED, error=reason, **values)
+    metrics.CSV_FETCHES.labels("failed").inc()
+    raise CsvImportFailed(company_id, reason, transient=transient)
+
+
+def import_company_csv(
+    engine: Engine,
+    settings: Settings,
+    company_id: uuid.UUID,
+    *,
+    fetcher: Fetcher,
+    hand_over: Callable[[list[uuid.UUID]], None],
+) -> CsvImportResult:
+    """Fetch, parse and store one company's CSV, then hand its new and changed imports to the next stage.
+
+    Raises :class:`ImportCapacityReached` when the pool is at its cap (retry later), and
+    :class:`CsvImportFailed` when the fetch or the file failed (recorded on the fetch row first).
+    """
+    factory = sessionmaker(engine, expire_on_commit=False)
+    started = time.monotonic()
+    with factory.begin() as db:
+        company = db.get(Company, company_id)
+        if company is None or company.status is not CompanyStatus.ACTIVE or not company.csv_url:
+            logger.info("company %s is gone, inactive or has no CSV URL: nothing to import", company_id)
+            return CsvImportResult(company_id, None, None)
+        lease = timedelta(milliseconds=settings.csv_import_timeout) + _LEASE_GRACE
+        fetch_id = claim_company_import(
+            db, company_id, max_concurrent=settings.csv_import_max_concurrent, lease=lease, now=utcnow()
+        )
+        if fetch_id is None:
+            metrics.CSV_FETCHES.labels("skipped_running").inc()
+            return CsvImportResult(company_id, None, None)
+        previous = previous_fetch(db, company_id)
+        url, username = company.csv_url, company.csv_username
+        encrypted_password = company.csv_password_encrypted
+
+    try:
+        password = (
+            PasswordBox(settings.secret_key.get_secret_value()).decrypt(encrypted_password)
+            if encrypted_password
+            else None
+        )
+    except RuntimeError as exc:
+        _fail(factory, company_id, fetch_id, str(exc), transient=False)
+
+    try:
+        with fetcher.stream(
+            url,
+            username=username,
+            password=password,
+            etag=previous.etag,
+            last_modified=previous.last_modified,
+        ) as response:
+            if response.not_modified:
+                _finish(
+                    factory,
+                    fetch_id,
+                    outcome=CsvFetchOutcome.UNCHANGED,
+                    http_status=response.status_code,
+                    etag=previous.etag,
+                    last_modified=previous.last_modified,
+                    content_hash=previous.content_hash,
+                )
+                metrics.CSV_FETCHES.labels("unchanged").inc()
+                return CsvImportResult(company_id, fetch_id, CsvFetchOutcome.UNCHANGED)
+            with engine.connect() as connection:
+                transaction = connection.begin()
+                result = store_rows(
+                    connection,
+                    parse_session_rows(response.iter_bytes()),
+                    company_id=company_id,
+                    fetch_id=fetch_id,
+                    now=utcnow(),
+                )
+                unchanged = response.sha256 == previous.content_hash
+                if unchanged:
+                    transaction.rollback()
+                else:
+                    transaction.commit()
+    except FetchError as exc:
+        _fail(
+            factory,
+            company_id,
+            fetch_id,
+            exc.reason,
+            transient=isinstance(exc, TransientFetchError),
+            http_status=exc.status_code,
+        )
+    except Exception as exc:
+        logger.exception("import of company %s failed unexpectedly", company_id)
+        _fail(factory, company_id, fetch_id, f"internal error: {type(exc).__name__}: {exc}", transient=True)
+
+    metrics.CSV_FETCH_BYTES.observe(response.bytes_read)
+    common = {
+        "http_status": response.status_code,
+        "bytes_read": response.bytes_read,
+        "content_hash": response.sha256,
+        "etag": response.etag,
+        "last_modified": response.last_modified,
+    }
+    if unchanged:
+        _finish(factory, fetch_id, outcome=CsvFetchOutcome.UNCHANGED, **common)
+        metrics.CSV_FETCHES.labels("unchanged").inc()
+        return CsvImportResult(company_id, fetch_id, CsvFetchOutcome.UNCHANGED)
+
+    _store_errors(factory, company_id, fetch_id, result)
+    if result.rows_total and result.rows_invalid == result.rows_total:
+        first = result.errors[0]
+        _fail(
+            factory,
+            company_id,
+            fetch_id,
+            f"unparseable CSV: none of its {result.rows_total} rows is valid "
+            f"(line {first.line_number}: {first.reason})",
+            transient=False,
+            **common,
+        )
+    _finish(
+        factory,
+        fetch_id,
+        outcome=CsvFetchOutcome.IMPORTED,
+        rows_total=result.rows_total,
+        rows_new=result.rows_new,
+        rows_changed=result.rows_changed,
+        rows_duplicate=result.rows_duplicate,
+        rows_invalid=result.rows_invalid,
+        **common,
+    )
+    metrics.CSV_FETCHES.labels("imported").inc()
+    for name in ("new", "changed", "duplicate", "invalid"):
+        metrics.CSV_ROWS.labels(name).inc(getattr(result, f"rows_{name}"))
+    metrics.CSV_FETCH_DURATION.observe(time.monotonic() - started)
+
+    handed_over = 0
+    with engine.connect() as connection:
+        for chunk in iter_fetch_import_ids(connection, fetch_id, settings.import_processing_batch_size):
+            hand_over(chunk)
+            handed_over += len(chunk)
+    return CsvImportResult(
+        company_id,
+        fetch_id,
+        CsvFetchOutcome.IMPORTED,
+        result.rows_new,
+        result.rows_changed,
+        result.rows_duplicate,
+        result.rows_invalid,
+        handed_over,
+    )

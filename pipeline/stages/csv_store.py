@@ -1,0 +1,253 @@
+"""Storing one parsed company CSV: bulk into a staging table, then one idempotent merge.
+
+On PostgreSQL the rows go in with ``COPY``; on SQLite (the embedded demo) with batched inserts. The merge is
+the same SQL on both: the first occurrence of each session id in the file wins, rows whose content changed
+since the last import are updated and marked for re-derivation, new rows are inserted with
+``ON CONFLICT DO NOTHING`` so that a racing import of the same company can never store a row twice. Every
+row inserted or changed is stamped with the fetch's id, which is how the fetch later hands exactly those
+rows to the next stage without holding their ids in memory.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import islice
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    Uuid,
+    bindparam,
+    insert,
+    select,
+    text,
+)
+
+from pipeline.db.models import SessionImport
+from pipeline.db.types import UTCDateTime
+from pipeline.sources.csv_format import RowError, SessionRow
+
+__all__ = ["MAX_STORED_ROW_ERRORS", "StoreResult", "iter_fetch_import_ids", "store_rows"]
+
+#: Row errors kept per fetch; more are counted but not stored, so one garbage file cannot flood the table.
+MAX_STORED_ROW_ERRORS = 1000
+
+#: The 16 CSV fields, in column order, as named on SessionImport and on the staging table.
+CSV_FIELDS = (
+    "external_session_id",
+    "start_time_raw",
+    "end_time_raw",
+    "ip_address",
+    "country_code",
+    "language",
+    "messages_sent",
+    "sentiment_raw",
+    "escalated_raw",
+    "forwarded_hr_raw",
+    "full_transcript_url",
+    "avg_response_time_seconds",
+    "tokens",
+    "tokens_eur",
+    "category",
+    "initial_message",
+)
+_INTEGER_FIELDS = {"messages_sent", "tokens"}
+_REAL_FIELDS = {"avg_response_time_seconds", "tokens_eur"}
+STAGING_COLUMNS = ("line_number", "id", *CSV_FIELDS, "row_hash")
+
+_SQLITE_BATCH = 5000
+
+_staging_metadata = MetaData()
+staging = Table(
+    "csv_staging",
+    _staging_metadata,
+    Column("line_number", Integer, nullable=False),
+    Column("id", Uuid, nullable=False),
+    *(
+        Column(name, Integer if name in _INTEGER_FIELDS else Float if name in _REAL_FIELDS else Text)
+        for name in CSV_FIELDS
+    ),
+    Column("row_hash", String(64), nullable=False),
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="DROP",
+)
+
+# The first occurrence of each session id in the file; later ones are duplicates. A subquery rather than
+# a CTE: SQLite reports no row count for statements that start with WITH.
+_FIRSTS = """(
+    SELECT * FROM (
+        SELECT s.*, ROW_NUMBER() OVER (PARTITION BY external_session_id ORDER BY line_number) AS rn
+        FROM csv_staging s
+    ) ranked WHERE rn = 1
+) AS firsts"""
+
+_CONFLICTING_DUPLICATES = text("""
+SELECT line_number, external_session_id, first_line FROM (
+    SELECT line_number, external_session_id, row_hash,
+           FIRST_VALUE(line_number) OVER w AS first_line,
+           FIRST_VALUE(row_hash) OVER w AS first_hash,
+           ROW_NUMBER() OVER w AS rn
+    FROM csv_staging
+    WINDOW w AS (PARTITION BY external_session_id ORDER BY line_number)
+) x
+WHERE rn > 1 AND row_hash <> first_hash
+ORDER BY line_number
+""")
+
+_UPDATE_CHANGED = text(
+    "UPDATE session_import SET "
+    + ", ".join(f"{name} = firsts.{name}" for name in CSV_FIELDS[1:])
+    + ", row_hash = firsts.row_hash, rederive_requested_at = :now, last_fetch_id = :fetch_id,"
+    + " updated_at = :now"
+    + f" FROM {_FIRSTS}"
+    + """
+WHERE session_import.company_id = :company_id
+  AND session_import.external_session_id = firsts.external_session_id
+  AND session_import.row_hash <> firsts.row_hash
+"""
+).bindparams(
+    bindparam("company_id", type_=Uuid),
+    bindparam("fetch_id", type_=Uuid),
+    bindparam("now", type_=UTCDateTime),
+)
+
+_INSERT_NEW = text(
+    "INSERT INTO session_import (id, company_id, "
+    + ", ".join(CSV_FIELDS)
+    + ", row_hash, last_fetch_id, created_at, updated_at) SELECT id, :company_id, "
+    + ", ".join(CSV_FIELDS)
+    + f", row_hash, :fetch_id, :now, :now FROM {_FIRSTS}"
+    + """ WHERE true
+ON CONFLICT (company_id, external_session_id) DO NOTHING
+"""
+).bindparams(
+    bindparam("company_id", type_=Uuid),
+    bindparam("fetch_id", type_=Uuid),
+    bindparam("now", type_=UTCDateTime),
+)
+
+
+@dataclass
+class StoreResult:
+    """What the merge did with one file's rows (see ``docs/pipeline.md`` for the row counts)."""
+
+    rows_total: int = 0
+    rows_new: int = 0
+    rows_changed: int = 0
+    rows_duplicate: int = 0
+    rows_invalid: int = 0
+    errors: list[RowError] = field(default_factory=list)
+
+    def add_error(self, error: RowError) -> None:
+        self.rows_invalid += 1
+        if len(self.errors) < MAX_STORED_ROW_ERRORS:
+            self.errors.append(error)
+
+
+def _staging_values(row: SessionRow) -> tuple[Any, ...]:
+    return (
+        row.line_number,
+        uuid.uuid4(),
+        row.external_session_id,
+        row.start_time_raw,
+        row.end_time_raw,
+        row.ip_address,
+        row.country_code,
+        row.language,
+        row.messages_sent,
+        row.sentiment_raw,
+        row.escalated_raw,
+        row.forwarded_hr_raw,
+        row.full_transcript_url,
+        row.avg_response_time_seconds,
+        row.tokens,
+        row.tokens_eur,
+        row.category,
+        row.initial_message,
+        row.content_hash,
+    )
+
+
+def _good_rows(items: Iterable[SessionRow | RowError], result: StoreResult) -> Iterator[tuple[Any, ...]]:
+    for item in items:
+        result.rows_total += 1
+        if isinstance(item, RowError):
+            result.add_error(item)
+        else:
+            yield _staging_values(item)
+
+
+def _copy_into_staging(connection: Connection, rows: Iterator[tuple[Any, ...]]) -> None:
+    driver_connection: Any = connection.connection.driver_connection
+    with (
+        driver_connection.cursor() as cursor,
+        cursor.copy(f"COPY csv_staging ({', '.join(STAGING_COLUMNS)}) FROM STDIN") as copy,
+    ):
+        for values in rows:
+            copy.write_row(values)
+
+
+def _insert_into_staging(connection: Connection, rows: Iterator[tuple[Any, ...]]) -> None:
+    statement = insert(staging)
+    while batch := list(islice(rows, _SQLITE_BATCH)):
+        connection.execute(statement, [dict(zip(STAGING_COLUMNS, values, strict=True)) for values in batch])
+
+
+def store_rows(
+    connection: Connection,
+    items: Iterable[SessionRow | RowError],
+    *,
+    company_id: uuid.UUID,
+    fetch_id: uuid.UUID,
+    now: datetime,
+) -> StoreResult:
+    """Stage and merge one file's rows inside the caller's transaction; the caller commits or rolls back.
+
+    ``items`` is consumed lazily, so a file streamed from HTTP goes to the database without being held.
+    """
+    result = StoreResult()
+    staging.drop(connection, checkfirst=True)
+    staging.create(connection)
+    good_rows = _good_rows(items, result)
+    if connection.dialect.name == "postgresql":
+        _copy_into_staging(connection, good_rows)
+    else:
+        _insert_into_staging(connection, good_rows)
+
+    for line_number, external_id, first_line in connection.execute(_CONFLICTING_DUPLICATES):
+        result.add_error(
+            RowError(
+                line_number,
+                f"session id {external_id!r} already appeared on line {first_line} with different content; "
+                f"the first occurrence was kept",
+                "",
+            )
+        )
+    params = {"company_id": company_id, "fetch_id": fetch_id, "now": now}
+    result.rows_changed = connection.execute(_UPDATE_CHANGED, params).rowcount
+    result.rows_new = connection.execute(_INSERT_NEW, params).rowcount
+    result.rows_duplicate = result.rows_total - result.rows_invalid - result.rows_new - result.rows_changed
+    staging.drop(connection)
+    return result
+
+
+def iter_fetch_import_ids(
+    connection: Connection, fetch_id: uuid.UUID, chunk_size: int
+) -> Iterator[list[uuid.UUID]]:
+    """The ids of the imports a fetch inserted or changed, in chunks, streamed from the database."""
+    statement = (
+        select(SessionImport.id).where(SessionImport.last_fetch_id == fetch_id).order_by(SessionImport.id)
+    )
+    result = connection.execution_options(stream_results=True, yield_per=chunk_size).execute(statement)
+    for partition in result.scalars().partitions(chunk_size):
+        yield list(partition)

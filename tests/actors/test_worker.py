@@ -1,0 +1,158 @@
+"""A real worker pool: `dramatiq pipeline.actors --queues csv-import` against the local RabbitMQ."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pika
+import pytest
+from dramatiq import Message
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import sessionmaker
+
+from pipeline.actors.queues import CSV_IMPORT, IMPORT_PROCESSING
+from pipeline.broker import build_broker
+from pipeline.db.enums import CsvFetchOutcome
+from pipeline.db.models import CsvFetch, SessionImport
+from pipeline.settings import Settings
+from tests.demo_source import Source, add_source_company
+from tests.services import RABBITMQ_URL, require_rabbitmq
+
+QUEUES = [f"{queue}{suffix}" for queue in (CSV_IMPORT, IMPORT_PROCESSING) for suffix in ("", ".DQ", ".XQ")]
+
+
+def _purge() -> dict[str, int]:
+    """Empty the test's queues; returns how many messages each held."""
+    counts: dict[str, int] = {}
+    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+    channel = connection.channel()
+    for queue in QUEUES:
+        try:
+            counts[queue] = channel.queue_purge(queue).method.message_count
+        except pika.exceptions.ChannelClosedByBroker:
+            channel = connection.channel()
+    connection.close()
+    return counts
+
+
+def _queue_depth(queue: str) -> int:
+    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+    try:
+        return int(connection.channel().queue_declare(queue, passive=True).method.message_count)
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def rabbitmq() -> Iterator[None]:
+    require_rabbitmq()
+    _purge()
+    yield
+    _purge()
+
+
+def _start_worker(settings: Settings, tmp_path: Path, queue: str) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "RABBITMQ_URL": RABBITMQ_URL,
+        "SECRET_KEY": "test-secret",
+        "CSV_ALLOW_PRIVATE_NETWORKS": "true",
+        "SCHEDULER_ENABLED": "false",
+        "dramatiq_prom_db": str(tmp_path / "prometheus"),
+        "dramatiq_prom_port": "0",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
+    }
+    (tmp_path / "prometheus").mkdir(exist_ok=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "dramatiq", "pipeline.actors", "--queues", queue, "-p", "1", "-t", "2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def _stop(worker: subprocess.Popen[bytes]) -> tuple[int, str]:
+    worker.send_signal(signal.SIGTERM)
+    try:
+        output, _ = worker.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(worker.pid, signal.SIGKILL)
+        output, _ = worker.communicate()
+        pytest.fail(f"the worker did not stop on SIGTERM:\n{output.decode(errors='replace')}")
+    return worker.returncode, output.decode(errors="replace")
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.postgres
+def test_a_worker_imports_a_company_and_hands_its_rows_on_then_stops_on_sigterm(
+    rabbitmq: None, pg_engine: Engine, pg_settings: Settings, source: Source, tmp_path: Path
+) -> None:
+    # Given a company, and a csv-import worker pool running against RabbitMQ and PostgreSQL
+    company_id = add_source_company(pg_engine, source, 0)
+    worker = _start_worker(pg_settings, tmp_path, CSV_IMPORT)
+    try:
+        # When an import message for the company is published
+        broker = build_broker(pg_settings.model_copy(update={"rabbitmq_url": RABBITMQ_URL}))
+        broker.declare_queue(CSV_IMPORT)
+        broker.enqueue(
+            Message(
+                queue_name=CSV_IMPORT,
+                actor_name="import_company",
+                args=(str(company_id),),
+                kwargs={},
+                options={},
+            )
+        )
+        broker.close()
+
+        # Then the worker imports it
+        deadline = time.monotonic() + 60
+        outcome = None
+        while time.monotonic() < deadline and outcome is None:
+            with sessionmaker(pg_engine)() as db:
+                outcome = db.scalars(
+                    select(CsvFetch.outcome).where(
+                        CsvFetch.company_id == company_id, CsvFetch.outcome != CsvFetchOutcome.RUNNING
+                    )
+                ).first()
+            time.sleep(0.2)
+    finally:
+        returncode, output = _stop(worker)
+
+    assert outcome is CsvFetchOutcome.IMPORTED, output
+    with sessionmaker(pg_engine)() as db:
+        assert len(db.scalars(select(SessionImport.id)).all()) == 30
+    # And the new imports wait in the import-processing queue as one chunk message (50 ids fit one chunk)
+    assert _queue_depth(IMPORT_PROCESSING) == 1
+    # And SIGTERM stopped the pool cleanly
+    assert returncode == 0, output
+
+
+@pytest.mark.rabbitmq
+def test_the_actors_module_imports_and_declares_the_stage_queues() -> None:
+    # When pipeline.actors is imported in a fresh interpreter
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import json, pipeline.actors as a; print(json.dumps(sorted(a.broker.get_declared_queues())))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "BROKER": "memory"},
+    )
+
+    # Then it imports cleanly and its actors sit on the csv-import queue
+    assert result.returncode == 0, result.stderr
+    assert CSV_IMPORT in json.loads(result.stdout)

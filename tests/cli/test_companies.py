@@ -1,0 +1,101 @@
+"""``livedash companies``: operators add, list, suspend and activate tenants."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from tests.cli.conftest import Invoke
+
+
+def test_add_prints_the_new_id_and_list_shows_the_company(livedash: Invoke) -> None:
+    # Given an empty database
+    # When a company is added with credentials, a region and a time zone
+    added = livedash(
+        "companies",
+        "add",
+        "--name",
+        "Jumbo",
+        "--csv-url",
+        "https://proto.example/jumbo/chats",
+        "--username",
+        "jumbo",
+        "--password",
+        "hunter2",
+        "--region",
+        "eu",
+        "--timezone",
+        "Europe/Amsterdam",
+    )
+
+    # Then it prints just the new id
+    assert added.exit_code == 0
+    company_id = added.stdout.strip()
+    assert uuid.UUID(company_id)
+
+    # And the JSON listing shows it, ACTIVE, without ever showing the password
+    listed = livedash("companies", "list", "--json")
+    assert listed.exit_code == 0
+    [company] = json.loads(listed.stdout)
+    assert company["id"] == company_id
+    assert company["status"] == "ACTIVE"
+    assert company["region"] == "eu"
+    assert company["timezone"] == "Europe/Amsterdam"
+    assert company["has_password"] is True
+    assert "hunter2" not in listed.stdout
+    assert "hunter2" not in livedash("companies", "list").stdout
+
+
+def test_suspend_and_activate_change_the_status(livedash: Invoke) -> None:
+    # Given a company
+    company_id = livedash(
+        "companies", "add", "--name", "Acme", "--csv-url", "http://acme.example/s.csv"
+    ).stdout.strip()
+
+    # When it is suspended, then activated
+    suspended = livedash("companies", "suspend", company_id)
+    status_after_suspend = json.loads(livedash("companies", "list", "--json").stdout)[0]["status"]
+    activated = livedash("companies", "activate", company_id)
+    status_after_activate = json.loads(livedash("companies", "list", "--json").stdout)[0]["status"]
+
+    # Then each command succeeds and the status follows
+    assert (suspended.exit_code, activated.exit_code) == (0, 0)
+    assert (status_after_suspend, status_after_activate) == ("SUSPENDED", "ACTIVE")
+
+
+def test_an_unknown_id_is_one_clear_line_and_exit_code_2(livedash: Invoke) -> None:
+    for company_id in (str(uuid.uuid4()), "not-a-uuid"):
+        # When an unknown company is suspended
+        result = livedash("companies", "suspend", company_id)
+
+        # Then the command says so in one line and exits with 2
+        assert result.exit_code == 2
+        assert result.stderr.strip() == f"error: no company with id {company_id!r}"
+
+
+def test_a_bad_url_is_refused_with_the_reason(livedash: Invoke) -> None:
+    for url in ("ftp://example.com/sessions.csv", "not a url", "https://"):
+        # When a company is added with a URL that is not http(s) with a host
+        result = livedash("companies", "add", "--name", "Acme", "--csv-url", url)
+
+        # Then it is refused in one line naming the option, with exit code 2, and nothing is stored
+        assert result.exit_code == 2, url
+        assert result.stderr.startswith("error: --csv-url:"), result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert json.loads(livedash("companies", "list", "--json").stdout) == []
+
+
+def test_an_unknown_timezone_is_refused(livedash: Invoke) -> None:
+    result = livedash(
+        "companies",
+        "add",
+        "--name",
+        "Acme",
+        "--csv-url",
+        "https://a.example/s.csv",
+        "--timezone",
+        "Mars/Olympus",
+    )
+
+    assert result.exit_code == 2
+    assert "--timezone" in result.stderr
