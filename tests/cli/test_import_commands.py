@@ -1,4 +1,4 @@
-"""``livedash schedulers trigger``, ``livedash status`` and ``livedash imports errors`` on the embedded setup."""
+"""`livedash schedulers trigger`, `livedash status` and `livedash imports errors` on the embedded setup."""
 
 from __future__ import annotations
 
