@@ -99,3 +99,11 @@ def test_an_unknown_timezone_is_refused(livedash: Invoke) -> None:
 
     assert result.exit_code == 2
     assert "--timezone" in result.stderr
+
+
+def test_help_lists_the_command_groups(livedash: Invoke) -> None:
+    result = livedash("--help")
+
+    assert result.exit_code == 0
+    for group in ("db", "companies", "devtools", "schedulers", "imports", "status"):
+        assert group in result.stdout
