@@ -6,9 +6,19 @@ Worker pools run several processes, so these live in prometheus_client's multipr
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
-__all__ = ["CSV_FETCHES", "CSV_FETCH_BYTES", "CSV_FETCH_DURATION", "CSV_ROWS", "PUBLISH_FAILURES"]
+__all__ = [
+    "CSV_FETCHES",
+    "CSV_FETCH_BYTES",
+    "CSV_FETCH_DURATION",
+    "CSV_ROWS",
+    "PUBLISH_FAILURES",
+    "STAGE_ITEMS",
+    "STAGE_LAG",
+    "TRANSCRIPT_FETCH_BYTES",
+    "TRANSCRIPT_FETCH_DURATION",
+]
 
 CSV_FETCHES = Counter(
     "livedash_csv_fetches_total",
@@ -34,4 +44,26 @@ PUBLISH_FAILURES = Counter(
     "livedash_publish_failures_total",
     "Messages that could not be published to RabbitMQ (the next sweep recovers their work).",
     ["queue"],
+)
+
+STAGE_ITEMS = Counter(
+    "livedash_stage_items_total",
+    "Items finished by a pipeline stage, by outcome (completed, failed, skipped, retrying).",
+    ["stage", "outcome"],
+)
+STAGE_LAG = Gauge(
+    "livedash_stage_lag_seconds",
+    "Age of the oldest item waiting for a stage (0 when nothing waits), as last seen by its sweep.",
+    ["stage"],
+    multiprocess_mode="mostrecent",
+)
+TRANSCRIPT_FETCH_DURATION = Histogram(
+    "livedash_transcript_fetch_duration_seconds",
+    "Duration of one successful transcript download.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+TRANSCRIPT_FETCH_BYTES = Histogram(
+    "livedash_transcript_fetch_bytes",
+    "Size of downloaded transcripts.",
+    buckets=(256, 1e3, 4e3, 1.6e4, 6.4e4, 2.56e5, 1e6, 5e6),
 )

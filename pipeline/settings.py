@@ -101,6 +101,12 @@ class Settings(BaseSettings):
     import_processing_interval: CronExpression = "*/2 * * * *"
     import_processing_batch_size: PositiveInt = 50
     import_processing_timeout: Milliseconds = 300_000
+    import_processing_max_attempts: PositiveInt = 5
+    import_processing_backoff_ms: Milliseconds = 60_000
+    import_processing_max_backoff_ms: Milliseconds = 60 * 60 * 1000
+    transcript_fetch_concurrency: PositiveInt = 8
+    transcript_fetch_timeout: Milliseconds = 30_000
+    transcript_max_bytes: PositiveInt = 5 * 1024 * 1024
     session_processing_interval: CronExpression = "*/5 * * * *"
     session_processing_batch_size: PositiveInt = 50
     session_processing_concurrency: PositiveInt = 5

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The closest thing to `livedash demo` until it exists: the CSV import stage on the embedded defaults.
+# The closest thing to `livedash demo` until it exists: CSV import and import processing (sessions, transcripts,
+# messages) on the embedded defaults.
 # No RabbitMQ, no PostgreSQL: SQLite in a temporary folder, the in-memory broker, the built-in demo source.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,8 +11,8 @@ work=$(mktemp -d)
 export DATABASE_URL="sqlite:///$work/livedash.sqlite3" BROKER=memory SECRET_KEY=demo-secret \
     CSV_ALLOW_PRIVATE_NETWORKS=true
 
-"$bin/livedash" devtools generate --companies 3 --sessions 2000 --out "$work/data" \
-    --base-url "http://127.0.0.1:$port" --no-transcripts
+"$bin/livedash" devtools generate --companies 3 --sessions 300 --out "$work/data" \
+    --base-url "http://127.0.0.1:$port"
 "$bin/livedash" devtools source --dir "$work/data" --port "$port" >"$work/source.log" 2>&1 &
 source_pid=$!
 trap 'kill "$source_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -33,4 +34,6 @@ echo "== importing every company's CSV"
 "$bin/livedash" schedulers trigger csv-import --inline
 echo "== importing again: nothing changed upstream"
 "$bin/livedash" schedulers trigger csv-import --inline
+echo "== deriving sessions: transcripts fetched and parsed into messages"
+"$bin/livedash" schedulers trigger import-processing --inline
 "$bin/livedash" status

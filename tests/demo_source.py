@@ -42,6 +42,9 @@ class Source:
         data = content.encode() if isinstance(content, str) else content
         self.csv_path(index).write_bytes(data)
 
+    def transcript_path(self, index: int, external_id: str) -> Path:
+        return self.directory / self.company(index).slug / "transcripts" / f"{external_id}.txt"
+
     def add_fault(self, path_prefix: str, fault: str, times: int | None = None) -> None:
         response = httpx.post(
             f"{self.server.url}/_control/faults",
@@ -56,10 +59,23 @@ class Source:
 
 
 @contextmanager
-def running_source(directory: Path, *, companies: int = 2, sessions: int = 30) -> Iterator[Source]:
-    """A generated data set served with Basic auth for the duration of the block."""
-    manifest = generate_dataset(directory, companies=companies, sessions=sessions, seed=7, transcripts=False)
+def running_source(
+    directory: Path, *, companies: int = 2, sessions: int = 30, transcripts: bool = False
+) -> Iterator[Source]:
+    """A generated data set served with Basic auth for the duration of the block.
+
+    The server starts first, so that the transcript URLs in the CSVs point at its real port.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
     with SourceServer(directory) as server:
+        manifest = generate_dataset(
+            directory,
+            companies=companies,
+            sessions=sessions,
+            seed=7,
+            transcripts=transcripts,
+            base_url=server.url,
+        )
         yield Source(directory, manifest, server)
 
 
@@ -83,5 +99,6 @@ def add_source_company(
             password=password or company.password,
             password_box=PasswordBox("test-secret"),
             region=region,
+            timezone=company.timezone,
         )
         return added.id

@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 import uuid
 from functools import lru_cache
-from typing import Any
 
 import dramatiq
-from periodiq import cron
 
 from pipeline.actors.handoff import send_imports_for_processing
+from pipeline.actors.periodic import periodic
 from pipeline.actors.queues import CSV_IMPORT
 from pipeline.db.engine import get_engine, get_session_factory
 from pipeline.settings import get_settings
@@ -50,13 +49,8 @@ def _should_retry(retries: int, exception: BaseException) -> bool:
     return retries < settings.actor_max_retries
 
 
-def _periodic(expression: str) -> dict[str, Any]:
-    """periodiq schedules every actor that has the option at all, so a disabled tick must not carry it."""
-    return {"periodic": cron(expression)} if settings.scheduler_enabled else {}
-
-
 @dramatiq.actor(
-    queue_name=CSV_IMPORT, max_retries=0, time_limit=60_000, **_periodic(settings.csv_import_interval)
+    queue_name=CSV_IMPORT, max_retries=0, time_limit=60_000, **periodic(settings.csv_import_interval)
 )
 def csv_import_tick() -> None:
     """Send one import message per ACTIVE company of this deployment."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import typer
 
 from pipeline.cli.errors import exit_with_usage_error
@@ -10,10 +12,38 @@ from pipeline.settings import get_settings
 app = typer.Typer(help="The cron schedulers of the pipeline.", no_args_is_help=True)
 
 #: Scheduler ids (the seed's) that can be triggered from here.
-TRIGGERABLE = ("csv-import",)
+TRIGGERABLE = ("csv-import", "import-processing")
 
 
-def _trigger_inline() -> None:
+def _import_processing_inline() -> None:
+    from datetime import timedelta
+
+    from pipeline.actors.handoff import send_sessions_for_analysis
+    from pipeline.db.engine import get_engine
+    from pipeline.sources.http_fetch import Fetcher
+    from pipeline.stages.import_processing import process_imports, transcript_fetcher_limits
+    from pipeline.stages.import_sweep import sweep_imports
+
+    settings = get_settings()
+    chunks: list[list[uuid.UUID]] = []
+    sweep = sweep_imports(get_engine(), settings, chunks.append, grace=timedelta(0))
+    completed = failed = retrying = analysable = 0
+    with Fetcher(transcript_fetcher_limits(settings)) as fetcher:
+        for chunk in chunks:
+            result = process_imports(
+                get_engine(), settings, chunk, fetcher=fetcher, hand_over=send_sessions_for_analysis
+            )
+            completed += result.completed
+            failed += result.failed
+            retrying += result.retrying
+            analysable += len(result.analysable)
+    typer.echo(
+        f"imports: {sweep.sent} waiting, {completed} completed, {failed} failed, {retrying} to retry later; "
+        f"{analysable} sessions ready for analysis"
+    )
+
+
+def _csv_import_inline() -> None:
     from pipeline.actors.handoff import send_imports_for_processing
     from pipeline.db.engine import get_engine, get_session_factory
     from pipeline.sources.http_fetch import Fetcher
@@ -55,11 +85,13 @@ def trigger(
     if scheduler_id not in TRIGGERABLE:
         exit_with_usage_error(f"unknown scheduler {scheduler_id!r} (known: {', '.join(TRIGGERABLE)})")
     if inline:
-        _trigger_inline()
+        (_csv_import_inline if scheduler_id == "csv-import" else _import_processing_inline)()
         return
     if get_settings().broker == "memory":
         exit_with_usage_error("BROKER=memory has no workers outside this process: use --inline")
     from pipeline.actors.csv_import import csv_import_tick
+    from pipeline.actors.import_processing import import_processing_sweep
 
-    message = csv_import_tick.send()
+    tick = csv_import_tick if scheduler_id == "csv-import" else import_processing_sweep
+    message = tick.send()
     typer.echo(f"enqueued {scheduler_id} tick as message {message.message_id}")

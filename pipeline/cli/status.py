@@ -9,15 +9,18 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.db.engine import get_session_factory
+from pipeline.db.enums import ProcessingStatus
 from pipeline.stages.csv_reports import company_import_status
+from pipeline.stages.pipeline_reports import pipeline_status
 
 
 def status(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
-    """Per company: stored imports and the last CSV fetch with its counts."""
+    """Per company: stored imports and the last CSV fetch; per stage: sessions by status."""
     with get_session_factory()() as db:
         companies = company_import_status(db)
+        pipeline = pipeline_status(db)
     if as_json:
-        typer.echo(json.dumps({"companies": companies}, indent=2))
+        typer.echo(json.dumps({"companies": companies, **pipeline}, indent=2))
         return
     table = Table("company", "status", "imports", "last fetch", "new", "changed", "invalid", "error")
     for company in companies:
@@ -32,4 +35,11 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
             str(fetch.get("rows_invalid", "")),
             fetch.get("error") or "",
         )
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    stages = Table(
+        "stage", *(status.value for status in ProcessingStatus), title=f"{pipeline['totalSessions']} sessions"
+    )
+    for stage, counts in pipeline["pipeline"].items():
+        stages.add_row(stage, *(str(counts.get(status.value, 0)) for status in ProcessingStatus))
+    console.print(stages)

@@ -20,10 +20,10 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from pipeline.db.enums import ProcessingStatus
-from pipeline.db.models import SessionProcessingStatus
+from pipeline.db.models import SessionImport, SessionProcessingStatus
 from pipeline.db.types import utcnow
 
-__all__ = ["STAGE_STATUS", "ClaimPolicy", "claim"]
+__all__ = ["IMPORT_DERIVATION", "STAGE_STATUS", "ClaimPolicy", "claim"]
 
 
 @dataclass(frozen=True)
@@ -100,4 +100,16 @@ STAGE_STATUS = ClaimPolicy(
     order_by=(SessionProcessingStatus.created_at, SessionProcessingStatus.id),
     owner_column=SessionProcessingStatus.leased_by,
     started_at_column=SessionProcessingStatus.started_at,
+)
+
+#: Claims ``SessionImport`` rows for import processing (deriving their Session).
+IMPORT_DERIVATION = ClaimPolicy(
+    model=SessionImport,
+    id_column=SessionImport.id,
+    status_column=SessionImport.derive_status,
+    pending=(ProcessingStatus.PENDING,),
+    in_progress=ProcessingStatus.IN_PROGRESS,
+    lease_column=SessionImport.derive_lease_expires_at,
+    attempts_column=SessionImport.derive_attempts,
+    order_by=(SessionImport.derive_requested_at, SessionImport.id),
 )

@@ -141,12 +141,15 @@ class SessionImport(Base):
     __table_args__ = (
         UniqueConstraint("company_id", "external_session_id"),
         Index(None, "company_id", "created_at"),
+        # Only rows still to be derived: small once import processing has caught up.
         Index(
-            "ix_session_import_rederive",
-            "rederive_requested_at",
-            postgresql_where=text("rederive_requested_at IS NOT NULL"),
-            sqlite_where=text("rederive_requested_at IS NOT NULL"),
+            "ix_session_import_derive_pending",
+            "derive_status",
+            "derive_requested_at",
+            postgresql_where=text("derive_status <> 'COMPLETED'"),
+            sqlite_where=text("derive_status <> 'COMPLETED'"),
         ),
+        CheckConstraint("derive_attempts >= 0", name="derive_attempts_nonneg"),
         CheckConstraint("messages_sent IS NULL OR messages_sent >= 0", name="messages_sent_nonneg"),
         CheckConstraint(
             "avg_response_time_seconds IS NULL OR avg_response_time_seconds >= 0", name="avg_response_nonneg"
@@ -178,8 +181,17 @@ class SessionImport(Base):
     raw_transcript_content: Mapped[str | None] = mapped_column(Text)
     #: sha256 of the 16 CSV fields: a different hash on re-import means the company changed the row.
     row_hash: Mapped[str] = mapped_column(String(64))
-    #: Set when the row changed after its session was derived; the import-processing sweep re-derives it.
-    rederive_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Deriving the Session from this row (import processing): its state, lease and retry schedule. The CSV
+    # stage sets PENDING for a new row and again when the company changes the row.
+    derive_status: Mapped[ProcessingStatus] = mapped_column(
+        enum_column(ProcessingStatus, "processing_status"), default=ProcessingStatus.PENDING
+    )
+    derive_requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    derive_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    derive_lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: A FAILED derivation is retried by the sweep after this time; NULL means it is not retried by itself.
+    derive_next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    derive_error: Mapped[str | None] = mapped_column(Text)
     #: The CSV fetch that last inserted or changed this row: what that fetch hands to the next stage.
     last_fetch_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
     created_at: Mapped[datetime] = _created_at()

@@ -119,7 +119,12 @@ DELETE FROM csv_staging WHERE line_number IN (
 _UPDATE_CHANGED = text(
     "UPDATE session_import SET "
     + ", ".join(f"{name} = s.{name}" for name in CSV_FIELDS[1:])
-    + ", row_hash = s.row_hash, rederive_requested_at = :now, last_fetch_id = :fetch_id, updated_at = :now"
+    + ", row_hash = s.row_hash, last_fetch_id = :fetch_id, updated_at = :now"
+    # The session must be derived again, from a freshly fetched transcript: a changed row usually means the
+    # chat went on.
+    + ", raw_transcript_content = NULL, derive_status = 'PENDING', derive_requested_at = :now"
+    + ", derive_attempts = 0, derive_lease_expires_at = NULL, derive_next_attempt_at = NULL"
+    + ", derive_error = NULL"
     + """
 FROM csv_staging s
 WHERE session_import.company_id = :company_id
@@ -139,9 +144,12 @@ def _insert_new(dialect: str) -> TextClause:
     return text(
         "INSERT INTO session_import (id, company_id, "
         + ", ".join(CSV_FIELDS)
-        + f", row_hash, last_fetch_id, created_at, updated_at) SELECT {_NEW_ID[dialect]}, :company_id, "
+        + ", row_hash, last_fetch_id, created_at, updated_at"
+        + ", derive_status, derive_requested_at, derive_attempts)"
+        + f" SELECT {_NEW_ID[dialect]}, :company_id, "
         + ", ".join(CSV_FIELDS)
-        + """, row_hash, :fetch_id, :now, :now FROM csv_staging WHERE true ORDER BY line_number
+        + """, row_hash, :fetch_id, :now, :now, 'PENDING', :now, 0
+FROM csv_staging WHERE true ORDER BY line_number
 ON CONFLICT (company_id, external_session_id) DO NOTHING
 """
     ).bindparams(

@@ -14,18 +14,23 @@ from pathlib import Path
 import pika
 import pytest
 from dramatiq import Message
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import sessionmaker
 
-from pipeline.actors.queues import CSV_IMPORT, IMPORT_PROCESSING
+from pipeline.actors.queues import CSV_IMPORT, IMPORT_PROCESSING, SESSION_PROCESSING
 from pipeline.broker import build_broker
-from pipeline.db.enums import CsvFetchOutcome
-from pipeline.db.models import CsvFetch, SessionImport
+from pipeline.db.enums import CsvFetchOutcome, ProcessingStage, ProcessingStatus
+from pipeline.db.models import CsvFetch, SessionImport, SessionProcessingStatus
+from pipeline.db.models import Message as MessageRow
 from pipeline.settings import Settings
-from tests.demo_source import Source, add_source_company
+from tests.demo_source import Source, add_source_company, running_source
 from tests.services import RABBITMQ_URL, require_rabbitmq
 
-QUEUES = [f"{queue}{suffix}" for queue in (CSV_IMPORT, IMPORT_PROCESSING) for suffix in ("", ".DQ", ".XQ")]
+QUEUES = [
+    f"{queue}{suffix}"
+    for queue in (CSV_IMPORT, IMPORT_PROCESSING, SESSION_PROCESSING)
+    for suffix in ("", ".DQ", ".XQ")
+]
 
 
 def _purge() -> dict[str, int]:
@@ -58,7 +63,7 @@ def rabbitmq() -> Iterator[None]:
     _purge()
 
 
-def _start_worker(settings: Settings, tmp_path: Path, queue: str) -> subprocess.Popen[bytes]:
+def _start_worker(settings: Settings, tmp_path: Path, *queues: str) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DATABASE_URL": settings.database_url,
@@ -72,7 +77,7 @@ def _start_worker(settings: Settings, tmp_path: Path, queue: str) -> subprocess.
     }
     (tmp_path / "prometheus").mkdir(exist_ok=True)
     return subprocess.Popen(
-        [sys.executable, "-m", "dramatiq", "pipeline.actors", "--queues", queue, "-p", "1", "-t", "2"],
+        [sys.executable, "-m", "dramatiq", "pipeline.actors", "--queues", *queues, "-p", "1", "-t", "2"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -156,3 +161,55 @@ def test_the_actors_module_imports_and_declares_the_stage_queues() -> None:
     # Then it imports cleanly and its actors sit on the csv-import queue
     assert result.returncode == 0, result.stderr
     assert CSV_IMPORT in json.loads(result.stdout)
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.postgres
+def test_workers_carry_a_company_from_its_csv_to_sessions_with_messages(
+    rabbitmq: None, pg_engine: Engine, pg_settings: Settings, tmp_path: Path
+) -> None:
+    # Given a company whose sessions have transcripts, and csv-import and import-processing pools running
+    with running_source(tmp_path / "chats", companies=1, sessions=20, transcripts=True) as chats:
+        company_id = add_source_company(pg_engine, chats, 0)
+        worker = _start_worker(pg_settings, tmp_path, CSV_IMPORT, IMPORT_PROCESSING)
+        try:
+            # When an import message for the company is published
+            broker = build_broker(pg_settings.model_copy(update={"rabbitmq_url": RABBITMQ_URL}))
+            broker.declare_queue(CSV_IMPORT)
+            broker.enqueue(
+                Message(
+                    queue_name=CSV_IMPORT,
+                    actor_name="import_company",
+                    args=(str(company_id),),
+                    kwargs={},
+                    options={},
+                )
+            )
+            broker.close()
+
+            # Then every session is created with its messages, without any sweep
+            deadline = time.monotonic() + 90
+            created = 0
+            while time.monotonic() < deadline and created < 20:
+                with sessionmaker(pg_engine)() as db:
+                    created = (
+                        db.scalar(
+                            select(func.count())
+                            .select_from(SessionProcessingStatus)
+                            .where(
+                                SessionProcessingStatus.stage == ProcessingStage.SESSION_CREATION,
+                                SessionProcessingStatus.status == ProcessingStatus.COMPLETED,
+                            )
+                        )
+                        or 0
+                    )
+                time.sleep(0.3)
+        finally:
+            returncode, output = _stop(worker)
+
+    assert created == 20, output
+    with sessionmaker(pg_engine)() as db:
+        assert (db.scalar(select(func.count()).select_from(MessageRow)) or 0) > 20
+    # And the sessions wait for AI analysis in the session-processing queue, as one chunk message
+    assert _queue_depth(SESSION_PROCESSING) == 1
+    assert returncode == 0, output

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import sessionmaker
 
-from pipeline.db.enums import CompanyStatus, CsvFetchOutcome
+from pipeline.db.enums import CompanyStatus, CsvFetchOutcome, ProcessingStatus
 from pipeline.db.models import Company, CsvFetch, CsvRowError, SessionImport
 from pipeline.db.types import utcnow
 from pipeline.settings import Settings
@@ -255,10 +255,13 @@ def test_a_changed_row_updates_its_import_and_asks_for_rederivation(
     assert (result.rows_new, result.rows_changed, result.rows_duplicate) == (0, 1, 2)
     assert changed.id == before[changed.external_session_id].id
     assert changed.category == "Onboarding"
-    assert changed.rederive_requested_at is not None
+    assert changed.derive_status is ProcessingStatus.PENDING
+    assert changed.derive_requested_at > before[changed.external_session_id].derive_requested_at
     assert changed.row_hash != before[changed.external_session_id].row_hash
     assert all(
-        row.rederive_requested_at is None for key, row in after.items() if key != changed.external_session_id
+        row.derive_requested_at == before[key].derive_requested_at
+        for key, row in after.items()
+        if key != changed.external_session_id
     )
     # And only the changed import is handed to the next stage
     assert handover.ids == {changed.id}

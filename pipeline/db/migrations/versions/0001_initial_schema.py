@@ -432,7 +432,25 @@ def upgrade() -> None:
         sa.Column("initial_message", sa.Text(), nullable=True),
         sa.Column("raw_transcript_content", sa.Text(), nullable=True),
         sa.Column("row_hash", sa.String(length=64), nullable=False),
-        sa.Column("rederive_requested_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column(
+            "derive_status",
+            sa.Enum(
+                "PENDING",
+                "IN_PROGRESS",
+                "COMPLETED",
+                "FAILED",
+                "SKIPPED",
+                name="processing_status",
+                native_enum=False,
+                create_constraint=True,
+            ),
+            nullable=False,
+        ),
+        sa.Column("derive_requested_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("derive_attempts", sa.Integer(), nullable=False),
+        sa.Column("derive_lease_expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("derive_next_attempt_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("derive_error", sa.Text(), nullable=True),
         sa.Column("last_fetch_id", sa.Uuid(), nullable=True),
         sa.Column(
             "created_at",
@@ -450,6 +468,7 @@ def upgrade() -> None:
             "avg_response_time_seconds IS NULL OR avg_response_time_seconds >= 0",
             name=op.f("ck_session_import_avg_response_nonneg"),
         ),
+        sa.CheckConstraint("derive_attempts >= 0", name=op.f("ck_session_import_derive_attempts_nonneg")),
         sa.CheckConstraint(
             "messages_sent IS NULL OR messages_sent >= 0", name=op.f("ck_session_import_messages_sent_nonneg")
         ),
@@ -474,14 +493,14 @@ def upgrade() -> None:
             ["company_id", "created_at"],
             unique=False,
         )
-        batch_op.create_index(batch_op.f("ix_session_import_last_fetch_id"), ["last_fetch_id"], unique=False)
         batch_op.create_index(
-            "ix_session_import_rederive",
-            ["rederive_requested_at"],
+            "ix_session_import_derive_pending",
+            ["derive_status", "derive_requested_at"],
             unique=False,
-            postgresql_where=sa.text("rederive_requested_at IS NOT NULL"),
-            sqlite_where=sa.text("rederive_requested_at IS NOT NULL"),
+            postgresql_where=sa.text("derive_status <> 'COMPLETED'"),
+            sqlite_where=sa.text("derive_status <> 'COMPLETED'"),
         )
+        batch_op.create_index(batch_op.f("ix_session_import_last_fetch_id"), ["last_fetch_id"], unique=False)
 
     op.create_table(
         "csv_row_error",
@@ -961,12 +980,12 @@ def downgrade() -> None:
 
     op.drop_table("csv_row_error")
     with op.batch_alter_table("session_import", schema=None) as batch_op:
-        batch_op.drop_index(
-            "ix_session_import_rederive",
-            postgresql_where=sa.text("rederive_requested_at IS NOT NULL"),
-            sqlite_where=sa.text("rederive_requested_at IS NOT NULL"),
-        )
         batch_op.drop_index(batch_op.f("ix_session_import_last_fetch_id"))
+        batch_op.drop_index(
+            "ix_session_import_derive_pending",
+            postgresql_where=sa.text("derive_status <> 'COMPLETED'"),
+            sqlite_where=sa.text("derive_status <> 'COMPLETED'"),
+        )
         batch_op.drop_index(batch_op.f("ix_session_import_company_id_session_import_created_at"))
 
     op.drop_table("session_import")

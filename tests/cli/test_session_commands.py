@@ -1,0 +1,87 @@
+"""`livedash sessions failed|retry` and the pipeline view of `livedash status`, on the embedded setup."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import Invoke, clear_process_caches
+from tests.demo_source import Source, running_source
+
+
+@pytest.fixture
+def chats(tmp_path: Path) -> Iterator[Source]:
+    with running_source(tmp_path / "chats", companies=1, sessions=6, transcripts=True) as running:
+        yield running
+
+
+@pytest.fixture
+def embedded(livedash: Invoke, monkeypatch: pytest.MonkeyPatch) -> Invoke:
+    monkeypatch.setenv("BROKER", "memory")
+    monkeypatch.setenv("CSV_ALLOW_PRIVATE_NETWORKS", "true")
+    clear_process_caches()
+    return livedash
+
+
+def test_a_failed_transcript_is_listed_with_its_reason_and_runs_again_after_a_retry(
+    embedded: Invoke, chats: Source
+) -> None:
+    # Given a company whose first session's transcript is missing on the server, imported and processed
+    company = chats.company(0)
+    first_id = chats.csv_path(0).read_text().split(",", 1)[0]
+    transcript = chats.transcript_path(0, first_id)
+    saved = transcript.read_bytes()
+    transcript.unlink()
+    embedded(
+        "companies",
+        "add",
+        "--name",
+        company.name,
+        "--csv-url",
+        chats.csv_url(0),
+        "--username",
+        company.username,
+        "--password",
+        company.password,
+    )
+    embedded("schedulers", "trigger", "csv-import", "--inline")
+    processed = embedded("schedulers", "trigger", "import-processing", "--inline")
+    assert "5 completed, 1 failed" in processed.stdout, processed.output
+
+    # When the operator looks at the pipeline and its failures
+    status = json.loads(embedded("status", "--json").stdout)
+    failed = json.loads(embedded("sessions", "failed", "--stage", "transcript_fetch", "--json").stdout)
+
+    # Then the stage counts and the failure with its reason are there
+    assert status["totalSessions"] == 6
+    assert status["pipeline"]["TRANSCRIPT_FETCH"] == {"COMPLETED": 5, "FAILED": 1}
+    assert status["pipeline"]["AI_ANALYSIS"] == {"PENDING": 5, "SKIPPED": 1}
+    [failure] = failed
+    assert failure["stage"] == "TRANSCRIPT_FETCH"
+    assert "404" in failure["error"]
+
+    # When the transcript is back and the operator retries the stage
+    transcript.write_bytes(saved)
+    retried = embedded("sessions", "retry", "--stage", "TRANSCRIPT_FETCH")
+    again = embedded("schedulers", "trigger", "import-processing", "--inline")
+
+    # Then the session is derived again, this time with its messages
+    assert retried.stdout.startswith("1 reset to PENDING")
+    assert "1 completed, 0 failed" in again.stdout, again.output
+    status = json.loads(embedded("status", "--json").stdout)
+    assert status["pipeline"]["TRANSCRIPT_FETCH"] == {"COMPLETED": 6}
+    assert status["pipeline"]["AI_ANALYSIS"] == {"PENDING": 6}
+    assert json.loads(embedded("sessions", "failed", "--json").stdout) == []
+
+
+def test_an_unknown_stage_or_company_is_one_clear_line(embedded: Invoke) -> None:
+    bad_stage = embedded("sessions", "failed", "--stage", "TELEPORT")
+    assert bad_stage.exit_code == 2
+    assert "unknown stage 'TELEPORT'" in bad_stage.stderr
+
+    bad_company = embedded("sessions", "retry", "--stage", "AI_ANALYSIS", "--company", "nope")
+    assert bad_company.exit_code == 2
+    assert "no company with id 'nope'" in bad_company.stderr
