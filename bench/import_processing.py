@@ -110,7 +110,7 @@ def main() -> None:
         with Fetcher(fetch_limits(settings)) as fetcher:
             import_company_csv(engine, settings, company_id, fetcher=fetcher, hand_over=import_ids.extend)
 
-        with worker_pool(url, ["import-processing"], args.processes, args.threads):
+        with worker_pool(url, ["import-processing"], args.processes, args.threads) as worker:
             started = time.perf_counter()
             enqueue(
                 "import-processing",
@@ -120,6 +120,8 @@ def main() -> None:
             done = 0
             while done < len(import_ids):
                 time.sleep(0.25)
+                if worker.poll() is not None:
+                    raise SystemExit(f"the worker pool exited with code {worker.returncode}")
                 with engine.connect() as connection:
                     done = connection.execute(
                         text(
@@ -129,9 +131,13 @@ def main() -> None:
                     ).scalar_one()
             elapsed = time.perf_counter() - started
         with engine.connect() as connection:
-            failed = connection.execute(
-                text("SELECT count(*) FROM session_import WHERE derive_status = 'FAILED'")
-            ).scalar_one()
+            failures = connection.execute(
+                text(
+                    "SELECT derive_error, count(*) FROM session_import WHERE derive_status = 'FAILED' "
+                    "GROUP BY derive_error ORDER BY count(*) DESC"
+                )
+            ).all()
+        failed = sum(count for _, count in failures)
         stage_rate = len(import_ids) / elapsed
 
         transcript_urls = [
@@ -151,6 +157,8 @@ def main() -> None:
         f"import processing: {len(import_ids)} sessions ({failed} failed), {messages} messages "
         f"({per_session:.1f} per session) in {elapsed:.1f} s with -p {args.processes} -t {args.threads}"
     )
+    for reason, count in failures:
+        print(f"  failed: {count} x {reason}")
     print(f"stage rate: {stage_rate:,.0f} sessions/s")
     print(
         f"reference, plain client fetching the same transcripts ({concurrency} threads): {client_rate:,.0f}/s"

@@ -13,11 +13,14 @@ __all__ = [
     "CSV_FETCH_BYTES",
     "CSV_FETCH_DURATION",
     "CSV_ROWS",
+    "OPENAI_COST_EUR",
+    "OPENAI_TOKENS",
     "PUBLISH_FAILURES",
     "STAGE_ITEMS",
     "STAGE_LAG",
     "TRANSCRIPT_FETCH_BYTES",
     "TRANSCRIPT_FETCH_DURATION",
+    "UNKNOWN_PRICE",
 ]
 
 CSV_FETCHES = Counter(
@@ -66,4 +69,20 @@ TRANSCRIPT_FETCH_BYTES = Histogram(
     "livedash_transcript_fetch_bytes",
     "Size of downloaded transcripts.",
     buckets=(256, 1e3, 4e3, 1.6e4, 6.4e4, 2.56e5, 1e6, 5e6),
+)
+
+OPENAI_TOKENS = Counter(
+    "livedash_openai_tokens_total",
+    "Tokens billed by OpenAI, by requested model, mode (sync, batch) and kind (prompt, completion).",
+    ["model", "mode", "kind"],
+)
+OPENAI_COST_EUR = Counter(
+    "livedash_openai_cost_eur_total",
+    "Cost of OpenAI answers in EUR, by requested model and mode; answers of unpriced models count 0 here.",
+    ["model", "mode"],
+)
+UNKNOWN_PRICE = Counter(
+    "livedash_openai_unknown_price_total",
+    "Answers of a model that had no price valid at request time (tokens recorded, cost flagged unknown).",
+    ["model"],
 )

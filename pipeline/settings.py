@@ -55,6 +55,15 @@ def _validate_companies_filter(value: str | None) -> str | None:
     return f"{kind}:{argument.strip()}"
 
 
+def _validate_ai_mode(value: str) -> str:
+    if value == "batch":
+        # Refused rather than accepted and ignored: sessions would wait for analysis that never comes.
+        raise ValueError("the Batch API path is not built yet; 'sync' is the only mode available")
+    if value != "sync":
+        raise ValueError(f"expected 'sync' or 'batch', got {value!r}")
+    return value
+
+
 CronExpression = Annotated[str, AfterValidator(_validate_cron)]
 TimeZoneName = Annotated[str, AfterValidator(_validate_timezone)]
 PositiveInt = Annotated[int, Field(ge=1)]
@@ -119,10 +128,14 @@ class Settings(BaseSettings):
     csv_allow_private_networks: bool = False
 
     # AI
-    ai_processing_mode: Literal["batch", "sync"] = "batch"
+    ai_processing_mode: Annotated[str, AfterValidator(_validate_ai_mode)] = "sync"
     openai_api_key: SecretStr = SecretStr("")
     openai_base_url: str | None = None
     openai_model: str = Field(default="gpt-4o", min_length=1)
+    openai_timeout_ms: Milliseconds = 60_000
+    openai_max_attempts: PositiveInt = 4
+    openai_max_retry_wait_ms: Milliseconds = 60_000
+    eur_per_usd: Annotated[float, Field(gt=0)] = 0.85
 
     # Security and operations
     admin_api_token: SecretStr = SecretStr("")

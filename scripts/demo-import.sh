@@ -1,23 +1,27 @@
 #!/usr/bin/env bash
-# The closest thing to `livedash demo` until it exists: CSV import and import processing (sessions, transcripts,
-# messages) on the embedded defaults.
+# The closest thing to `livedash demo` until it exists: CSV import, import processing (sessions, transcripts,
+# messages) and synchronous AI analysis against the built-in OpenAI emulator, on the embedded defaults.
 # No RabbitMQ, no PostgreSQL: SQLite in a temporary folder, the in-memory broker, the built-in demo source.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bin=${BIN:-.venv/bin}
 port=${DEMO_PORT:-8765}
+openai_port=${DEMO_OPENAI_PORT:-8766}
 work=$(mktemp -d)
 export DATABASE_URL="sqlite:///$work/livedash.sqlite3" BROKER=memory SECRET_KEY=demo-secret \
-    CSV_ALLOW_PRIVATE_NETWORKS=true
+    CSV_ALLOW_PRIVATE_NETWORKS=true OPENAI_BASE_URL="http://127.0.0.1:$openai_port/v1" OPENAI_API_KEY=demo \
+    SESSION_PROCESSING_CONCURRENCY=16
 
 "$bin/livedash" devtools generate --companies 3 --sessions 300 --out "$work/data" \
     --base-url "http://127.0.0.1:$port"
 "$bin/livedash" devtools source --dir "$work/data" --port "$port" >"$work/source.log" 2>&1 &
 source_pid=$!
-trap 'kill "$source_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 50); do
-    grep -q "Serving" "$work/source.log" 2>/dev/null && break
+"$bin/livedash" devtools openai --port "$openai_port" --latency 0.05 >"$work/openai.log" 2>&1 &
+openai_pid=$!
+trap 'kill "$source_pid" "$openai_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+for _ in $(seq 100); do
+    grep -q "Serving" "$work/source.log" 2>/dev/null && grep -q "emulator at" "$work/openai.log" 2>/dev/null && break
     sleep 0.1
 done
 
@@ -36,4 +40,6 @@ echo "== importing again: nothing changed upstream"
 "$bin/livedash" schedulers trigger csv-import --inline
 echo "== deriving sessions: transcripts fetched and parsed into messages"
 "$bin/livedash" schedulers trigger import-processing --inline
+echo "== analysing sessions: chat completions against the OpenAI emulator"
+"$bin/livedash" schedulers trigger session-processing --inline
 "$bin/livedash" status

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from pipeline.db.enums import ProcessingStage, ProcessingStatus
-from pipeline.db.models import ChatSession, Company, SessionImport, SessionProcessingStatus
+from pipeline.db.models import ChatSession, Company, Message, SessionImport, SessionProcessingStatus
 
-__all__ = ["make_company", "make_session_with_stages"]
+__all__ = ["make_analysable_session", "make_company", "make_session_with_stages"]
 
 START = datetime(2025, 4, 30, 11, 38, 14, tzinfo=UTC)
 
@@ -49,3 +50,30 @@ def make_session_with_stages(
     )
     db.flush()
     return chat
+
+
+def make_analysable_session(
+    db: Session, company: Company, turns: list[tuple[str, str]], *, start: datetime = START
+) -> ChatSession:
+    """A session whose messages exist (SESSION_CREATION COMPLETED) and whose AI analysis is PENDING."""
+    chat = make_session_with_stages(db, company)
+    for order, (role, content) in enumerate(turns):
+        db.add(
+            Message(
+                session_id=chat.id,
+                role=role,
+                content=content,
+                order=order,
+                timestamp=start + timedelta(seconds=10 * order),
+            )
+        )
+    db.execute(
+        update(SessionProcessingStatus)
+        .where(SessionProcessingStatus.session_id == chat.id, SessionProcessingStatus.stage.in_(DERIVED))
+        .values(status=ProcessingStatus.COMPLETED, started_at=start, completed_at=start)
+    )
+    db.flush()
+    return chat
+
+
+DERIVED = (ProcessingStage.CSV_IMPORT, ProcessingStage.TRANSCRIPT_FETCH, ProcessingStage.SESSION_CREATION)

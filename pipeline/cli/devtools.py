@@ -1,4 +1,4 @@
-"""``livedash devtools``: the demo data source (generator and HTTP server)."""
+"""``livedash devtools``: the demo data source (generator and HTTP server) and the OpenAI emulator."""
 
 from __future__ import annotations
 
@@ -13,14 +13,17 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from pipeline.cli.openai_emulator import openai
 from pipeline.devtools.generate import DEFAULT_BASE_URL, generate_dataset
 from pipeline.devtools.source import serve_forever
 
 __all__ = ["app"]
 
 app = typer.Typer(
-    help="Demo data: generate company CSVs and transcripts, and serve them over HTTP.", no_args_is_help=True
+    help="Demo data: company CSVs and transcripts served over HTTP, and an OpenAI emulator.",
+    no_args_is_help=True,
 )
+app.command()(openai)
 
 #: Below this many rows a run takes about a second, and a progress bar would only flicker.
 _PROGRESS_FROM_ROWS = 50_000

@@ -12,7 +12,7 @@ from pipeline.settings import get_settings
 app = typer.Typer(help="The cron schedulers of the pipeline.", no_args_is_help=True)
 
 #: Scheduler ids (the seed's) that can be triggered from here.
-TRIGGERABLE = ("csv-import", "import-processing")
+TRIGGERABLE = ("csv-import", "import-processing", "session-processing")
 
 
 def _import_processing_inline() -> None:
@@ -41,6 +41,30 @@ def _import_processing_inline() -> None:
         f"imports: {sweep.sent} waiting, {completed} completed, {failed} failed, {retrying} to retry later; "
         f"{analysable} sessions ready for analysis"
     )
+
+
+def _session_processing_inline() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import timedelta
+
+    from pipeline.analysis.openai_calls import openai_client
+    from pipeline.db.engine import get_engine
+    from pipeline.stages.session_analysis import analyze_sessions
+    from pipeline.stages.session_sweep import sweep_sessions
+
+    settings = get_settings()
+    chunks: list[list[uuid.UUID]] = []
+    sweep = sweep_sessions(get_engine(), settings, chunks.append, grace=timedelta(0))
+    completed = failed = 0
+    with (
+        openai_client(settings) as client,
+        ThreadPoolExecutor(max_workers=settings.session_processing_concurrency) as calls,
+    ):
+        for chunk in chunks:
+            result = analyze_sessions(get_engine(), settings, chunk, client=client, calls=calls)
+            completed += result.completed
+            failed += result.failed
+    typer.echo(f"sessions: {sweep.sent} waiting for analysis, {completed} analysed, {failed} failed")
 
 
 def _csv_import_inline() -> None:
@@ -85,13 +109,22 @@ def trigger(
     if scheduler_id not in TRIGGERABLE:
         exit_with_usage_error(f"unknown scheduler {scheduler_id!r} (known: {', '.join(TRIGGERABLE)})")
     if inline:
-        (_csv_import_inline if scheduler_id == "csv-import" else _import_processing_inline)()
+        {
+            "csv-import": _csv_import_inline,
+            "import-processing": _import_processing_inline,
+            "session-processing": _session_processing_inline,
+        }[scheduler_id]()
         return
     if get_settings().broker == "memory":
         exit_with_usage_error("BROKER=memory has no workers outside this process: use --inline")
     from pipeline.actors.csv_import import csv_import_tick
     from pipeline.actors.import_processing import import_processing_sweep
+    from pipeline.actors.session_processing import session_processing_sweep
 
-    tick = csv_import_tick if scheduler_id == "csv-import" else import_processing_sweep
+    tick = {
+        "csv-import": csv_import_tick,
+        "import-processing": import_processing_sweep,
+        "session-processing": session_processing_sweep,
+    }[scheduler_id]
     message = tick.send()
     typer.echo(f"enqueued {scheduler_id} tick as message {message.message_id}")

@@ -40,6 +40,8 @@ class ClaimPolicy:
     order_by: tuple[InstrumentedAttribute[Any], ...]
     owner_column: InstrumentedAttribute[str | None] | None = None
     started_at_column: InstrumentedAttribute[datetime | None] | None = None
+    #: Columns of the previous attempt's ending (finish time, error) that a new claim clears.
+    cleared_on_claim: tuple[InstrumentedAttribute[Any], ...] = ()
 
     def claimable(self, now: datetime) -> ColumnElement[bool]:
         return or_(
@@ -78,6 +80,8 @@ def claim(
         values[policy.owner_column] = owner
     if policy.started_at_column is not None:
         values[policy.started_at_column] = now
+    for column in policy.cleared_on_claim:
+        values[column] = None
     statement = (
         update(policy.model)
         .where(policy.id_column.in_(candidates.scalar_subquery()))
@@ -100,6 +104,7 @@ STAGE_STATUS = ClaimPolicy(
     order_by=(SessionProcessingStatus.created_at, SessionProcessingStatus.id),
     owner_column=SessionProcessingStatus.leased_by,
     started_at_column=SessionProcessingStatus.started_at,
+    cleared_on_claim=(SessionProcessingStatus.completed_at, SessionProcessingStatus.error_message),
 )
 
 #: Claims ``SessionImport`` rows for import processing (deriving their Session).

@@ -421,6 +421,8 @@ class AIProcessingRequest(Base):
     prompt_token_cost: Mapped[float] = mapped_column(Float, default=0.0)
     completion_token_cost: Mapped[float] = mapped_column(Float, default=0.0)
     total_cost_eur: Mapped[float] = mapped_column(Float, default=0.0)
+    #: False when the model had no price valid at request time: tokens are kept, no price is invented.
+    cost_known: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     processing_type: Mapped[str] = mapped_column(String(100), default="session_analysis")
     success: Mapped[bool] = mapped_column(Boolean, default=False)
     error_message: Mapped[str | None] = mapped_column(Text)

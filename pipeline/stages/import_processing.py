@@ -30,14 +30,15 @@ from functools import lru_cache
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, Table, bindparam, delete, insert, select, update
+from sqlalchemy import Engine, Table, Text, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline import metrics
+from pipeline.db.bulk import bulk_insert
 from pipeline.db.claims import IMPORT_DERIVATION, claim
 from pipeline.db.enums import CompanyStatus, ProcessingStage, ProcessingStatus
-from pipeline.db.models import ChatSession, Company, Message, SessionImport
+from pipeline.db.models import ChatSession, Company, Message, SessionImport, SessionProcessingStatus
 from pipeline.db.secrets import PasswordBox
 from pipeline.db.types import utcnow
 from pipeline.settings import Settings
@@ -46,7 +47,7 @@ from pipeline.sources.normalize import normalize_country, normalize_ip, normaliz
 from pipeline.sources.timestamps import TimestampError, parse_local_timestamp
 from pipeline.sources.transcript_format import ParsedTranscript, count_user_messages, parse_transcript
 from pipeline.sources.urls import redact_url
-from pipeline.stages.stage_status import StageChange, apply_stage_changes, ensure_stage_rows
+from pipeline.stages.stage_status import TERMINAL, StageChange, apply_stage_changes, ensure_stage_rows
 from pipeline.stages.transcripts import (
     TranscriptOutcome,
     TranscriptRequest,
@@ -61,6 +62,8 @@ logger = logging.getLogger(__name__)
 STAGE = "import-processing"
 _sessions = cast(Table, ChatSession.__table__)
 _messages = cast(Table, Message.__table__)
+_imports = cast(Table, SessionImport.__table__)
+_statuses = cast(Table, SessionProcessingStatus.__table__)
 _LEASE_GRACE = timedelta(minutes=2)
 _MAX_WARNINGS = 20
 
@@ -97,6 +100,13 @@ class _Work:
     warnings: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class _StageResult:
+    status: ProcessingStatus
+    error: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
 @dataclass
 class _Outcome:
     """How one import ends in this run, recorded in one transaction with all the others."""
@@ -105,8 +115,25 @@ class _Outcome:
     error: str | None = None
     retry_at: datetime | None = None
     transcript: str | None = None
-    changes: list[StageChange] = field(default_factory=list)
+    stages: dict[ProcessingStage, _StageResult] = field(default_factory=dict)
     messages: ParsedTranscript | None = None
+
+    def set(
+        self,
+        stage: ProcessingStage,
+        status: ProcessingStatus,
+        error: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.stages[stage] = _StageResult(status, error, metadata)
+
+    def skip_later_stages(self, reason: str) -> None:
+        for stage in (_CREATE, _AI, _QUESTIONS):
+            self.set(stage, ProcessingStatus.SKIPPED, reason)
+
+    @property
+    def analysable(self) -> bool:
+        return self.messages is not None and bool(self.messages.messages)
 
 
 def transcript_fetcher_limits(settings: Settings) -> FetchLimits:
@@ -163,11 +190,75 @@ def _parse_times(work: _Work) -> str | None:
     return None
 
 
-def _session_values(work: _Work, now: datetime) -> dict[str, Any]:
+def _decide(work: _Work, fetched: TranscriptOutcome | None, settings: Settings, now: datetime) -> _Outcome:
+    """What the transcript (fetched now, stored before, or absent) means for the session's stages."""
+    row, outcome = work.row, _Outcome()
+    if row.raw_transcript_content is not None:
+        outcome.transcript = row.raw_transcript_content
+        outcome.set(
+            _FETCH,
+            ProcessingStatus.COMPLETED,
+            metadata={"contentLength": len(row.raw_transcript_content), "source": "already_fetched"},
+        )
+    elif not row.full_transcript_url:
+        reason = "No transcript URL provided"
+        outcome.set(_FETCH, ProcessingStatus.SKIPPED, reason)
+        outcome.skip_later_stages(f"no transcript: {reason}")
+        return outcome
+    elif fetched is not None and fetched.text is None:
+        reason = fetched.error or "transcript fetch failed"
+        outcome.set(_FETCH, ProcessingStatus.FAILED, reason)
+        outcome.status, outcome.error = ProcessingStatus.FAILED, f"transcript fetch failed: {reason}"
+        if fetched.transient and row.derive_attempts < settings.import_processing_max_attempts:
+            outcome.retry_at = now + _backoff(settings, row.derive_attempts)
+        else:
+            if fetched.transient:
+                reason = f"{reason} (gave up after {row.derive_attempts} attempts)"
+            outcome.skip_later_stages(f"transcript unavailable: {reason}")
+        return outcome
+    elif fetched is not None:
+        outcome.transcript = fetched.text
+        outcome.set(
+            _FETCH,
+            ProcessingStatus.COMPLETED,
+            metadata={
+                "contentLength": len(fetched.text or ""),
+                "bytes": fetched.bytes_read,
+                "url": redact_url(row.full_transcript_url),
+                "warnings": list(fetched.warnings)[:_MAX_WARNINGS],
+            },
+        )
+        work.warnings += fetched.warnings
+
+    assert outcome.transcript is not None
+    parsed = parse_transcript(outcome.transcript, work.zone)
+    outcome.messages = parsed
+    outcome.set(
+        _CREATE,
+        ProcessingStatus.COMPLETED,
+        metadata={
+            "hasTranscript": True,
+            "transcriptLength": len(outcome.transcript),
+            "messages": len(parsed.messages),
+            "warnings": [*work.warnings, *parsed.warnings][:_MAX_WARNINGS],
+        },
+    )
+    if parsed.messages:
+        # New or changed messages are analysed (again); a re-derived session is re-analysed.
+        outcome.set(_AI, ProcessingStatus.PENDING)
+        outcome.set(_QUESTIONS, ProcessingStatus.PENDING)
+    else:
+        outcome.set(_AI, ProcessingStatus.SKIPPED, "no messages in the transcript")
+        outcome.set(_QUESTIONS, ProcessingStatus.SKIPPED, "no messages in the transcript")
+    return outcome
+
+
+def _session_values(work: _Work, outcome: _Outcome | None, now: datetime) -> dict[str, Any]:
     row = work.row
     ip = normalize_ip(row.ip_address)
     if row.ip_address and ip is None:
         work.warnings.append(f"invalid IP address {row.ip_address!r} dropped")
+    messages = outcome.messages.messages if outcome and outcome.messages else None
     return {
         "company_id": row.company_id,
         "import_id": row.id,
@@ -179,18 +270,30 @@ def _session_values(work: _Work, now: datetime) -> dict[str, Any]:
         "full_transcript_url": row.full_transcript_url,
         "avg_response_time": row.avg_response_time_seconds,
         "initial_msg": row.initial_message,
+        "messages_sent": count_user_messages(messages) if messages is not None else None,
         "updated_at": now,
     }
 
 
-def _upsert_sessions(db: Session, works: list[_Work], now: datetime) -> None:
-    """Create or update the Session of each import (one per import, keyed by ``import_id``)."""
-    values = [{"id": uuid.uuid4(), "created_at": now, **_session_values(work, now)} for work in works]
+def _upsert_sessions(
+    db: Session, works: list[_Work], outcomes: dict[uuid.UUID, _Outcome], now: datetime
+) -> set[uuid.UUID]:
+    """Create or update the Session of each import (keyed by ``import_id``); return the newly created ones."""
+    existing = set(
+        db.scalars(
+            select(ChatSession.import_id).where(ChatSession.import_id.in_([work.row.id for work in works]))
+        )
+    )
+    values = [
+        {"id": uuid.uuid4(), "created_at": now, **_session_values(work, outcomes.get(work.row.id), now)}
+        for work in works
+    ]
     dialect_insert = postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
     statement = dialect_insert(_sessions)
-    updated = {
-        key: statement.excluded[key] for key in values[0] if key not in {"id", "created_at", "import_id"}
-    }
+    kept = {"id", "created_at", "import_id"}
+    updated: dict[str, Any] = {key: statement.excluded[key] for key in values[0] if key not in kept}
+    # A session whose transcript is unavailable this time keeps the message count it had.
+    updated["messages_sent"] = func.coalesce(statement.excluded["messages_sent"], _sessions.c.messages_sent)
     returned = db.execute(
         statement.on_conflict_do_update(index_elements=["import_id"], set_=updated).returning(
             _sessions.c.import_id, _sessions.c.id
@@ -200,127 +303,91 @@ def _upsert_sessions(db: Session, works: list[_Work], now: datetime) -> None:
     sessions: dict[uuid.UUID, uuid.UUID] = {import_id: session_id for import_id, session_id in returned}
     for work in works:
         work.session_id = sessions[work.row.id]
+    return {sessions[import_id] for import_id in sessions if import_id not in existing}
 
 
-def _skip_later_stages(session_id: uuid.UUID, reason: str) -> list[StageChange]:
-    return [
-        StageChange(session_id, _CREATE, ProcessingStatus.SKIPPED, reason),
-        StageChange(session_id, _AI, ProcessingStatus.SKIPPED, reason),
-        StageChange(session_id, _QUESTIONS, ProcessingStatus.SKIPPED, reason),
-    ]
-
-
-def _decide(work: _Work, fetched: TranscriptOutcome | None, settings: Settings, now: datetime) -> _Outcome:
-    """What the transcript (fetched now, stored before, or absent) means for the session's stages."""
-    assert work.session_id is not None
-    session_id, row = work.session_id, work.row
-    outcome = _Outcome()
-    if row.raw_transcript_content is not None:
-        outcome.transcript = row.raw_transcript_content
-        outcome.changes.append(
-            StageChange(
-                session_id,
-                _FETCH,
-                ProcessingStatus.COMPLETED,
-                metadata={"contentLength": len(row.raw_transcript_content), "source": "already_fetched"},
-            )
-        )
-    elif not row.full_transcript_url:
-        reason = "No transcript URL provided"
-        outcome.changes += [
-            StageChange(session_id, _FETCH, ProcessingStatus.SKIPPED, reason),
-            *_skip_later_stages(session_id, f"no transcript: {reason}"),
-        ]
-        return outcome
-    elif fetched is not None and fetched.text is None:
-        final = not fetched.transient or row.derive_attempts >= settings.import_processing_max_attempts
-        reason = fetched.error or "transcript fetch failed"
-        outcome.changes.append(StageChange(session_id, _FETCH, ProcessingStatus.FAILED, reason))
-        outcome.status, outcome.error = ProcessingStatus.FAILED, f"transcript fetch failed: {reason}"
-        if final:
-            if fetched.transient:
-                reason = f"{reason} (gave up after {row.derive_attempts} attempts)"
-            outcome.changes += _skip_later_stages(session_id, f"transcript unavailable: {reason}")
-        else:
-            outcome.retry_at = now + _backoff(settings, row.derive_attempts)
-        return outcome
-    elif fetched is not None:
-        outcome.transcript = fetched.text
-        outcome.changes.append(
-            StageChange(
-                session_id,
-                _FETCH,
-                ProcessingStatus.COMPLETED,
-                metadata={
-                    "contentLength": len(fetched.text or ""),
-                    "bytes": fetched.bytes_read,
-                    "url": redact_url(row.full_transcript_url),
-                    "warnings": list(fetched.warnings)[:_MAX_WARNINGS],
-                },
-            )
-        )
-        work.warnings += fetched.warnings
-
-    assert outcome.transcript is not None
-    parsed = parse_transcript(outcome.transcript, work.zone)
-    outcome.messages = parsed
-    warnings = [*work.warnings, *parsed.warnings][:_MAX_WARNINGS]
-    outcome.changes.append(
-        StageChange(
-            session_id,
-            _CREATE,
-            ProcessingStatus.COMPLETED,
-            metadata={
-                "hasTranscript": True,
-                "transcriptLength": len(outcome.transcript),
-                "messages": len(parsed.messages),
-                "warnings": warnings,
-            },
-        )
-    )
-    if parsed.messages:
-        # New or changed messages are analysed (again); a re-derived session is re-analysed.
-        outcome.changes += [
-            StageChange(session_id, _AI, ProcessingStatus.PENDING),
-            StageChange(session_id, _QUESTIONS, ProcessingStatus.PENDING),
-        ]
-    else:
-        reason = "no messages in the transcript"
-        outcome.changes += [
-            StageChange(session_id, _AI, ProcessingStatus.SKIPPED, reason),
-            StageChange(session_id, _QUESTIONS, ProcessingStatus.SKIPPED, reason),
-        ]
-    return outcome
-
-
-def _finish_import(db: Session, row: SessionImport, outcome: _Outcome, now: datetime) -> bool:
-    """Record how the import ended, unless the company changed it meanwhile; True if recorded."""
-    values: dict[str, Any] = {
-        "derive_status": outcome.status,
-        "derive_error": outcome.error,
-        "derive_next_attempt_at": outcome.retry_at,
-        "derive_lease_expires_at": None,
-        "updated_at": now,
+def _stage_rows(session_id: uuid.UUID, work: _Work, outcome: _Outcome, now: datetime) -> list[dict[str, Any]]:
+    """The five stage rows of a new session, born in their final state."""
+    results = {
+        _CSV: _StageResult(ProcessingStatus.COMPLETED, metadata={"warnings": work.warnings}),
+        **outcome.stages,
     }
-    if outcome.transcript is not None:
-        values["raw_transcript_content"] = outcome.transcript
-    result = db.connection().execute(
-        update(SessionImport)
-        .where(SessionImport.id == row.id, SessionImport.derive_requested_at == row.derive_requested_at)
-        .values(values)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount)
+    rows = []
+    for stage in ProcessingStage:
+        result = results.get(stage, _StageResult(ProcessingStatus.PENDING))
+        done = result.status in TERMINAL
+        rows.append(
+            {
+                "id": uuid.uuid4(),
+                "session_id": session_id,
+                "stage": stage,
+                "status": result.status,
+                "started_at": now if done else None,
+                "completed_at": now if done else None,
+                "error_message": result.error,
+                "metadata": result.metadata,
+                "retry_count": int(result.status is ProcessingStatus.FAILED),
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    return rows
 
 
-def _replace_messages(db: Session, outcomes: dict[uuid.UUID, _Outcome], now: datetime) -> None:
+def _record_stages(
+    db: Session,
+    works: list[_Work],
+    outcomes: dict[uuid.UUID, _Outcome],
+    new_sessions: set[uuid.UUID],
+    now: datetime,
+) -> None:
+    new_rows: list[dict[str, Any]] = []
+    changes: list[StageChange] = []
+    existing: list[uuid.UUID] = []
+    for work in works:
+        assert work.session_id is not None
+        outcome = outcomes[work.row.id]
+        if work.session_id in new_sessions:
+            new_rows += _stage_rows(work.session_id, work, outcome, now)
+            continue
+        existing.append(work.session_id)
+        changes.append(
+            StageChange(
+                work.session_id, _CSV, ProcessingStatus.COMPLETED, metadata={"warnings": work.warnings}
+            )
+        )
+        changes += [
+            StageChange(work.session_id, stage, result.status, result.error, result.metadata)
+            for stage, result in outcome.stages.items()
+        ]
+    if new_rows:
+        bulk_insert(db, _statuses, new_rows)
+    if existing:
+        ensure_stage_rows(db, existing, now)
+        apply_stage_changes(db, changes, now)
+
+
+def _replace_messages(
+    db: Session,
+    works: list[_Work],
+    outcomes: dict[uuid.UUID, _Outcome],
+    new_sessions: set[uuid.UUID],
+    now: datetime,
+) -> None:
     """Swap in the parsed messages of every session that has them, in the caller's transaction."""
-    parsed = {session_id: outcome.messages for session_id, outcome in outcomes.items() if outcome.messages}
-    if not parsed:
-        return
-    db.execute(
-        delete(Message).where(Message.session_id.in_(parsed)).execution_options(synchronize_session=False)
-    )
+    parsed = {
+        work.session_id: outcomes[work.row.id].messages
+        for work in works
+        if work.session_id is not None and outcomes[work.row.id].messages is not None
+    }
+    replaced = [session_id for session_id in parsed if session_id not in new_sessions]
+    if replaced:
+        db.execute(
+            delete(Message)
+            .where(Message.session_id.in_(replaced))
+            .execution_options(synchronize_session=False)
+        )
     rows = [
         {
             "id": uuid.uuid4(),
@@ -332,27 +399,64 @@ def _replace_messages(db: Session, outcomes: dict[uuid.UUID, _Outcome], now: dat
             "created_at": now,
         }
         for session_id, transcript in parsed.items()
+        if transcript is not None
         for message in transcript.messages
     ]
     if rows:
-        db.execute(insert(_messages), rows)
-    db.execute(
-        _SET_MESSAGES_SENT,
-        [
-            {"b_id": session_id, "b_count": count_user_messages(transcript.messages)}
-            for session_id, transcript in parsed.items()
-        ],
+        bulk_insert(db, _messages, rows)
+
+
+def _finish_imports(
+    db: Session, finished: list[tuple[SessionImport, _Outcome]], now: datetime
+) -> set[uuid.UUID]:
+    """Record how each import ended, unless the company changed it meanwhile; return the recorded ids.
+
+    The rows are locked first, so that a concurrent CSV import that changes one waits for this transaction and
+    then sends it back to PENDING, rather than this transaction completing a row it did not derive.
+    """
+    if not finished:
+        return set()
+    locked = db.execute(
+        select(SessionImport.id, SessionImport.derive_requested_at)
+        .where(SessionImport.id.in_([row.id for row, _ in finished]))
+        .with_for_update()
     )
+    current = {import_id: requested_at for import_id, requested_at in locked}
+    unchanged = [
+        (row, outcome) for row, outcome in finished if current.get(row.id) == row.derive_requested_at
+    ]
+    if unchanged:
+        db.execute(
+            _FINISH_IMPORT,
+            [
+                {
+                    "b_id": row.id,
+                    "b_status": outcome.status,
+                    "b_error": outcome.error,
+                    "b_next": outcome.retry_at,
+                    "b_transcript": outcome.transcript,
+                    "b_now": now,
+                }
+                for row, outcome in unchanged
+            ],
+        )
+    return {row.id for row, _ in unchanged}
 
 
-_SET_MESSAGES_SENT = (
-    update(_sessions).where(_sessions.c.id == bindparam("b_id")).values(messages_sent=bindparam("b_count"))
+_FINISH_IMPORT = (
+    update(_imports)
+    .where(_imports.c.id == bindparam("b_id"))
+    .values(
+        derive_status=bindparam("b_status"),
+        derive_error=bindparam("b_error"),
+        derive_next_attempt_at=bindparam("b_next"),
+        derive_lease_expires_at=None,
+        raw_transcript_content=func.coalesce(
+            bindparam("b_transcript", type_=Text), _imports.c.raw_transcript_content
+        ),
+        updated_at=bindparam("b_now"),
+    )
 )
-
-
-def _fail_imports(db: Session, failures: list[tuple[SessionImport, str]], now: datetime) -> None:
-    for row, reason in failures:
-        _finish_import(db, row, _Outcome(status=ProcessingStatus.FAILED, error=reason), now)
 
 
 def process_imports(
@@ -363,51 +467,33 @@ def process_imports(
     fetcher: Fetcher,
     hand_over: Callable[[list[uuid.UUID]], None],
 ) -> ImportProcessingResult:
-    """Derive the Sessions of ``import_ids`` (those this worker can claim) and hand on the analysable ones."""
+    """Derive the Sessions of ``import_ids`` (those this worker can claim) and hand on the analysable ones.
+
+    Everything but the claim happens in one transaction after the transcripts are fetched, so a worker that
+    dies leaves no half-made session behind: its lease runs out and the sweep sends the imports again.
+    """
     factory = sessionmaker(engine, expire_on_commit=False)
     now = utcnow()
     works = _claim(factory, settings, import_ids, now)
     if not works:
         return ImportProcessingResult(0, 0, 0, 0, [])
 
-    failures: list[tuple[SessionImport, str]] = []
+    failures: list[tuple[SessionImport, _Outcome]] = []
     ready: list[_Work] = []
     for work in works:
         if work.row.derive_attempts > settings.import_processing_max_attempts:
-            failures.append(
-                (
-                    work.row,
-                    f"gave up after {settings.import_processing_max_attempts} attempts: "
-                    f"{work.row.derive_error or 'the worker kept dying'}",
-                )
+            gave_up = (
+                f"gave up after {settings.import_processing_max_attempts} attempts: "
+                f"{work.row.derive_error or 'the worker kept dying'}"
             )
-        elif reason := _parse_times(work):
-            failures.append((work.row, reason))
+            failures.append((work.row, _Outcome(ProcessingStatus.FAILED, gave_up)))
+        elif bad_time := _parse_times(work):
+            failures.append((work.row, _Outcome(ProcessingStatus.FAILED, bad_time)))
         else:
             ready.append(work)
 
-    with factory.begin() as db:
-        _fail_imports(db, failures, now)
-        if ready:
-            _upsert_sessions(db, ready, now)
-            session_ids = [work.session_id for work in ready if work.session_id is not None]
-            ensure_stage_rows(db, session_ids, now)
-            apply_stage_changes(
-                db,
-                [
-                    StageChange(
-                        session_id, _CSV, ProcessingStatus.COMPLETED, metadata={"warnings": work.warnings}
-                    )
-                    for work, session_id in zip(ready, session_ids, strict=True)
-                ],
-                now,
-            )
-
-    box = (
-        _password_box(settings.secret_key.get_secret_value())
-        if settings.secret_key.get_secret_value()
-        else None
-    )
+    secret = settings.secret_key.get_secret_value()
+    box = _password_box(secret) if secret else None
     requests = {
         work.row.id: TranscriptRequest(
             work.row.full_transcript_url,
@@ -418,25 +504,21 @@ def process_imports(
         if work.row.raw_transcript_content is None and work.row.full_transcript_url
     }
     fetched = fetch_transcripts(fetcher, requests, concurrency=settings.transcript_fetch_concurrency)
-
     outcomes = {work.row.id: _decide(work, fetched.get(work.row.id), settings, now) for work in ready}
-    analysable: list[uuid.UUID] = []
+
     with factory.begin() as db:
-        by_session = {}
-        for work in ready:
-            outcome = outcomes[work.row.id]
-            if _finish_import(db, work.row, outcome, now):
-                assert work.session_id is not None
-                by_session[work.session_id] = outcome
-        _replace_messages(db, by_session, now)
-        apply_stage_changes(
-            db, [change for outcome in by_session.values() for change in outcome.changes], now
+        if ready:
+            new_sessions = _upsert_sessions(db, ready, outcomes, now)
+            _record_stages(db, ready, outcomes, new_sessions, now)
+            _replace_messages(db, ready, outcomes, new_sessions, now)
+        recorded = _finish_imports(
+            db, [*failures, *((work.row, outcomes[work.row.id]) for work in ready)], now
         )
-        analysable = [
-            session_id
-            for session_id, outcome in by_session.items()
-            if outcome.messages and outcome.messages.messages
-        ]
+    analysable = [
+        work.session_id
+        for work in ready
+        if work.session_id is not None and work.row.id in recorded and outcomes[work.row.id].analysable
+    ]
 
     retrying = sum(1 for outcome in outcomes.values() if outcome.retry_at is not None)
     failed = len(failures) + sum(

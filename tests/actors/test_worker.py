@@ -22,8 +22,10 @@ from pipeline.broker import build_broker
 from pipeline.db.enums import CsvFetchOutcome, ProcessingStage, ProcessingStatus
 from pipeline.db.models import CsvFetch, SessionImport, SessionProcessingStatus
 from pipeline.db.models import Message as MessageRow
+from pipeline.devtools.openai_emulator import OpenAIEmulator
 from pipeline.settings import Settings
 from tests.demo_source import Source, add_source_company, running_source
+from tests.factories import make_analysable_session, make_company
 from tests.services import RABBITMQ_URL, require_rabbitmq
 
 QUEUES = [
@@ -63,7 +65,9 @@ def rabbitmq() -> Iterator[None]:
     _purge()
 
 
-def _start_worker(settings: Settings, tmp_path: Path, *queues: str) -> subprocess.Popen[bytes]:
+def _start_worker(
+    settings: Settings, tmp_path: Path, *queues: str, **extra_env: str
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DATABASE_URL": settings.database_url,
@@ -74,6 +78,7 @@ def _start_worker(settings: Settings, tmp_path: Path, *queues: str) -> subproces
         "dramatiq_prom_db": str(tmp_path / "prometheus"),
         "dramatiq_prom_port": "0",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
+        **extra_env,
     }
     (tmp_path / "prometheus").mkdir(exist_ok=True)
     return subprocess.Popen(
@@ -212,4 +217,66 @@ def test_workers_carry_a_company_from_its_csv_to_sessions_with_messages(
         assert (db.scalar(select(func.count()).select_from(MessageRow)) or 0) > 20
     # And the sessions wait for AI analysis in the session-processing queue, as one chunk message
     assert _queue_depth(SESSION_PROCESSING) == 1
+    assert returncode == 0, output
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.postgres
+def test_a_worker_analyses_sessions_through_the_openai_emulator_over_http(
+    rabbitmq: None, pg_engine: Engine, pg_settings: Settings, tmp_path: Path
+) -> None:
+    # Given two sessions ready for analysis, the OpenAI emulator, and a session-processing pool pointed at it
+    with sessionmaker(pg_engine).begin() as db:
+        company = make_company(db)
+        session_ids = [
+            make_analysable_session(
+                db, company, [("user", "How do I reset my password?"), ("assistant", "Via the app.")]
+            ).id,
+            make_analysable_session(db, company, [("user", "Ik wil mijn manager spreken!")]).id,
+        ]
+    with OpenAIEmulator() as emulator:
+        worker = _start_worker(
+            pg_settings, tmp_path, SESSION_PROCESSING, OPENAI_BASE_URL=emulator.url, OPENAI_API_KEY="test"
+        )
+        try:
+            # When their ids are published as one chunk
+            broker = build_broker(pg_settings.model_copy(update={"rabbitmq_url": RABBITMQ_URL}))
+            broker.declare_queue(SESSION_PROCESSING)
+            broker.enqueue(
+                Message(
+                    queue_name=SESSION_PROCESSING,
+                    actor_name="analyze_sessions",
+                    args=([str(session_id) for session_id in session_ids],),
+                    kwargs={},
+                    options={},
+                )
+            )
+            broker.close()
+
+            # Then both are analysed
+            deadline = time.monotonic() + 60
+            done = 0
+            while time.monotonic() < deadline and done < 2:
+                with sessionmaker(pg_engine)() as db:
+                    done = (
+                        db.scalar(
+                            select(func.count())
+                            .select_from(SessionProcessingStatus)
+                            .where(
+                                SessionProcessingStatus.stage == ProcessingStage.AI_ANALYSIS,
+                                SessionProcessingStatus.status == ProcessingStatus.COMPLETED,
+                            )
+                        )
+                        or 0
+                    )
+                time.sleep(0.2)
+            ledger = emulator.ledger()
+        finally:
+            returncode, output = _stop(worker)
+
+    assert done == 2, output
+    # And each answer was billed once
+    assert sorted(entry.session_id for entry in ledger) == sorted(
+        str(session_id) for session_id in session_ids
+    )
     assert returncode == 0, output

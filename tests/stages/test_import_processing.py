@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import sessionmaker
 
@@ -537,3 +538,45 @@ def test_raw_csv_values_are_normalised_on_the_session_and_kept_on_the_import(
         "nederlands",
         "999.1.1.1",
     )
+
+
+@pytest.mark.postgres
+def test_the_stage_counts_its_outcomes_and_the_sweep_reports_its_lag(
+    pg_engine: Engine, pg_settings: Settings, chats: Source, transcripts: Fetcher
+) -> None:
+    # Given imported rows, one of whose transcripts is missing
+    _, import_ids = _import_csv(pg_engine, pg_settings, chats)
+    chats.transcript_path(0, _external_id(pg_engine, import_ids[0])).unlink()
+    completed = (
+        REGISTRY.get_sample_value(
+            "livedash_stage_items_total", {"stage": "import-processing", "outcome": "completed"}
+        )
+        or 0
+    )
+    failed = (
+        REGISTRY.get_sample_value(
+            "livedash_stage_items_total", {"stage": "import-processing", "outcome": "failed"}
+        )
+        or 0
+    )
+
+    # When the sweep looks five minutes later, and the chunk is then processed
+    sweep_imports(pg_engine, pg_settings, Collector(), now=utcnow() + timedelta(minutes=5))
+    lag = REGISTRY.get_sample_value("livedash_stage_lag_seconds", {"stage": "import-processing"})
+    process_imports(pg_engine, pg_settings, import_ids, fetcher=transcripts, hand_over=Collector())
+
+    # Then the lag was the age of the oldest waiting import, and each outcome is counted
+    assert lag is not None and lag >= 5 * 60
+    assert (
+        REGISTRY.get_sample_value(
+            "livedash_stage_items_total", {"stage": "import-processing", "outcome": "completed"}
+        )
+        == completed + 11
+    )
+    assert (
+        REGISTRY.get_sample_value(
+            "livedash_stage_items_total", {"stage": "import-processing", "outcome": "failed"}
+        )
+        == failed + 1
+    )
+    assert (REGISTRY.get_sample_value("livedash_transcript_fetch_bytes_count") or 0) >= 11

@@ -674,6 +674,7 @@ def upgrade() -> None:
         sa.Column("prompt_token_cost", sa.Float(), nullable=False),
         sa.Column("completion_token_cost", sa.Float(), nullable=False),
         sa.Column("total_cost_eur", sa.Float(), nullable=False),
+        sa.Column("cost_known", sa.Boolean(), server_default=sa.text("true"), nullable=False),
         sa.Column("processing_type", sa.String(length=100), nullable=False),
         sa.Column("success", sa.Boolean(), nullable=False),
         sa.Column("error_message", sa.Text(), nullable=True),

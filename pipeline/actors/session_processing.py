@@ -1,0 +1,56 @@
+"""Actors of the ``session-processing`` queue: analysing a chunk of sessions, and the sweep."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+
+import dramatiq
+import openai
+
+from pipeline.actors.handoff import send_sessions_for_analysis
+from pipeline.actors.periodic import periodic
+from pipeline.actors.queues import SESSION_PROCESSING
+from pipeline.analysis.openai_calls import openai_client
+from pipeline.db.engine import get_engine
+from pipeline.settings import get_settings
+from pipeline.stages import session_analysis, session_sweep
+
+__all__ = ["analyze_sessions", "session_processing_sweep"]
+
+logger = logging.getLogger(__name__)
+settings = get_settings()
+
+#: Runs the chat completions of every worker thread: at most SESSION_PROCESSING_CONCURRENCY in flight.
+_calls = ThreadPoolExecutor(max_workers=settings.session_processing_concurrency, thread_name_prefix="openai")
+
+
+@lru_cache(maxsize=1)
+def _client() -> openai.OpenAI:
+    """One OpenAI client per worker process, shared by its threads (connection pooling)."""
+    return openai_client(settings)
+
+
+@dramatiq.actor(queue_name=SESSION_PROCESSING, time_limit=settings.actor_time_limit_ms)
+def analyze_sessions(session_ids: list[str]) -> None:
+    """Analyse a chunk of sessions with chat completions and apply the validated answers."""
+    result = session_analysis.analyze_sessions(
+        get_engine(), settings, [uuid.UUID(item) for item in session_ids], client=_client(), calls=_calls
+    )
+    logger.info(
+        "sessions: %d claimed, %d analysed, %d failed", result.claimed, result.completed, result.failed
+    )
+
+
+@dramatiq.actor(
+    queue_name=SESSION_PROCESSING,
+    max_retries=0,
+    time_limit=60_000,
+    **periodic(settings.session_processing_interval),
+)
+def session_processing_sweep() -> None:
+    """Send again the sessions ready for analysis whose message was lost or whose worker died."""
+    result = session_sweep.sweep_sessions(get_engine(), settings, send_sessions_for_analysis)
+    logger.info("session sweep: %d sessions sent, oldest waiting %.0f s", result.sent, result.lag_seconds)

@@ -1,0 +1,125 @@
+"""One chat completion with our own retry policy: 429, 5xx, timeouts and connection errors are retried with
+backoff that honours ``Retry-After``, up to ``OPENAI_MAX_ATTEMPTS``; anything else fails at once.
+
+The SDK's own retries are off (``max_retries=0``): it stops retrying silently above a 120 s Retry-After and
+records nothing, while every attempt here is reported to the caller, who records it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+import openai
+from openai.types.chat import ChatCompletion
+
+from pipeline.settings import Settings
+
+__all__ = ["Attempt", "CallFailed", "Completion", "complete_with_retries", "openai_client"]
+
+_BASE_BACKOFF_SECONDS = 1.0
+_MAX_BACKOFF_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One call that did not produce an answer."""
+
+    number: int
+    error: str
+    retry_after: float | None
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A call that returned 200: the parsed completion (the SDK does not validate it) and its request id."""
+
+    completion: ChatCompletion
+    request_id: str | None
+    elapsed: float
+
+
+class CallFailed(Exception):
+    """No answer after the attempts allowed; ``transient`` if a later try may succeed."""
+
+    def __init__(self, reason: str, *, transient: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.transient = transient
+
+
+def openai_client(settings: Settings) -> openai.OpenAI:
+    return openai.OpenAI(
+        api_key=settings.openai_api_key.get_secret_value() or "unset",
+        base_url=settings.openai_base_url,
+        max_retries=0,
+        timeout=httpx2.Timeout(connect=5.0, read=settings.openai_timeout_ms / 1000, write=60.0, pool=10.0),
+    )
+
+
+def _retry_after(response: Any) -> float | None:
+    """Seconds the server asks us to wait, from ``retry-after-ms`` or ``retry-after``."""
+    headers = getattr(response, "headers", None) or {}
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return max(float(value) * scale, 0.0)
+        except ValueError:
+            continue
+    return None
+
+
+def _classify(exc: Exception) -> tuple[str, bool, float | None]:
+    """(reason, retryable, retry_after) for an exception raised by the SDK."""
+    if isinstance(exc, openai.APITimeoutError):
+        return "request timed out", True, None
+    if isinstance(exc, openai.APIConnectionError):
+        return f"connection error: {exc}", True, None
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        retryable = status in (408, 429) or status >= 500
+        return f"HTTP {status}: {exc.message}", retryable, _retry_after(exc.response)
+    return f"{type(exc).__name__}: {exc}", False, None
+
+
+def complete_with_retries(
+    client: openai.OpenAI,
+    body: dict[str, Any],
+    settings: Settings,
+    *,
+    on_attempt_failed: Callable[[Attempt], None],
+    sleep: Callable[[float], None] = time.sleep,
+) -> Completion:
+    """Call chat completions until one returns 200, retrying what may pass; raise :class:`CallFailed`."""
+    max_wait = settings.openai_max_retry_wait_ms / 1000
+    for number in range(1, settings.openai_max_attempts + 1):
+        started = time.monotonic()
+        try:
+            raw = client.chat.completions.with_raw_response.create(**body)
+            completion = raw.parse()
+        except openai.APIError as exc:
+            reason, retryable, retry_after = _classify(exc)
+        else:
+            if not isinstance(completion, ChatCompletion):
+                raise CallFailed(
+                    "the API answered 200 with a body that is not a chat completion", transient=False
+                )
+            return Completion(completion, raw.headers.get("x-request-id"), time.monotonic() - started)
+        on_attempt_failed(Attempt(number, reason, retry_after))
+        if not retryable:
+            raise CallFailed(reason, transient=False)
+        if number == settings.openai_max_attempts:
+            raise CallFailed(f"{reason} (gave up after {number} attempts)", transient=True)
+        backoff = min(_BASE_BACKOFF_SECONDS * 2 ** (number - 1), _MAX_BACKOFF_SECONDS)
+        wait = retry_after if retry_after is not None else backoff
+        if wait > max_wait:
+            raise CallFailed(
+                f"{reason}; Retry-After of {wait:.0f} s is over OPENAI_MAX_RETRY_WAIT_MS", transient=True
+            )
+        sleep(wait)
+    raise AssertionError("unreachable: the loop returns or raises")

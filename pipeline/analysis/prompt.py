@@ -1,0 +1,143 @@
+"""The analysis prompt: the instructions, the transcript as the model reads it, and the request body.
+
+Both paths send the same body (:func:`request_body`): the synchronous path to ``/v1/chat/completions``, the
+Batch path as the ``body`` of each JSONL line. Upstream had two prompts that asked for different keys
+(``../shared/spec/domain.md`` §5.3, §5.4); here there is one, asking for all of :class:`SessionAnalysis`.
+
+The user message has a fixed shape, which the OpenAI emulator (``pipeline.devtools.openai_emulator``)
+parses, so change both together::
+
+    Session ID: 0f6c3c1e-7d1b-4c55-9f49-2f1f5f7a8b21
+
+    [2025-02-01 10:00:00] user: How many vacation days do I have left?
+    [2025-02-01 10:00:03] assistant: Your leave balance is in the app.
+    Days you requested are already deducted.
+    [no time] user: Thanks!
+
+Times are UTC; a message without one shows ``[no time]``; further lines of a message follow it as they are.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from pipeline.analysis.schema import MAX_QUESTIONS, RESPONSE_FORMAT, SUMMARY_MAX_CHARS, SUMMARY_MIN_CHARS
+from pipeline.db.enums import SentimentCategory, SessionCategory
+
+if TYPE_CHECKING:
+    from pipeline.db.models import Message
+
+__all__ = [
+    "CATEGORY_GUIDE",
+    "MAX_TOKENS",
+    "SYSTEM_PROMPT",
+    "TEMPERATURE",
+    "PromptMessage",
+    "build_messages",
+    "request_body",
+]
+
+#: Low, so the same conversation gets the same analysis; upstream's Batch path used 0.1 too.
+TEMPERATURE: Final = 0.1
+#: Completion token cap. A full answer (300-character summary, 5 questions) takes about 250 tokens.
+MAX_TOKENS: Final = 1000
+
+#: One line per category, so the model can tell neighbours apart (contract hours from schedules, say).
+CATEGORY_GUIDE: Final[Mapping[SessionCategory, str]] = {
+    SessionCategory.SCHEDULE_HOURS: "work schedules, rosters, shifts and working times",
+    SessionCategory.LEAVE_VACATION: "vacation, days off, leave requests and leave balance",
+    SessionCategory.SICK_LEAVE_RECOVERY: "reporting sick, sick leave, doctor's visits and returning to work",
+    SessionCategory.SALARY_COMPENSATION: "pay, payslips, wages, bonuses, allowances and expenses",
+    SessionCategory.CONTRACT_HOURS: "the contract, contracted hours, part-time or full-time, overtime",
+    SessionCategory.ONBOARDING: "starting the job: first day, induction, training, getting set up",
+    SessionCategory.OFFBOARDING: "leaving the job: resignation, notice period, last working day",
+    SessionCategory.WORKWEAR_STAFF_PASS: "work clothing, uniforms, staff passes and badges",
+    SessionCategory.TEAM_CONTACTS: "reaching colleagues, team leaders or managers, and who to contact",
+    SessionCategory.PERSONAL_QUESTIONS: "the employee's own details: address, moving house, bank account",
+    SessionCategory.ACCESS_LOGIN: "logging in, passwords, locked accounts and access to apps",
+    SessionCategory.SOCIAL_QUESTIONS: "small talk with the assistant: greetings, how are you, is it a bot",
+    SessionCategory.UNRECOGNIZED_OTHER: "anything else, or a conversation whose topic is unclear",
+}
+
+_SENTIMENTS = ", ".join(SentimentCategory)
+_CATEGORY_LINES = "\n".join(f"  - {category}: {text}" for category, text in CATEGORY_GUIDE.items())
+
+SYSTEM_PROMPT: Final = f"""\
+You analyse one conversation between an employee and a company's HR assistant chatbot.
+
+The conversation comes in the user message. Its first line is "Session ID: <id>", then a blank line, then
+one line per message: "[YYYY-MM-DD HH:MM:SS] <role>: <text>", with the time in UTC or "[no time]". A message
+of several lines continues on the lines after it. The employee's messages have the role "user", in any case.
+
+Answer with one JSON object with exactly these keys:
+- language: the employee's main language in the conversation, as an ISO 639-1 code of two lower-case
+  letters, such as "en", "nl", "de" or "tr".
+- sentiment: the overall tone of the conversation, one of {_SENTIMENTS}.
+- escalated: true if the employee asked for, or was escalated to, a supervisor or manager; false otherwise.
+- forwarded_hr: true if an HR contact was mentioned or provided; false otherwise.
+- category: the one value below that fits the conversation best.
+{_CATEGORY_LINES}
+- questions: the questions the employee asked, at most {MAX_QUESTIONS}, each paraphrased as one question in
+  English, in the order asked; an empty list if there were none.
+- summary: what the conversation was about and how it ended, in English, {SUMMARY_MIN_CHARS} to \
+{SUMMARY_MAX_CHARS} characters.
+- session_id: the id from the "Session ID:" line, copied exactly.
+
+Write the sentiment and category values exactly as listed, in capitals.
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class PromptMessage:
+    """One message of the transcript as the prompt shows it; ``timestamp`` must be aware."""
+
+    role: str
+    content: str
+    timestamp: datetime | None
+
+    def __post_init__(self) -> None:
+        # A naive time would be read in the server's zone: the upstream bug (domain §10 item 13).
+        if self.timestamp is not None and self.timestamp.tzinfo is None:
+            raise ValueError(f"naive timestamp {self.timestamp!r}: prompt times must be aware")
+
+    @classmethod
+    def from_row(cls, message: Message) -> PromptMessage:
+        return cls(role=message.role, content=message.content, timestamp=message.timestamp)
+
+    def line(self) -> str:
+        """``[YYYY-MM-DD HH:MM:SS] role: content`` (UTC), content as it is, line breaks included."""
+        when = "no time" if self.timestamp is None else f"{self.timestamp.astimezone(UTC):%Y-%m-%d %H:%M:%S}"
+        return f"[{when}] {self.role}: {self.content}"
+
+
+def build_messages(session_id: str, messages: Sequence[PromptMessage]) -> list[dict[str, str]]:
+    """The chat messages of the analysis request: the instructions, then the transcript in order.
+
+    Raises ``ValueError`` for a session without messages, which has nothing to analyse (domain §10 item 3),
+    and for a session id that is empty or has spaces, which the model could not echo back unchanged.
+    """
+    if not session_id or any(character.isspace() for character in session_id):
+        raise ValueError(f"session id {session_id!r} must be one non-empty word")
+    if not messages:
+        raise ValueError(f"session {session_id} has no messages to analyse")
+    transcript = "\n".join(message.line() for message in messages)
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": f"Session ID: {session_id}\n\n{transcript}"},
+    ]
+
+
+def request_body(model: str, session_id: str, messages: Sequence[PromptMessage]) -> dict[str, Any]:
+    """The chat completion body analysing one session: the synchronous request, or a batch line's ``body``."""
+    return {
+        "model": model,
+        "messages": build_messages(session_id, messages),
+        # A copy: the caller may add to the body it gets without touching the shared constant.
+        "response_format": copy.deepcopy(RESPONSE_FORMAT),
+        "temperature": TEMPERATURE,
+        "max_tokens": MAX_TOKENS,
+    }
