@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hmac
 import json
 import logging
 import os
 import re
-import signal
 import socket
 import struct
 import sys
@@ -37,13 +35,14 @@ from http import HTTPStatus
 from http.client import responses
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.devtools.faults import Delay, FaultBook, FaultRule, Reset, Status, Truncate, parse_fault
+from pipeline.devtools.foreground import run_until_stopped
 from pipeline.devtools.manifest import MANIFEST_NAME, CompanyManifest, DatasetManifest, load_manifest
 
 __all__ = ["RequestStats", "SourceServer", "serve_forever"]
@@ -392,20 +391,5 @@ def serve_forever(
 
     Signals reach only the main thread, so call this from there.
     """
-    stopping = threading.Event()
-
-    def on_sigterm(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
-
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        with SourceServer(directory, host, port) as server:
-            if on_ready is not None:
-                on_ready(server.url)
-            # A signal that lands on a server thread cannot interrupt the main thread's wait; with a timeout
-            # the main thread still gets to run its signal handlers.
-            with contextlib.suppress(KeyboardInterrupt):
-                while not stopping.wait(0.2):
-                    pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    server = SourceServer(directory, host, port)
+    run_until_stopped(server, lambda: server.url, on_ready)

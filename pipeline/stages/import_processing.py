@@ -47,6 +47,7 @@ from pipeline.sources.normalize import normalize_country, normalize_ip, normaliz
 from pipeline.sources.timestamps import TimestampError, parse_local_timestamp
 from pipeline.sources.transcript_format import ParsedTranscript, count_user_messages, parse_transcript
 from pipeline.sources.urls import redact_url
+from pipeline.stages.chunks import send_in_chunks
 from pipeline.stages.stage_status import TERMINAL, StageChange, apply_stage_changes, ensure_stage_rows
 from pipeline.stages.transcripts import (
     TranscriptOutcome,
@@ -530,6 +531,5 @@ def process_imports(
     metrics.STAGE_ITEMS.labels(STAGE, "completed").inc(completed)
     metrics.STAGE_ITEMS.labels(STAGE, "failed").inc(failed)
     metrics.STAGE_ITEMS.labels(STAGE, "retrying").inc(retrying)
-    for start in range(0, len(analysable), settings.session_processing_batch_size):
-        hand_over(analysable[start : start + settings.session_processing_batch_size])
+    send_in_chunks(analysable, settings.session_processing_batch_size, hand_over)
     return ImportProcessingResult(len(works), completed, failed, retrying, analysable)

@@ -17,6 +17,7 @@ from pipeline.db.enums import CompanyStatus, ProcessingStatus
 from pipeline.db.models import Company, SessionImport
 from pipeline.db.types import utcnow
 from pipeline.settings import Settings
+from pipeline.stages.chunks import send_in_chunks
 
 __all__ = ["SWEEP_GRACE", "SWEEP_MAX_IMPORTS", "SweepResult", "sweep_imports"]
 
@@ -88,7 +89,5 @@ def sweep_imports(
         ).all()
     lag = (now - oldest).total_seconds() if oldest is not None else 0.0
     metrics.STAGE_LAG.labels("import-processing").set(lag)
-    size = settings.import_processing_batch_size
-    for start in range(0, len(due), size):
-        send(list(due[start : start + size]))
+    send_in_chunks(due, settings.import_processing_batch_size, send)
     return SweepResult(retried, len(due), lag)

@@ -19,8 +19,9 @@ from pipeline.db.enums import CompanyStatus, ProcessingStage, ProcessingStatus
 from pipeline.db.models import ChatSession, Company, SessionProcessingStatus
 from pipeline.db.types import utcnow
 from pipeline.settings import Settings
+from pipeline.stages.chunks import send_in_chunks
 
-__all__ = ["SWEEP_GRACE", "SWEEP_MAX_SESSIONS", "sweep_sessions"]
+__all__ = ["SWEEP_GRACE", "SWEEP_MAX_SESSIONS", "SweepResult", "sweep_sessions"]
 
 #: A PENDING analysis younger than this is assumed to have its message still on the way.
 SWEEP_GRACE = timedelta(minutes=2)
@@ -81,7 +82,5 @@ def sweep_sessions(
         )
     lag = max((now - oldest).total_seconds(), 0.0) if oldest is not None else 0.0
     metrics.STAGE_LAG.labels("session-processing").set(lag)
-    size = settings.session_processing_batch_size
-    for start in range(0, len(due), size):
-        send(due[start : start + size])
+    send_in_chunks(due, settings.session_processing_batch_size, send)
     return SweepResult(len(due), lag)

@@ -6,16 +6,15 @@ and connections made before uvicorn is ready wait in the backlog instead of fail
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import socket
 import threading
 import time
 from collections.abc import Callable
-from types import FrameType, TracebackType
+from types import TracebackType
 
 import uvicorn
 
+from pipeline.devtools.foreground import run_until_stopped
 from pipeline.devtools.openai_emulator.app import create_app
 from pipeline.devtools.openai_emulator.knobs import Knobs
 from pipeline.devtools.openai_emulator.ledger import LedgerEntry
@@ -150,19 +149,5 @@ def serve_forever(
 
     Signals reach only the main thread, so call this from there.
     """
-    stopping = threading.Event()
-
-    def on_sigterm(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
-
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        with OpenAIEmulator(host, port, knobs=knobs) as emulator:
-            if on_ready is not None:
-                on_ready(emulator.url)
-            # A wait with a timeout gives the main thread its turns to run signal handlers.
-            with contextlib.suppress(KeyboardInterrupt):
-                while not stopping.wait(0.2):
-                    pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    emulator = OpenAIEmulator(host, port, knobs=knobs)
+    run_until_stopped(emulator, lambda: emulator.url, on_ready)
