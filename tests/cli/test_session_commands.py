@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.devtools.openai_emulator import OpenAIEmulator
 from tests.cli.conftest import Invoke, clear_process_caches
 from tests.demo_source import Source, running_source
 
@@ -85,3 +86,39 @@ def test_an_unknown_stage_or_company_is_one_clear_line(embedded: Invoke) -> None
     bad_company = embedded("sessions", "retry", "--stage", "AI_ANALYSIS", "--company", "nope")
     assert bad_company.exit_code == 2
     assert "no company with id 'nope'" in bad_company.stderr
+
+
+def test_the_whole_pipeline_runs_inline_on_the_embedded_setup(
+    embedded: Invoke, chats: Source, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a company on the demo source and the OpenAI emulator
+    company = chats.company(0)
+    embedded(
+        "companies",
+        "add",
+        "--name",
+        company.name,
+        "--csv-url",
+        chats.csv_url(0),
+        "--username",
+        company.username,
+        "--password",
+        company.password,
+    )
+    with OpenAIEmulator() as emulator:
+        monkeypatch.setenv("OPENAI_BASE_URL", emulator.url)
+        monkeypatch.setenv("OPENAI_API_KEY", "test")
+        clear_process_caches()
+
+        # When each stage's tick runs in this process, in pipeline order
+        embedded("schedulers", "trigger", "csv-import", "--inline")
+        embedded("schedulers", "trigger", "import-processing", "--inline")
+        analysed = embedded("schedulers", "trigger", "session-processing", "--inline")
+        billed = emulator.ledger()
+
+    # Then every session is analysed, each answer billed once
+    assert "6 analysed, 0 failed" in analysed.stdout, analysed.output
+    status = json.loads(embedded("status", "--json").stdout)
+    assert status["pipeline"]["AI_ANALYSIS"] == {"COMPLETED": 6}
+    assert status["pipeline"]["QUESTION_EXTRACTION"] == {"COMPLETED": 6}
+    assert len({entry.session_id for entry in billed}) == len(billed) == 6

@@ -343,6 +343,37 @@ def test_a_transcript_that_cannot_be_had_fails_its_session_for_good_and_skips_an
 
 
 @pytest.mark.postgres
+def test_a_transcript_url_that_is_not_http_or_points_inside_is_refused(
+    pg_engine: Engine, pg_settings: Settings, chats: Source
+) -> None:
+    # Given a deployment that refuses private networks, one transcript on an ftp URL and one on loopback
+    settings = pg_settings.model_copy(update={"csv_allow_private_networks": False})
+    _, import_ids = _import_csv(pg_engine, pg_settings, chats)
+    ftp, loopback = import_ids[:2]
+    with sessionmaker(pg_engine).begin() as db:
+        db.execute(
+            update(SessionImport)
+            .where(SessionImport.id == ftp)
+            .values(full_transcript_url="ftp://files.example/t.txt")
+        )
+
+    # When both are processed
+    with Fetcher(transcript_fetcher_limits(settings)) as fetcher:
+        process_imports(pg_engine, settings, [ftp, loopback], fetcher=fetcher, hand_over=Collector())
+
+    # Then neither is fetched: both are FAILED for good with the reason, and wait for nothing
+    for import_id, reason in ((ftp, "ftp"), (loopback, "loopback")):
+        stages = _stages(pg_engine, _session_of(pg_engine, import_id).id)
+        fetch = stages[ProcessingStage.TRANSCRIPT_FETCH]
+        assert fetch.status is ProcessingStatus.FAILED
+        assert reason in (fetch.error_message or ""), fetch.error_message
+        assert stages[ProcessingStage.AI_ANALYSIS].status is ProcessingStatus.SKIPPED
+    assert chats.server.stats.snapshot() == {
+        path: count for path, count in chats.server.stats.snapshot().items() if "/transcripts/" not in path
+    }
+
+
+@pytest.mark.postgres
 def test_a_slow_server_is_retried_after_a_backoff_and_then_succeeds(
     pg_engine: Engine, pg_settings: Settings, chats: Source
 ) -> None:
