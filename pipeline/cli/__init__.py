@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from pipeline.cli import companies, db, devtools, imports, schedulers, sessions, status
+from pipeline.cli import companies, db, demo, devtools, imports, schedulers, sessions, status
 from pipeline.cli.errors import USAGE_ERROR
 from pipeline.settings import SettingsError
 
@@ -25,6 +25,7 @@ app.add_typer(imports.app, name="imports")
 app.add_typer(schedulers.app, name="schedulers")
 app.add_typer(sessions.app, name="sessions")
 app.command("status")(status.status)
+app.command("demo")(demo.demo)
 
 
 def main() -> None:
