@@ -141,14 +141,19 @@ def _claim(
 def _call(job: _Job, client: openai.OpenAI, settings: Settings) -> None:
     job.requested_at = utcnow()
     try:
-        job.completion = complete_with_retries(
-            client,
-            request_body(job.model, str(job.session_id), job.messages),
-            settings,
-            on_attempt_failed=job.attempts.append,
-        )
+        body = request_body(job.model, str(job.session_id), job.messages)
+    except ValueError as exc:
+        # Nothing to ask (no messages): fail before paying, without taking the chunk's answers down with it.
+        job.error = f"cannot build the prompt: {exc}"
+        return
+    try:
+        job.completion = complete_with_retries(client, body, settings, on_attempt_failed=job.attempts.append)
     except CallFailed as exc:
         job.error = exc.reason
+    except Exception as exc:
+        # An unexpected error in one call must not lose the answers the other calls of the chunk paid for.
+        logger.exception("chat completion for session %s failed unexpectedly", job.session_id)
+        job.error = f"unexpected error: {type(exc).__name__}: {exc}"
 
 
 def _request_row(job: _Job, now: datetime, **values: Any) -> dict[str, Any]:

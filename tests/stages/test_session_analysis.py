@@ -362,3 +362,22 @@ def test_the_sweep_sends_waiting_sessions_with_messages_and_never_those_without(
     assert sorted(later_sent) == sorted(waiting)
     assert skipped not in later_sent
     assert result.lag_seconds >= SWEEP_GRACE.total_seconds()
+
+
+@pytest.mark.postgres
+def test_a_session_that_cannot_be_prompted_fails_alone_and_costs_nothing(
+    pg_engine: Engine, ai_settings: Settings, emulator: OpenAIEmulator
+) -> None:
+    # Given a chunk in which one session's AI analysis is pending although it has no messages at all
+    good = _sessions(pg_engine, CHATS[:1])
+    empty = _sessions(pg_engine, [[]])
+
+    # When the chunk is analysed
+    result = _analyse(pg_engine, ai_settings, [*good, *empty])
+
+    # Then that session fails with the reason, without a call, and the other one is analysed as usual
+    assert (result.completed, result.failed) == (1, 1)
+    analysis = _stage(pg_engine, empty[0], ProcessingStage.AI_ANALYSIS)
+    assert analysis.status is ProcessingStatus.FAILED
+    assert (analysis.error_message or "").startswith("cannot build the prompt")
+    assert [entry.session_id for entry in emulator.ledger()] == [str(good[0])]
