@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from pipeline.cli import companies, db, demo, devtools, imports, schedulers, sessions, status
+from pipeline.cli import companies, db, demo, devtools, dlq, imports, schedulers, sessions, status
 from pipeline.cli.errors import USAGE_ERROR
 from pipeline.settings import SettingsError
 
@@ -21,6 +21,7 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(companies.app, name="companies")
 app.add_typer(devtools.app, name="devtools")
+app.add_typer(dlq.app, name="dlq")
 app.add_typer(imports.app, name="imports")
 app.add_typer(schedulers.app, name="schedulers")
 app.add_typer(sessions.app, name="sessions")

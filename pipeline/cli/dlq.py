@@ -1,0 +1,71 @@
+"""``livedash dlq``: list and replay what Dramatiq dead-lettered."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.cli.errors import exit_with_usage_error
+from pipeline.settings import get_settings
+
+app = typer.Typer(
+    help="Dead-lettered messages (<queue>.XQ): list them and send them back.", no_args_is_help=True
+)
+
+
+def _queues(queue: str | None) -> list[str]:
+    from pipeline.actors.queues import ALL_QUEUES
+
+    if queue is None:
+        return list(ALL_QUEUES)
+    if queue not in ALL_QUEUES:
+        exit_with_usage_error(f"unknown queue {queue!r} (known: {', '.join(ALL_QUEUES)})")
+    return [queue]
+
+
+@app.command("list")
+def list_(
+    queue: str | None = typer.Argument(None, help="One stage queue; all of them by default."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Show the dead letters: actor, arguments, the error that killed them, and when."""
+    from pipeline.dead_letters import list_dead_letters
+
+    letters = list_dead_letters(get_settings().rabbitmq_url, _queues(queue))
+    if as_json:
+        typer.echo(json.dumps([asdict(letter) for letter in letters], default=str, indent=2))
+        return
+    table = Table("queue", "message id", "actor", "args", "retries", "failed at", "error")
+    for letter in letters:
+        table.add_row(
+            letter.queue,
+            letter.message_id,
+            letter.actor,
+            json.dumps(letter.args)[:60],
+            str(letter.retries),
+            str(letter.failed_at or ""),
+            letter.error or "",
+        )
+    Console().print(table)
+
+
+@app.command()
+def replay(
+    queue: str = typer.Argument(..., help="The stage queue whose dead letters go back to it."),
+    message_id: str | None = typer.Option(None, "--id", help="Only this message."),
+) -> None:
+    """Send dead letters back to their queue with a fresh retry budget (every actor is idempotent)."""
+    from pipeline.actors import broker
+    from pipeline.dead_letters import replay_dead_letters
+
+    (chosen,) = _queues(queue)
+    replayed = replay_dead_letters(
+        get_settings().rabbitmq_url, chosen, message_id=message_id, publish=broker.enqueue
+    )
+    if message_id is not None and not replayed:
+        exit_with_usage_error(f"no dead letter {message_id!r} in {chosen}.XQ")
+    typer.echo(f"{len(replayed)} message(s) sent back to {chosen}")

@@ -1,0 +1,140 @@
+"""Dead letters: what Dramatiq gave up on, listed and sent back (architecture §4.7: nothing is lost silently).
+
+Dramatiq dead-letters a message to ``<queue>.XQ`` when its retries are used up or it cannot be decoded, and
+keeps it there for ``dramatiq_dead_message_ttl`` (7 days). Listing reads the dead-letter queue without
+consuming it: every message taken is handed back to RabbitMQ when the channel closes. Replaying publishes the
+message again on its queue (with confirms, with a fresh retry budget) and only then removes it from the
+dead-letter queue; every actor is idempotent, so a replay can never do work twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import dramatiq
+import pika
+from pika.adapters.blocking_connection import BlockingChannel
+
+__all__ = ["DeadLetter", "dead_letter_queue", "list_dead_letters", "replay_dead_letters"]
+
+#: Messages read from one dead-letter queue at most, so a flooded queue cannot exhaust memory.
+MAX_LISTED = 10_000
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    queue: str
+    message_id: str
+    actor: str
+    args: list[object]
+    kwargs: dict[str, object]
+    error: str | None
+    failed_at: datetime | None
+    retries: int
+
+
+def dead_letter_queue(queue: str) -> str:
+    return f"{queue}.XQ"
+
+
+def _decode(queue: str, body: bytes) -> DeadLetter:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return DeadLetter(queue, "?", "?", [], {}, "undecodable message body", None, 0)
+    options = data.get("options") or {}
+    stamp = options.get("requeue_timestamp") or data.get("message_timestamp")
+    traceback = options.get("traceback")
+    return DeadLetter(
+        queue=queue,
+        message_id=str(data.get("message_id", "?")),
+        actor=str(data.get("actor_name", "?")),
+        args=list(data.get("args") or []),
+        kwargs=dict(data.get("kwargs") or {}),
+        error=traceback.strip().splitlines()[-1] if traceback else None,
+        failed_at=datetime.fromtimestamp(stamp / 1000, UTC) if stamp else None,
+        retries=int(options.get("retries", 0)),
+    )
+
+
+@contextmanager
+def _channel(url: str) -> Iterator[BlockingChannel]:
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        yield connection.channel()
+    finally:
+        # Closing without acknowledging hands every message taken back to its queue.
+        connection.close()
+
+
+def _taken(channel: BlockingChannel, queue: str) -> Iterator[tuple[int, bytes]]:
+    for _ in range(MAX_LISTED):
+        method, _properties, body = channel.basic_get(dead_letter_queue(queue), auto_ack=False)
+        if method is None:
+            return
+        yield method.delivery_tag, body
+
+
+def _exists(channel: BlockingChannel, queue: str) -> bool:
+    try:
+        channel.queue_declare(dead_letter_queue(queue), passive=True)
+    except pika.exceptions.ChannelClosedByBroker:
+        return False
+    return True
+
+
+def list_dead_letters(url: str, queues: list[str]) -> list[DeadLetter]:
+    """The dead letters of ``queues``, oldest first; nothing is consumed."""
+    letters: list[DeadLetter] = []
+    for queue in queues:
+        with _channel(url) as channel:
+            if _exists(channel, queue):
+                letters += [_decode(queue, body) for _, body in _taken(channel, queue)]
+    return letters
+
+
+def replay_dead_letters(
+    url: str,
+    queue: str,
+    *,
+    message_id: str | None = None,
+    publish: Callable[[dramatiq.Message[Any]], object],
+) -> list[DeadLetter]:
+    """Send the dead letters of ``queue`` (or the one with ``message_id``) back to it; return what was sent.
+
+    ``publish`` enqueues on the real broker (with publisher confirms); a message leaves the dead-letter queue
+    only after it was published, so a failure in between at worst leaves a copy in both.
+    """
+    replayed: list[DeadLetter] = []
+    with _channel(url) as channel:
+        if not _exists(channel, queue):
+            return []
+        for tag, body in list(_taken(channel, queue)):
+            letter = _decode(queue, body)
+            if message_id is not None and letter.message_id != message_id:
+                continue
+            message = dramatiq.Message.decode(body)
+            options = {
+                key: value
+                for key, value in message.options.items()
+                if key not in {"retries", "traceback", "requeue_timestamp"}
+            }
+            publish(
+                dramatiq.Message(
+                    queue_name=message.queue_name,
+                    actor_name=message.actor_name,
+                    args=message.args,
+                    kwargs=message.kwargs,
+                    options=options,
+                    message_id=message.message_id,
+                    message_timestamp=message.message_timestamp,
+                )
+            )
+            channel.basic_ack(tag)
+            replayed.append(letter)
+    return replayed
