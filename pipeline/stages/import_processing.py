@@ -150,6 +150,13 @@ def _password_box(secret: str) -> PasswordBox:
     return PasswordBox(secret)
 
 
+def _password(settings: Settings, encrypted: str | None) -> str | None:
+    """The company's Basic-auth password in clear, for one request; raises if it cannot be read."""
+    if encrypted is None:
+        return None
+    return _password_box(settings.secret_key.get_secret_value()).decrypt(encrypted)
+
+
 def _backoff(settings: Settings, attempts: int) -> timedelta:
     milliseconds = settings.import_processing_backoff_ms * 2 ** max(attempts - 1, 0)
     return timedelta(milliseconds=min(milliseconds, settings.import_processing_max_backoff_ms))
@@ -493,18 +500,22 @@ def process_imports(
         else:
             ready.append(work)
 
-    secret = settings.secret_key.get_secret_value()
-    box = _password_box(secret) if secret else None
-    requests = {
-        work.row.id: TranscriptRequest(
-            work.row.full_transcript_url,
-            work.username,
-            box.decrypt(work.encrypted_password) if box and work.encrypted_password else None,
-        )
-        for work in ready
-        if work.row.raw_transcript_content is None and work.row.full_transcript_url
+    requests: dict[uuid.UUID, TranscriptRequest] = {}
+    unreadable: dict[uuid.UUID, TranscriptOutcome] = {}
+    for work in ready:
+        if work.row.raw_transcript_content is not None or not work.row.full_transcript_url:
+            continue
+        try:
+            password = _password(settings, work.encrypted_password)
+        except RuntimeError as exc:
+            # Without the company's credentials the fetch would only earn a misleading 401.
+            unreadable[work.row.id] = TranscriptOutcome(None, str(exc))
+            continue
+        requests[work.row.id] = TranscriptRequest(work.row.full_transcript_url, work.username, password)
+    fetched = {
+        **unreadable,
+        **fetch_transcripts(fetcher, requests, concurrency=settings.transcript_fetch_concurrency),
     }
-    fetched = fetch_transcripts(fetcher, requests, concurrency=settings.transcript_fetch_concurrency)
     outcomes = {work.row.id: _decide(work, fetched.get(work.row.id), settings, now) for work in ready}
 
     with factory.begin() as db:
