@@ -14,19 +14,25 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from dramatiq import Message
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import sessionmaker
 
 from pipeline.broker import build_broker
+from pipeline.companies import add_company
 from pipeline.db.engine import normalize_database_url
+from pipeline.db.secrets import PasswordBox
+from pipeline.devtools.manifest import CompanyManifest
 from pipeline.settings import load_settings
 
 __all__ = [
     "CACHE",
     "RABBITMQ_URL",
+    "add_served_company",
     "enqueue",
     "peak_rss_mb",
     "scratch_database",
+    "wait_for_count",
     "worker_children",
     "worker_pool",
 ]
@@ -134,3 +140,30 @@ def purge(*queues: str) -> None:
             except pika.exceptions.ChannelClosedByBroker:
                 continue
     connection.close()
+
+
+def wait_for_count(
+    engine: Engine, sql: str, expected: int, worker: subprocess.Popen[bytes], interval: float = 0.1
+) -> None:
+    """Poll ``sql`` (a count) until it reaches ``expected``; stop at once if the worker pool died."""
+    while True:
+        with engine.connect() as connection:
+            if connection.execute(text(sql)).scalar_one() >= expected:
+                return
+        if worker.poll() is not None:
+            raise SystemExit(f"the worker pool exited with code {worker.returncode}")
+        time.sleep(interval)
+
+
+def add_served_company(engine: Engine, server_url: str, company: CompanyManifest) -> uuid.UUID:
+    """Register a demo data set's company, its CSV on ``server_url``, with its credentials."""
+    with sessionmaker(engine).begin() as db:
+        return add_company(
+            db,
+            name=company.name,
+            csv_url=f"{server_url}/{company.slug}/sessions.csv",
+            username=company.username,
+            password=company.password,
+            password_box=PasswordBox("bench"),
+            timezone=company.timezone,
+        ).id

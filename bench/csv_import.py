@@ -21,14 +21,19 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from common import CACHE, enqueue, peak_rss_mb, scratch_database, worker_children, worker_pool
+from common import (
+    CACHE,
+    add_served_company,
+    enqueue,
+    peak_rss_mb,
+    scratch_database,
+    worker_children,
+    worker_pool,
+)
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import sessionmaker
 
-from pipeline.companies import add_company
 from pipeline.db import migrate
-from pipeline.db.secrets import PasswordBox
 from pipeline.devtools.generate import generate_dataset
 from pipeline.devtools.manifest import load_manifest
 from pipeline.devtools.source import SourceServer
@@ -82,15 +87,7 @@ def import_with_worker(url: str, directory: Path) -> tuple[dict[str, Any], float
     migrate.upgrade(engine)
     company = load_manifest(directory).companies[0]
     with SourceServer(directory) as server:
-        with sessionmaker(engine).begin() as db:
-            company_id = add_company(
-                db,
-                name=company.name,
-                csv_url=f"{server.url}/{company.slug}/sessions.csv",
-                username=company.username,
-                password=company.password,
-                password_box=PasswordBox("bench"),
-            ).id
+        company_id = add_served_company(engine, server.url, company)
         with worker_pool(url, ["csv-import"], processes=1, threads=1) as worker:
             idle = max(peak_rss_mb(child) for child in worker_children(worker.pid))
             enqueue("csv-import", "import_company", [(str(company_id),)])

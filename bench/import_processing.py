@@ -22,14 +22,11 @@ from pathlib import Path
 
 import httpx
 import psycopg
-from common import enqueue, purge, scratch_database, worker_pool
+from common import add_served_company, enqueue, purge, scratch_database, wait_for_count, worker_pool
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import sessionmaker
 
-from pipeline.companies import add_company
 from pipeline.db import migrate
-from pipeline.db.secrets import PasswordBox
 from pipeline.devtools.generate import generate_dataset
 from pipeline.devtools.source import SourceServer
 from pipeline.settings import load_settings
@@ -96,16 +93,7 @@ def main() -> None:
         settings = load_settings(database_url=url, secret_key="bench", csv_allow_private_networks=True)
         engine = create_engine(url)
         migrate.upgrade(engine)
-        with sessionmaker(engine).begin() as db:
-            company_id = add_company(
-                db,
-                name=company.name,
-                csv_url=f"{server.url}/{company.slug}/sessions.csv",
-                username=company.username,
-                password=company.password,
-                password_box=PasswordBox("bench"),
-                timezone=company.timezone,
-            ).id
+        company_id = add_served_company(engine, server.url, company)
         import_ids: list[uuid.UUID] = []
         with Fetcher(fetch_limits(settings)) as fetcher:
             import_company_csv(engine, settings, company_id, fetcher=fetcher, hand_over=import_ids.extend)
@@ -117,18 +105,12 @@ def main() -> None:
                 "process_imports",
                 [([str(i) for i in import_ids[n : n + CHUNK]],) for n in range(0, len(import_ids), CHUNK)],
             )
-            done = 0
-            while done < len(import_ids):
-                time.sleep(0.25)
-                if worker.poll() is not None:
-                    raise SystemExit(f"the worker pool exited with code {worker.returncode}")
-                with engine.connect() as connection:
-                    done = connection.execute(
-                        text(
-                            "SELECT count(*) FROM session_import "
-                            "WHERE derive_status IN ('COMPLETED', 'FAILED')"
-                        )
-                    ).scalar_one()
+            wait_for_count(
+                engine,
+                "SELECT count(*) FROM session_import WHERE derive_status IN ('COMPLETED', 'FAILED')",
+                len(import_ids),
+                worker,
+            )
             elapsed = time.perf_counter() - started
         with engine.connect() as connection:
             failures = connection.execute(

@@ -17,7 +17,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from common import enqueue, purge, scratch_database, worker_pool
+from common import enqueue, purge, scratch_database, wait_for_count, worker_pool
 from sqlalchemy import create_engine, insert, text
 
 from pipeline.db import migrate
@@ -118,18 +118,13 @@ def main() -> None:
                 "analyze_sessions",
                 [([str(s) for s in session_ids[n : n + CHUNK]],) for n in range(0, len(session_ids), CHUNK)],
             )
-            finished = 0
-            while finished < len(session_ids):
-                time.sleep(0.1)
-                if worker.poll() is not None:
-                    raise SystemExit(f"the worker pool exited with code {worker.returncode}")
-                with engine.connect() as connection:
-                    finished = connection.execute(
-                        text(
-                            "SELECT count(*) FROM session_processing_status "
-                            "WHERE stage = 'AI_ANALYSIS' AND status IN ('COMPLETED', 'FAILED')"
-                        )
-                    ).scalar_one()
+            wait_for_count(
+                engine,
+                "SELECT count(*) FROM session_processing_status "
+                "WHERE stage = 'AI_ANALYSIS' AND status IN ('COMPLETED', 'FAILED')",
+                len(session_ids),
+                worker,
+            )
             elapsed = time.perf_counter() - started
         with engine.connect() as connection:
             failed = connection.execute(

@@ -101,6 +101,34 @@ def _stop(worker: subprocess.Popen[bytes]) -> tuple[int, str]:
     return worker.returncode, output.decode(errors="replace")
 
 
+def _publish(settings: Settings, queue: str, actor: str, *args: object) -> None:
+    broker = build_broker(settings.model_copy(update={"rabbitmq_url": RABBITMQ_URL}))
+    broker.declare_queue(queue)
+    broker.enqueue(Message(queue_name=queue, actor_name=actor, args=args, kwargs={}, options={}))
+    broker.close()
+
+
+def _wait_for_stage(engine: Engine, stage: ProcessingStage, expected: int, timeout: float) -> int:
+    """Poll until ``expected`` sessions have ``stage`` COMPLETED, or the timeout; return how many have."""
+    deadline = time.monotonic() + timeout
+    done = 0
+    while time.monotonic() < deadline and done < expected:
+        with sessionmaker(engine)() as db:
+            done = (
+                db.scalar(
+                    select(func.count())
+                    .select_from(SessionProcessingStatus)
+                    .where(
+                        SessionProcessingStatus.stage == stage,
+                        SessionProcessingStatus.status == ProcessingStatus.COMPLETED,
+                    )
+                )
+                or 0
+            )
+        time.sleep(0.2)
+    return done
+
+
 @pytest.mark.rabbitmq
 @pytest.mark.postgres
 def test_a_worker_imports_a_company_and_hands_its_rows_on_then_stops_on_sigterm(
@@ -111,18 +139,7 @@ def test_a_worker_imports_a_company_and_hands_its_rows_on_then_stops_on_sigterm(
     worker = _start_worker(pg_settings, tmp_path, CSV_IMPORT)
     try:
         # When an import message for the company is published
-        broker = build_broker(pg_settings.model_copy(update={"rabbitmq_url": RABBITMQ_URL}))
-        broker.declare_queue(CSV_IMPORT)
-        broker.enqueue(
-            Message(
-                queue_name=CSV_IMPORT,
-                actor_name="import_company",
-                args=(str(company_id),),
-                kwargs={},
-                options={},
-            )
-        )
-        broker.close()
+        _publish(pg_settings, CSV_IMPORT, "import_company", str(company_id))
 
         # Then the worker imports it
         deadline = time.monotonic() + 60
@@ -179,36 +196,10 @@ def test_workers_carry_a_company_from_its_csv_to_sessions_with_messages(
         worker = _start_worker(pg_settings, tmp_path, CSV_IMPORT, IMPORT_PROCESSING)
         try:
             # When an import message for the company is published
-            broker = build_broker(pg_settings.model_copy(update={"rabbitmq_url": RABBITMQ_URL}))
-            broker.declare_queue(CSV_IMPORT)
-            broker.enqueue(
-                Message(
-                    queue_name=CSV_IMPORT,
-                    actor_name="import_company",
-                    args=(str(company_id),),
-                    kwargs={},
-                    options={},
-                )
-            )
-            broker.close()
+            _publish(pg_settings, CSV_IMPORT, "import_company", str(company_id))
 
             # Then every session is created with its messages, without any sweep
-            deadline = time.monotonic() + 90
-            created = 0
-            while time.monotonic() < deadline and created < 20:
-                with sessionmaker(pg_engine)() as db:
-                    created = (
-                        db.scalar(
-                            select(func.count())
-                            .select_from(SessionProcessingStatus)
-                            .where(
-                                SessionProcessingStatus.stage == ProcessingStage.SESSION_CREATION,
-                                SessionProcessingStatus.status == ProcessingStatus.COMPLETED,
-                            )
-                        )
-                        or 0
-                    )
-                time.sleep(0.3)
+            created = _wait_for_stage(pg_engine, ProcessingStage.SESSION_CREATION, 20, timeout=90)
         finally:
             returncode, output = _stop(worker)
 
@@ -240,36 +231,10 @@ def test_a_worker_analyses_sessions_through_the_openai_emulator_over_http(
         )
         try:
             # When their ids are published as one chunk
-            broker = build_broker(pg_settings.model_copy(update={"rabbitmq_url": RABBITMQ_URL}))
-            broker.declare_queue(SESSION_PROCESSING)
-            broker.enqueue(
-                Message(
-                    queue_name=SESSION_PROCESSING,
-                    actor_name="analyze_sessions",
-                    args=([str(session_id) for session_id in session_ids],),
-                    kwargs={},
-                    options={},
-                )
-            )
-            broker.close()
+            _publish(pg_settings, SESSION_PROCESSING, "analyze_sessions", [str(s) for s in session_ids])
 
             # Then both are analysed
-            deadline = time.monotonic() + 60
-            done = 0
-            while time.monotonic() < deadline and done < 2:
-                with sessionmaker(pg_engine)() as db:
-                    done = (
-                        db.scalar(
-                            select(func.count())
-                            .select_from(SessionProcessingStatus)
-                            .where(
-                                SessionProcessingStatus.stage == ProcessingStage.AI_ANALYSIS,
-                                SessionProcessingStatus.status == ProcessingStatus.COMPLETED,
-                            )
-                        )
-                        or 0
-                    )
-                time.sleep(0.2)
+            done = _wait_for_stage(pg_engine, ProcessingStage.AI_ANALYSIS, 2, timeout=60)
             ledger = emulator.ledger()
         finally:
             returncode, output = _stop(worker)

@@ -27,27 +27,32 @@ def embedded(livedash: Invoke, monkeypatch: pytest.MonkeyPatch) -> Invoke:
     return livedash
 
 
-def test_a_failed_transcript_is_listed_with_its_reason_and_runs_again_after_a_retry(
-    embedded: Invoke, chats: Source
-) -> None:
-    # Given a company whose first session's transcript is missing on the server, imported and processed
-    company = chats.company(0)
-    first_id = chats.csv_path(0).read_text().split(",", 1)[0]
-    transcript = chats.transcript_path(0, first_id)
-    saved = transcript.read_bytes()
-    transcript.unlink()
-    embedded(
+def _add_company(livedash: Invoke, source: Source) -> None:
+    company = source.company(0)
+    added = livedash(
         "companies",
         "add",
         "--name",
         company.name,
         "--csv-url",
-        chats.csv_url(0),
+        source.csv_url(0),
         "--username",
         company.username,
         "--password",
         company.password,
     )
+    assert added.exit_code == 0, added.output
+
+
+def test_a_failed_transcript_is_listed_with_its_reason_and_runs_again_after_a_retry(
+    embedded: Invoke, chats: Source
+) -> None:
+    # Given a company whose first session's transcript is missing on the server, imported and processed
+    first_id = chats.csv_path(0).read_text().split(",", 1)[0]
+    transcript = chats.transcript_path(0, first_id)
+    saved = transcript.read_bytes()
+    transcript.unlink()
+    _add_company(embedded, chats)
     embedded("schedulers", "trigger", "csv-import", "--inline")
     processed = embedded("schedulers", "trigger", "import-processing", "--inline")
     assert "5 completed, 1 failed" in processed.stdout, processed.output
@@ -92,19 +97,7 @@ def test_the_whole_pipeline_runs_inline_on_the_embedded_setup(
     embedded: Invoke, chats: Source, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a company on the demo source and the OpenAI emulator
-    company = chats.company(0)
-    embedded(
-        "companies",
-        "add",
-        "--name",
-        company.name,
-        "--csv-url",
-        chats.csv_url(0),
-        "--username",
-        company.username,
-        "--password",
-        company.password,
-    )
+    _add_company(embedded, chats)
     with OpenAIEmulator() as emulator:
         monkeypatch.setenv("OPENAI_BASE_URL", emulator.url)
         monkeypatch.setenv("OPENAI_API_KEY", "test")
