@@ -2,7 +2,8 @@
 
 SQLite in a temporary folder, Dramatiq's in-memory broker with an in-process worker, the demo data source and
 the OpenAI emulator on 127.0.0.1. The real actors run: the CSV import tick fans out per company, each import
-hands its rows to import processing, which hands its sessions to AI analysis, exactly as on RabbitMQ.
+hands its rows to import processing, which hands its sessions to AI analysis; those are queued for the Batch
+API, and the batch ticks submit, poll and ingest the batches, exactly as on RabbitMQ.
 """
 
 from __future__ import annotations
@@ -21,6 +22,25 @@ __all__ = ["DemoReport", "run_demo"]
 
 #: The stage queues, in pipeline order; the demo waits for each to drain before the next.
 _QUEUES = ("csv-import", "import-processing", "session-processing")
+BATCH_PROCESSING = "batch-processing"
+#: How long the demo polls its batches at most (the emulator finishes them in well under a second).
+_BATCH_WAIT_SECONDS = 60
+
+
+def _open_batches() -> int:
+    from pipeline.db.engine import get_session_factory
+    from pipeline.db.models import AIBatchRequest
+    from pipeline.stages.batch_check import OPEN_STATUSES
+
+    with get_session_factory()() as db:
+        return (
+            db.scalar(
+                select(func.count())
+                .select_from(AIBatchRequest)
+                .where(AIBatchRequest.status.in_(OPEN_STATUSES))
+            )
+            or 0
+        )
 
 
 @dataclass(frozen=True)
@@ -31,6 +51,7 @@ class DemoReport:
     sessions: int
     messages: int
     analysed: int
+    batches: int
     cost_eur: float
     pipeline: dict[str, dict[str, int]]
     database: Path
@@ -48,6 +69,8 @@ def _configure(workdir: Path, openai_url: str) -> None:
             "OPENAI_API_KEY": "demo",
             "SCHEDULER_ENABLED": "false",
             "SESSION_PROCESSING_CONCURRENCY": "16",
+            "AI_PROCESSING_MODE": "batch",
+            "BATCH_MIN_REQUESTS": "1",
         }
     )
     from pipeline.db.engine import get_engine, get_session_factory
@@ -60,7 +83,14 @@ def _configure(workdir: Path, openai_url: str) -> None:
 
 def _report(started: float, workdir: Path) -> DemoReport:
     from pipeline.db.engine import get_session_factory
-    from pipeline.db.models import AIProcessingRequest, ChatSession, Company, Message, SessionImport
+    from pipeline.db.models import (
+        AIBatchRequest,
+        AIProcessingRequest,
+        ChatSession,
+        Company,
+        Message,
+        SessionImport,
+    )
     from pipeline.stages.pipeline_reports import pipeline_status
 
     with get_session_factory()() as db:
@@ -77,6 +107,7 @@ def _report(started: float, workdir: Path) -> DemoReport:
             sessions=count(ChatSession),
             messages=count(Message),
             analysed=status["pipeline"]["AI_ANALYSIS"].get("COMPLETED", 0),
+            batches=count(AIBatchRequest),
             cost_eur=float(cost),
             pipeline=status["pipeline"],
             database=workdir / "livedash.sqlite3",
@@ -100,7 +131,8 @@ def run_demo(
     workdir = workdir or Path(tempfile.mkdtemp(prefix="livedash-demo-"))
     data = workdir / "data"
     data.mkdir(parents=True, exist_ok=True)
-    with OpenAIEmulator(knobs=Knobs(latency=latency)) as emulator, SourceServer(data) as source:
+    knobs = Knobs(latency=latency, validating_seconds=0.1, in_progress_seconds=0.2, finalizing_seconds=0.1)
+    with OpenAIEmulator(knobs=knobs) as emulator, SourceServer(data) as source:
         _configure(workdir, emulator.url)
         manifest = generate_dataset(
             data, companies=companies, sessions=sessions, seed=seed, base_url=source.url
@@ -136,6 +168,13 @@ def run_demo(
             actors.csv_import.csv_import_tick.send()
             for queue in _QUEUES:
                 broker.join(queue, fail_fast=True)
+            actors.batch_processing.batch_submit_tick.send()
+            broker.join(BATCH_PROCESSING, fail_fast=True)
+            deadline = time.monotonic() + _BATCH_WAIT_SECONDS
+            while _open_batches() and time.monotonic() < deadline:
+                time.sleep(0.2)
+                actors.batch_processing.batch_check_tick.send()
+                broker.join(BATCH_PROCESSING, fail_fast=True)
         finally:
             worker.stop()
         return _report(started, workdir)

@@ -9,10 +9,13 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
+    "AI_REQUESTS",
+    "BATCHES",
     "CSV_FETCHES",
     "CSV_FETCH_BYTES",
     "CSV_FETCH_DURATION",
     "CSV_ROWS",
+    "OLDEST_OPEN_BATCH",
     "OPENAI_COST_EUR",
     "OPENAI_TOKENS",
     "PUBLISH_FAILURES",
@@ -85,4 +88,22 @@ UNKNOWN_PRICE = Counter(
     "livedash_openai_unknown_price_total",
     "Answers of a model that had no price valid at request time (tokens recorded, cost flagged unknown).",
     ["model"],
+)
+
+BATCHES = Gauge(
+    "livedash_batches",
+    "OpenAI batches by status, as last seen by the batch check tick.",
+    ["status"],
+    multiprocess_mode="mostrecent",
+)
+AI_REQUESTS = Gauge(
+    "livedash_ai_requests",
+    "AI processing requests by status, as last seen by the batch check tick.",
+    ["status"],
+    multiprocess_mode="mostrecent",
+)
+OLDEST_OPEN_BATCH = Gauge(
+    "livedash_oldest_open_batch_age_seconds",
+    "Age of the oldest batch not yet processed (0 when none is open).",
+    multiprocess_mode="mostrecent",
 )

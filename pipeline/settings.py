@@ -55,15 +55,6 @@ def _validate_companies_filter(value: str | None) -> str | None:
     return f"{kind}:{argument.strip()}"
 
 
-def _validate_ai_mode(value: str) -> str:
-    if value == "batch":
-        # Refused rather than accepted and ignored: sessions would wait for analysis that never comes.
-        raise ValueError("the Batch API path is not built yet; 'sync' is the only mode available")
-    if value != "sync":
-        raise ValueError(f"expected 'sync' or 'batch', got {value!r}")
-    return value
-
-
 CronExpression = Annotated[str, AfterValidator(_validate_cron)]
 TimeZoneName = Annotated[str, AfterValidator(_validate_timezone)]
 PositiveInt = Annotated[int, Field(ge=1)]
@@ -128,7 +119,7 @@ class Settings(BaseSettings):
     csv_allow_private_networks: bool = False
 
     # AI
-    ai_processing_mode: Annotated[str, AfterValidator(_validate_ai_mode)] = "sync"
+    ai_processing_mode: Literal["batch", "sync"] = "batch"
     openai_api_key: SecretStr = SecretStr("")
     openai_base_url: str | None = None
     openai_model: str = Field(default="gpt-4o", min_length=1)
@@ -136,6 +127,12 @@ class Settings(BaseSettings):
     openai_max_attempts: PositiveInt = 4
     openai_max_retry_wait_ms: Milliseconds = 60_000
     eur_per_usd: Annotated[float, Field(gt=0)] = 0.85
+    batch_min_requests: PositiveInt = 10
+    batch_max_wait: PositiveInt = 30 * 60
+    batch_max_requests: Annotated[int, Field(ge=1, le=50_000)] = 1000
+    batch_max_attempts: PositiveInt = 3
+    batch_timeout_hours: PositiveInt = 24
+    batch_sync_fallback: bool = False
 
     # Security and operations
     admin_api_token: SecretStr = SecretStr("")

@@ -15,6 +15,6 @@ from pipeline.settings import get_settings
 broker = build_broker(get_settings())
 dramatiq.set_broker(broker)
 
-from pipeline.actors import csv_import, import_processing, session_processing  # noqa: E402
+from pipeline.actors import batch_processing, csv_import, import_processing, session_processing  # noqa: E402
 
-__all__ = ["broker", "csv_import", "import_processing", "session_processing"]
+__all__ = ["batch_processing", "broker", "csv_import", "import_processing", "session_processing"]

@@ -16,9 +16,9 @@ from pipeline.actors.queues import SESSION_PROCESSING
 from pipeline.analysis.openai_calls import openai_client
 from pipeline.db.engine import get_engine
 from pipeline.settings import get_settings
-from pipeline.stages import session_analysis, session_sweep
+from pipeline.stages import batch_enqueue, session_analysis, session_sweep
 
-__all__ = ["analyze_sessions", "session_processing_sweep"]
+__all__ = ["analyse_synchronously", "analyze_sessions", "openai_for_worker", "session_processing_sweep"]
 
 logger = logging.getLogger(__name__)
 settings = get_settings()
@@ -28,20 +28,29 @@ _calls = ThreadPoolExecutor(max_workers=settings.session_processing_concurrency,
 
 
 @lru_cache(maxsize=1)
-def _client() -> openai.OpenAI:
+def openai_for_worker() -> openai.OpenAI:
     """One OpenAI client per worker process, shared by its threads (connection pooling)."""
     return openai_client(settings)
 
 
-@dramatiq.actor(queue_name=SESSION_PROCESSING, time_limit=settings.actor_time_limit_ms)
-def analyze_sessions(session_ids: list[str]) -> None:
-    """Analyse a chunk of sessions with chat completions and apply the validated answers."""
+def analyse_synchronously(session_ids: list[uuid.UUID]) -> None:
     result = session_analysis.analyze_sessions(
-        get_engine(), settings, [uuid.UUID(item) for item in session_ids], client=_client(), calls=_calls
+        get_engine(), settings, session_ids, client=openai_for_worker(), calls=_calls
     )
     logger.info(
         "sessions: %d claimed, %d analysed, %d failed", result.claimed, result.completed, result.failed
     )
+
+
+@dramatiq.actor(queue_name=SESSION_PROCESSING, time_limit=settings.actor_time_limit_ms)
+def analyze_sessions(session_ids: list[str]) -> None:
+    """Queue a chunk of sessions for the Batch API, or analyse them at once (AI_PROCESSING_MODE)."""
+    ids = [uuid.UUID(item) for item in session_ids]
+    if settings.ai_processing_mode == "batch":
+        queued = batch_enqueue.enqueue_for_batch(get_engine(), settings, ids)
+        logger.info("sessions: %d queued for the Batch API", queued)
+    else:
+        analyse_synchronously(ids)
 
 
 @dramatiq.actor(

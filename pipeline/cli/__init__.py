@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from pipeline.cli import companies, db, demo, devtools, dlq, imports, schedulers, sessions, status
+from pipeline.cli import batches, companies, db, demo, devtools, dlq, imports, schedulers, sessions, status
 from pipeline.cli.errors import USAGE_ERROR
 from pipeline.settings import SettingsError
 
@@ -19,6 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(db.app, name="db")
+app.add_typer(batches.app, name="batches")
 app.add_typer(companies.app, name="companies")
 app.add_typer(devtools.app, name="devtools")
 app.add_typer(dlq.app, name="dlq")

@@ -26,14 +26,15 @@ def demo(
     """Run the pipeline with SQLite, an in-process broker, the demo data source and the OpenAI emulator.
 
     Needs no RabbitMQ, PostgreSQL or OpenAI: CSVs are imported, transcripts fetched and parsed into messages,
-    and sessions analysed with chat completions, by the same actors that run on RabbitMQ.
+    and sessions analysed through the Batch API, by the same actors that run on RabbitMQ.
     """
     console = Console()
-    with console.status("running the pipeline: CSV import, import processing, AI analysis ..."):
+    with console.status("running the pipeline: CSV import, import processing, AI analysis in batches ..."):
         report = run_demo(companies=companies, sessions=sessions, seed=seed, workdir=keep)
     console.print(
         f"{report.companies} companies, {report.imports} CSV rows imported, {report.sessions} sessions with "
-        f"{report.messages} messages, {report.analysed} analysed for {report.cost_eur:.4f} EUR "
+        f"{report.messages} messages, {report.analysed} analysed through {report.batches} OpenAI batches "
+        f"for {report.cost_eur:.4f} EUR "
         f"in {report.seconds:.1f} s"
     )
     table = Table("stage", *(status.value for status in ProcessingStatus))

@@ -12,7 +12,7 @@ from pipeline.settings import get_settings
 app = typer.Typer(help="The cron schedulers of the pipeline.", no_args_is_help=True)
 
 #: Scheduler ids (the seed's) that can be triggered from here.
-TRIGGERABLE = ("csv-import", "import-processing", "session-processing")
+TRIGGERABLE = ("csv-import", "import-processing", "session-processing", "batch-processing")
 
 
 def _import_processing_inline() -> None:
@@ -55,6 +55,12 @@ def _session_processing_inline() -> None:
     settings = get_settings()
     chunks: list[list[uuid.UUID]] = []
     sweep = sweep_sessions(get_engine(), settings, chunks.append, grace=timedelta(0))
+    if settings.ai_processing_mode == "batch":
+        from pipeline.stages.batch_enqueue import enqueue_for_batch
+
+        queued = sum(enqueue_for_batch(get_engine(), settings, chunk) for chunk in chunks)
+        typer.echo(f"sessions: {sweep.sent} waiting for analysis, {queued} queued for the Batch API")
+        return
     completed = failed = 0
     with (
         openai_client(settings) as client,
@@ -65,6 +71,24 @@ def _session_processing_inline() -> None:
             completed += result.completed
             failed += result.failed
     typer.echo(f"sessions: {sweep.sent} waiting for analysis, {completed} analysed, {failed} failed")
+
+
+def _batch_processing_inline() -> None:
+    from pipeline.analysis.openai_calls import openai_client
+    from pipeline.db.engine import get_engine
+    from pipeline.stages.batch_check import check_batches
+    from pipeline.stages.batch_submit import plan_batches, submit_batch
+
+    settings = get_settings()
+    with openai_client(settings) as client:
+        planned = plan_batches(get_engine(), settings)
+        for batch_id in planned:
+            submit_batch(get_engine(), client, batch_id)
+        checked = check_batches(get_engine(), settings, client)
+    typer.echo(
+        f"batches: {len(planned)} submitted, {checked.polled} polled, {checked.ingested} ingested, "
+        f"{checked.failed} failed, {checked.poll_errors} could not be polled"
+    )
 
 
 def _csv_import_inline() -> None:
@@ -113,10 +137,12 @@ def trigger(
             "csv-import": _csv_import_inline,
             "import-processing": _import_processing_inline,
             "session-processing": _session_processing_inline,
+            "batch-processing": _batch_processing_inline,
         }[scheduler_id]()
         return
     if get_settings().broker == "memory":
         exit_with_usage_error("BROKER=memory has no workers outside this process: use --inline")
+    from pipeline.actors.batch_processing import batch_check_tick, batch_submit_tick
     from pipeline.actors.csv_import import csv_import_tick
     from pipeline.actors.import_processing import import_processing_sweep
     from pipeline.actors.session_processing import session_processing_sweep
@@ -125,6 +151,9 @@ def trigger(
         "csv-import": csv_import_tick,
         "import-processing": import_processing_sweep,
         "session-processing": session_processing_sweep,
+        "batch-processing": batch_submit_tick,
     }[scheduler_id]
     message = tick.send()
+    if scheduler_id == "batch-processing":
+        batch_check_tick.send()
     typer.echo(f"enqueued {scheduler_id} tick as message {message.message_id}")

@@ -358,7 +358,14 @@ class AIBatchRequest(Base):
         enum_column(AIBatchRequestStatus, "ai_batch_request_status"), default=AIBatchRequestStatus.PENDING
     )
     request_count: Mapped[int] = mapped_column(Integer, default=0)
+    #: Filled when the results are ingested: lines answered and failed, their tokens and cost.
+    completed_count: Mapped[int] = mapped_column(Integer, default=0)
+    failed_count: Mapped[int] = mapped_column(Integer, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    total_cost_eur: Mapped[float] = mapped_column(Float, default=0.0)
     error_message: Mapped[str | None] = mapped_column(Text)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()

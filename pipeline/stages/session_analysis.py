@@ -19,36 +19,26 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import openai
-from sqlalchemy import Engine, Table, bindparam, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, Table, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline import metrics
 from pipeline.analysis import (
     InvalidAnalysis,
     PromptMessage,
-    SessionAnalysis,
-    choose_model,
-    normalized_questions,
-    parse_analysis,
-    price_request,
     request_body,
 )
 from pipeline.analysis.openai_calls import Attempt, CallFailed, Completion, complete_with_retries
 from pipeline.db.bulk import bulk_insert
-from pipeline.db.claims import STAGE_STATUS, claim
-from pipeline.db.enums import AIRequestStatus, CompanyStatus, ProcessingStage, ProcessingStatus
+from pipeline.db.enums import AIRequestStatus, ProcessingStage, ProcessingStatus
 from pipeline.db.models import (
     AIProcessingRequest,
-    ChatSession,
-    Company,
     Message,
-    Question,
-    SessionProcessingStatus,
-    SessionQuestion,
 )
 from pipeline.db.types import utcnow
 from pipeline.settings import Settings
+from pipeline.stages.analysis_claims import claim_analysable
+from pipeline.stages.analysis_results import Applied, answer_values, apply_analyses, validated
 from pipeline.stages.stage_status import StageChange, apply_stage_changes
 
 __all__ = ["AnalysisResult", "analyze_sessions"]
@@ -56,9 +46,6 @@ __all__ = ["AnalysisResult", "analyze_sessions"]
 logger = logging.getLogger(__name__)
 
 STAGE = "session-processing"
-_questions = cast(Table, Question.__table__)
-_session_questions = cast(Table, SessionQuestion.__table__)
-_sessions = cast(Table, ChatSession.__table__)
 _requests = cast(Table, AIProcessingRequest.__table__)
 _AI, _QUESTIONS = ProcessingStage.AI_ANALYSIS, ProcessingStage.QUESTION_EXTRACTION
 _LEASE_GRACE = timedelta(minutes=2)
@@ -89,52 +76,16 @@ class _Job:
 def _claim(
     factory: sessionmaker[Session], settings: Settings, session_ids: Sequence[uuid.UUID], now: datetime
 ) -> list[_Job]:
-    ready = (
-        select(SessionProcessingStatus.session_id)
-        .join(ChatSession, ChatSession.id == SessionProcessingStatus.session_id)
-        .join(Company, Company.id == ChatSession.company_id)
-        .where(
-            SessionProcessingStatus.stage == ProcessingStage.SESSION_CREATION,
-            SessionProcessingStatus.status == ProcessingStatus.COMPLETED,
-            Company.status == CompanyStatus.ACTIVE,
-        )
-    )
+    lease = timedelta(milliseconds=settings.actor_time_limit_ms) + _LEASE_GRACE
     with factory.begin() as db:
-        claimed = claim(
-            db,
-            STAGE_STATUS,
-            limit=len(session_ids),
-            owner=settings.scheduler_instance_id,
-            now=now,
-            lease=timedelta(milliseconds=settings.actor_time_limit_ms) + _LEASE_GRACE,
-            where=[
-                SessionProcessingStatus.stage == _AI,
-                SessionProcessingStatus.session_id.in_(session_ids),
-                SessionProcessingStatus.session_id.in_(ready),
-            ],
-        )
-        if not claimed:
-            return []
-        rows = db.execute(
-            select(
-                SessionProcessingStatus.session_id, ChatSession.company_id, SessionProcessingStatus.attempts
-            )
-            .join(ChatSession, ChatSession.id == SessionProcessingStatus.session_id)
-            .where(SessionProcessingStatus.id.in_(claimed))
-        ).all()
         jobs = {
-            session_id: _Job(session_id, company_id, attempts) for session_id, company_id, attempts in rows
+            claimed.session_id: _Job(claimed.session_id, claimed.company_id, claimed.claims, claimed.model)
+            for claimed in claim_analysable(db, settings, session_ids, now=now, lease=lease)
         }
         for message in db.scalars(
             select(Message).where(Message.session_id.in_(jobs)).order_by(Message.session_id, Message.order)
         ):
             jobs[message.session_id].messages.append(PromptMessage.from_row(message))
-        models = {
-            company_id: choose_model(db, company_id, settings.openai_model)
-            for company_id in {job.company_id for job in jobs.values()}
-        }
-    for job in jobs.values():
-        job.model = models[job.company_id]
     return list(jobs.values())
 
 
@@ -190,119 +141,6 @@ def _request_row(job: _Job, now: datetime, **values: Any) -> dict[str, Any]:
     }
 
 
-def _answered_row(db: Session, job: _Job, settings: Settings, now: datetime) -> dict[str, Any]:
-    """The request row of the call that was answered (and billed), with its tokens and cost."""
-    assert job.completion is not None and job.requested_at is not None
-    completion = job.completion.completion
-    usage = completion.usage
-    prompt_tokens = usage.prompt_tokens if usage else 0
-    completion_tokens = usage.completion_tokens if usage else 0
-    cost = price_request(
-        db,
-        job.model,
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        at=job.requested_at,
-        batch=False,
-        eur_per_usd=settings.eur_per_usd,
-    )
-    if not cost.known:
-        metrics.UNKNOWN_PRICE.labels(job.model).inc()
-    metrics.OPENAI_TOKENS.labels(job.model, "sync", "prompt").inc(prompt_tokens)
-    metrics.OPENAI_TOKENS.labels(job.model, "sync", "completion").inc(completion_tokens)
-    metrics.OPENAI_COST_EUR.labels(job.model, "sync").inc(cost.total_eur)
-    prompt_details = usage.prompt_tokens_details if usage else None
-    completion_details = usage.completion_tokens_details if usage else None
-
-    def detail(source: Any, name: str) -> int | None:
-        # Upstream stores 0 as NULL: "not reported" and "none used" read the same.
-        return (getattr(source, name, None) or None) if source is not None else None
-
-    return _request_row(
-        job,
-        now,
-        openai_request_id=completion.id,
-        service_tier=completion.service_tier,
-        system_fingerprint=completion.system_fingerprint,
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        total_tokens=usage.total_tokens if usage else prompt_tokens + completion_tokens,
-        cached_tokens=detail(prompt_details, "cached_tokens"),
-        audio_tokens_prompt=detail(prompt_details, "audio_tokens"),
-        reasoning_tokens=detail(completion_details, "reasoning_tokens"),
-        audio_tokens_completion=detail(completion_details, "audio_tokens"),
-        accepted_prediction_tokens=detail(completion_details, "accepted_prediction_tokens"),
-        rejected_prediction_tokens=detail(completion_details, "rejected_prediction_tokens"),
-        prompt_token_cost=cost.prompt_unit_usd,
-        completion_token_cost=cost.completion_unit_usd,
-        total_cost_eur=cost.total_eur,
-        cost_known=cost.known,
-        attempts=len(job.attempts) + 1,
-        processing_status=AIRequestStatus.PROCESSING_COMPLETE,
-    )
-
-
-def _validated(job: _Job) -> SessionAnalysis:
-    """The job's answer, validated; raises InvalidAnalysis."""
-    assert job.completion is not None
-    choices = job.completion.completion.choices
-    message = choices[0].message if choices else None
-    return parse_analysis(
-        message.content if message else None,
-        refusal=message.refusal if message else None,
-        expected_session_id=str(job.session_id),
-    )
-
-
-def _store_questions(db: Session, questions: dict[uuid.UUID, list[str]], now: datetime) -> None:
-    """Replace the questions of these sessions, keeping their order; question texts are shared."""
-    db.execute(delete(SessionQuestion).where(SessionQuestion.session_id.in_(questions)))
-    texts = sorted({text for listed in questions.values() for text in listed})
-    if not texts:
-        return
-    dialect_insert = postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
-    db.execute(
-        dialect_insert(_questions).on_conflict_do_nothing(index_elements=["content"]),
-        [{"id": uuid.uuid4(), "content": text, "created_at": now} for text in texts],
-    )
-    ids = {
-        content: question_id
-        for content, question_id in db.execute(
-            select(Question.content, Question.id).where(Question.content.in_(texts))
-        )
-    }
-    bulk_insert(
-        db,
-        _session_questions,
-        [
-            {
-                "id": uuid.uuid4(),
-                "session_id": session_id,
-                "question_id": ids[text],
-                "order": order,
-                "created_at": now,
-            }
-            for session_id, listed in questions.items()
-            for order, text in enumerate(listed)
-        ],
-    )
-
-
-_UPDATE_SESSION = (
-    update(_sessions)
-    .where(_sessions.c.id == bindparam("b_id"))
-    .values(
-        language=bindparam("b_language"),
-        sentiment=bindparam("b_sentiment"),
-        escalated=bindparam("b_escalated"),
-        forwarded_hr=bindparam("b_forwarded_hr"),
-        category=bindparam("b_category"),
-        summary=bindparam("b_summary"),
-        updated_at=bindparam("b_now"),
-    )
-)
-
-
 def _record_jobs(factory: sessionmaker[Session], jobs: Sequence[_Job], settings: Settings) -> int:
     """Record the calls and outcomes of ``jobs`` in one transaction; return how many were applied.
 
@@ -311,7 +149,7 @@ def _record_jobs(factory: sessionmaker[Session], jobs: Sequence[_Job], settings:
     """
     now = utcnow()
     requests: list[dict[str, Any]] = []
-    applied: dict[uuid.UUID, tuple[SessionAnalysis, _Job]] = {}
+    applied: dict[uuid.UUID, Applied] = {}
     changes: list[StageChange] = []
     with factory.begin() as db:
         for job in jobs:
@@ -321,9 +159,26 @@ def _record_jobs(factory: sessionmaker[Session], jobs: Sequence[_Job], settings:
             ]
             reason = job.error
             if job.completion is not None:
-                row = _answered_row(db, job, settings, now)
+                assert job.requested_at is not None
+                completion = job.completion.completion
+                row = _request_row(
+                    job,
+                    now,
+                    attempts=len(job.attempts) + 1,
+                    processing_status=AIRequestStatus.PROCESSING_COMPLETE,
+                    **answer_values(
+                        db,
+                        completion,
+                        model=job.model,
+                        requested_at=job.requested_at,
+                        settings=settings,
+                        batch=False,
+                    ),
+                )
                 try:
-                    applied[job.session_id] = (_validated(job), job)
+                    applied[job.session_id] = Applied(
+                        validated(completion, job.session_id), job.model, job.completion.request_id
+                    )
                 except InvalidAnalysis as exc:
                     reason = f"invalid answer: {exc.reason}"
                     row.update(error_message=reason, processing_status=AIRequestStatus.PROCESSING_FAILED)
@@ -333,50 +188,7 @@ def _record_jobs(factory: sessionmaker[Session], jobs: Sequence[_Job], settings:
             if reason is not None:
                 changes.append(StageChange(job.session_id, _AI, ProcessingStatus.FAILED, reason))
         bulk_insert(db, _requests, requests)
-        if applied:
-            db.execute(
-                _UPDATE_SESSION,
-                [
-                    {
-                        "b_id": session_id,
-                        "b_language": analysis.language,
-                        "b_sentiment": analysis.sentiment,
-                        "b_escalated": analysis.escalated,
-                        "b_forwarded_hr": analysis.forwarded_hr,
-                        "b_category": analysis.category,
-                        "b_summary": analysis.summary,
-                        "b_now": now,
-                    }
-                    for session_id, (analysis, _) in applied.items()
-                ],
-            )
-            questions = {
-                session_id: normalized_questions(analysis) for session_id, (analysis, _) in applied.items()
-            }
-            _store_questions(db, questions, now)
-            for session_id, (analysis, job) in applied.items():
-                assert job.completion is not None
-                changes += [
-                    StageChange(
-                        session_id,
-                        _AI,
-                        ProcessingStatus.COMPLETED,
-                        metadata={
-                            "language": analysis.language,
-                            "sentiment": analysis.sentiment.value,
-                            "category": analysis.category.value,
-                            "questionsCount": len(questions[session_id]),
-                            "model": job.model,
-                            "requestId": job.completion.request_id,
-                        },
-                    ),
-                    StageChange(
-                        session_id,
-                        _QUESTIONS,
-                        ProcessingStatus.COMPLETED,
-                        metadata={"questionsProcessed": len(questions[session_id])},
-                    ),
-                ]
+        changes += apply_analyses(db, applied, now)
         apply_stage_changes(db, changes, now)
     return len(applied)
 

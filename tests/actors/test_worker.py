@@ -17,12 +17,18 @@ from dramatiq import Message
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import sessionmaker
 
-from pipeline.actors.queues import CSV_IMPORT, IMPORT_PROCESSING, SESSION_PROCESSING
+from pipeline.actors.queues import BATCH_PROCESSING, CSV_IMPORT, IMPORT_PROCESSING, SESSION_PROCESSING
 from pipeline.broker import build_broker
 from pipeline.db.enums import CsvFetchOutcome, ProcessingStage, ProcessingStatus
-from pipeline.db.models import CsvFetch, SessionImport, SessionProcessingStatus
+from pipeline.db.models import (
+    AIBatchRequest,
+    AIProcessingRequest,
+    CsvFetch,
+    SessionImport,
+    SessionProcessingStatus,
+)
 from pipeline.db.models import Message as MessageRow
-from pipeline.devtools.openai_emulator import OpenAIEmulator
+from pipeline.devtools.openai_emulator import Knobs, OpenAIEmulator
 from pipeline.settings import Settings
 from tests.demo_source import Source, add_source_company, running_source
 from tests.factories import make_analysable_session, make_company
@@ -30,7 +36,7 @@ from tests.services import RABBITMQ_URL, require_rabbitmq
 
 QUEUES = [
     f"{queue}{suffix}"
-    for queue in (CSV_IMPORT, IMPORT_PROCESSING, SESSION_PROCESSING)
+    for queue in (CSV_IMPORT, IMPORT_PROCESSING, SESSION_PROCESSING, BATCH_PROCESSING)
     for suffix in ("", ".DQ", ".XQ")
 ]
 
@@ -227,7 +233,12 @@ def test_a_worker_analyses_sessions_through_the_openai_emulator_over_http(
         ]
     with OpenAIEmulator() as emulator:
         worker = _start_worker(
-            pg_settings, tmp_path, SESSION_PROCESSING, OPENAI_BASE_URL=emulator.url, OPENAI_API_KEY="test"
+            pg_settings,
+            tmp_path,
+            SESSION_PROCESSING,
+            OPENAI_BASE_URL=emulator.url,
+            OPENAI_API_KEY="test",
+            AI_PROCESSING_MODE="sync",
         )
         try:
             # When their ids are published as one chunk
@@ -245,3 +256,66 @@ def test_a_worker_analyses_sessions_through_the_openai_emulator_over_http(
         str(session_id) for session_id in session_ids
     )
     assert returncode == 0, output
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.postgres
+def test_workers_take_sessions_through_a_batch_round_trip(
+    rabbitmq: None, pg_engine: Engine, pg_settings: Settings, tmp_path: Path
+) -> None:
+    # Given three sessions ready for analysis, the emulator (batches finish at once), and both AI pools
+    with sessionmaker(pg_engine).begin() as db:
+        company = make_company(db)
+        session_ids = [
+            make_analysable_session(db, company, [("user", f"Question {n}?")]).id for n in range(3)
+        ]
+    instant = Knobs(validating_seconds=0, in_progress_seconds=0, finalizing_seconds=0)
+    with OpenAIEmulator(knobs=instant) as emulator:
+        worker = _start_worker(
+            pg_settings,
+            tmp_path,
+            SESSION_PROCESSING,
+            BATCH_PROCESSING,
+            OPENAI_BASE_URL=emulator.url,
+            OPENAI_API_KEY="test",
+            AI_PROCESSING_MODE="batch",
+            BATCH_MIN_REQUESTS="1",
+        )
+        try:
+            # When the sessions are handed over, then the submit tick and the check tick run
+            _publish(pg_settings, SESSION_PROCESSING, "analyze_sessions", [str(s) for s in session_ids])
+            _wait_for_requests(pg_engine, 3)
+            _publish(pg_settings, BATCH_PROCESSING, "batch_submit_tick")
+            _wait_for_batch_submitted(pg_engine)
+            _publish(pg_settings, BATCH_PROCESSING, "batch_check_tick")
+
+            # Then every session is analysed through one batch
+            done = _wait_for_stage(pg_engine, ProcessingStage.AI_ANALYSIS, 3, timeout=60)
+            ledger = emulator.ledger()
+        finally:
+            returncode, output = _stop(worker)
+
+    assert done == 3, output
+    assert sorted(entry.session_id or "" for entry in ledger) == sorted(map(str, session_ids))
+    assert {entry.kind for entry in ledger} == {"batch"}
+    assert returncode == 0, output
+
+
+def _wait_for_requests(engine: Engine, expected: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with sessionmaker(engine)() as db:
+            if (db.scalar(select(func.count()).select_from(AIProcessingRequest)) or 0) >= expected:
+                return
+        time.sleep(0.2)
+
+
+def _wait_for_batch_submitted(engine: Engine) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with sessionmaker(engine)() as db:
+            if db.scalar(
+                select(AIBatchRequest.openai_batch_id).where(AIBatchRequest.openai_batch_id.is_not(None))
+            ):
+                return
+        time.sleep(0.2)

@@ -41,5 +41,5 @@ def test_the_demo_runs_the_whole_pipeline_without_any_service(tmp_path: Path) ->
     # Then it succeeds, every session went through every stage, and its database is left where asked
     assert result.returncode == 0, result.stderr
     assert "16 CSV rows imported, 16 sessions with" in result.stdout
-    assert "16 analysed" in result.stdout
+    assert "16 analysed through" in result.stdout
     assert (tmp_path / "livedash.sqlite3").exists()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.devtools.openai_emulator import OpenAIEmulator
+from pipeline.devtools.openai_emulator import Knobs, OpenAIEmulator
 from tests.cli.conftest import Invoke, clear_process_caches
 from tests.demo_source import Source, running_source
 
@@ -93,25 +93,48 @@ def test_an_unknown_stage_or_company_is_one_clear_line(embedded: Invoke) -> None
     assert "no company with id 'nope'" in bad_company.stderr
 
 
+@pytest.mark.parametrize("mode", ["sync", "batch"])
 def test_the_whole_pipeline_runs_inline_on_the_embedded_setup(
-    embedded: Invoke, chats: Source, monkeypatch: pytest.MonkeyPatch
+    embedded: Invoke, chats: Source, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
-    # Given a company on the demo source and the OpenAI emulator
+    # Given a company on the demo source and the OpenAI emulator (batches finish at once)
     _add_company(embedded, chats)
-    with OpenAIEmulator() as emulator:
+    instant = Knobs(validating_seconds=0, in_progress_seconds=0, finalizing_seconds=0)
+    with OpenAIEmulator(knobs=instant) as emulator:
         monkeypatch.setenv("OPENAI_BASE_URL", emulator.url)
         monkeypatch.setenv("OPENAI_API_KEY", "test")
+        monkeypatch.setenv("AI_PROCESSING_MODE", mode)
+        monkeypatch.setenv("BATCH_MIN_REQUESTS", "1")
         clear_process_caches()
 
         # When each stage's tick runs in this process, in pipeline order
         embedded("schedulers", "trigger", "csv-import", "--inline")
         embedded("schedulers", "trigger", "import-processing", "--inline")
         analysed = embedded("schedulers", "trigger", "session-processing", "--inline")
+        batches = embedded("schedulers", "trigger", "batch-processing", "--inline")
         billed = emulator.ledger()
 
-    # Then every session is analysed, each answer billed once
-    assert "6 analysed, 0 failed" in analysed.stdout, analysed.output
+    # Then every session is analysed, synchronously or through one batch, each answer billed once
+    if mode == "sync":
+        assert "6 analysed, 0 failed" in analysed.stdout, analysed.output
+        assert batches.stdout.startswith("batches: 0 submitted")
+    else:
+        assert "6 queued for the Batch API" in analysed.stdout, analysed.output
+        assert batches.stdout.startswith("batches: 1 submitted, 1 polled, 1 ingested"), batches.output
     status = json.loads(embedded("status", "--json").stdout)
     assert status["pipeline"]["AI_ANALYSIS"] == {"COMPLETED": 6}
     assert status["pipeline"]["QUESTION_EXTRACTION"] == {"COMPLETED": 6}
     assert len({entry.session_id for entry in billed}) == len(billed) == 6
+    assert {entry.kind for entry in billed} == {"chat" if mode == "sync" else "batch"}
+    if mode == "batch":
+        # And the batch is listed and shown with its counts; a finished one cannot be cancelled
+        [batch] = json.loads(embedded("batches", "list", "--json").stdout)
+        assert (batch["status"], batch["requests"], batch["completed"]) == ("PROCESSED", 6, 6)
+        shown = json.loads(embedded("batches", "show", batch["id"]).stdout)
+        assert shown["requests_by_status"] == {"PROCESSING_COMPLETE": 6}
+        with OpenAIEmulator() as other:
+            monkeypatch.setenv("OPENAI_BASE_URL", other.url)
+            clear_process_caches()
+            refused = embedded("batches", "cancel", batch["id"])
+        assert refused.exit_code == 2 and "refused to cancel" in refused.stderr
+        assert embedded("batches", "show", "nope").exit_code == 2

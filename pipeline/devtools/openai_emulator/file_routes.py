@@ -41,6 +41,13 @@ async def upload_file(request: Request, store: StoreDep) -> JSONResponse:
     return JSONResponse(stored.as_json())
 
 
+@router.get("/files")
+def list_files(
+    store: StoreDep, purpose: str | None = None, limit: int = 10_000, after: str | None = None
+) -> JSONResponse:
+    return JSONResponse(store.files(purpose, max(1, min(limit, 10_000)), after))
+
+
 @router.get("/files/{file_id}")
 def retrieve_file(file_id: str, store: StoreDep) -> JSONResponse:
     return JSONResponse(store.file(file_id).as_json())

@@ -75,6 +75,26 @@ class Store:
         with self._lock:
             return self._file(file_id)
 
+    def files(self, purpose: str | None, limit: int, after: str | None) -> dict[str, object]:
+        """A page of files, newest first, of one purpose or all, starting after the file ``after``."""
+        with self._lock:
+            newest_first = [
+                stored
+                for stored in reversed(self._files.values())
+                if purpose is None or stored.purpose == purpose
+            ]
+        if after is not None:
+            ids_in_order = [stored.id for stored in newest_first]
+            newest_first = newest_first[ids_in_order.index(after) + 1 :] if after in ids_in_order else []
+        page = [stored.as_json() for stored in newest_first[:limit]]
+        return {
+            "object": "list",
+            "data": page,
+            "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None,
+            "has_more": len(newest_first) > limit,
+        }
+
     def delete_file(self, file_id: str) -> None:
         with self._lock:
             self._file(file_id)

@@ -1,0 +1,129 @@
+"""``livedash batches``: the OpenAI batches, their state and their cost; cancelling one."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import func, select
+
+from pipeline.cli.errors import exit_with_usage_error
+from pipeline.db.engine import get_engine, get_session_factory
+from pipeline.db.models import AIBatchRequest, AIProcessingRequest, Company
+from pipeline.settings import get_settings
+
+app = typer.Typer(help="OpenAI batches: list, show and cancel them.", no_args_is_help=True)
+
+
+def _describe(batch: AIBatchRequest, company: str) -> dict[str, Any]:
+    return {
+        "id": str(batch.id),
+        "company": company,
+        "model": batch.model,
+        "status": batch.status.value,
+        "openai_batch_id": batch.openai_batch_id,
+        "requests": batch.request_count,
+        "completed": batch.completed_count,
+        "failed": batch.failed_count,
+        "prompt_tokens": batch.prompt_tokens,
+        "completion_tokens": batch.completion_tokens,
+        "cost_eur": batch.total_cost_eur,
+        "created_at": batch.created_at.isoformat(),
+        "submitted_at": batch.submitted_at.isoformat() if batch.submitted_at else None,
+        "processed_at": batch.processed_at.isoformat() if batch.processed_at else None,
+        "error": batch.error_message,
+        "input_file_id": batch.input_file_id,
+        "output_file_id": batch.output_file_id,
+        "error_file_id": batch.error_file_id,
+    }
+
+
+def _batch_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        exit_with_usage_error(f"no batch with id {value!r}")
+
+
+@app.command("list")
+def list_(
+    limit: int = typer.Option(50, "--limit", min=1, max=10_000, help="How many, newest first."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """List the newest batches with their status, counts and cost."""
+    with get_session_factory()() as db:
+        rows = [
+            _describe(batch, company)
+            for batch, company in db.execute(
+                select(AIBatchRequest, Company.name)
+                .join(Company, Company.id == AIBatchRequest.company_id)
+                .order_by(AIBatchRequest.created_at.desc())
+                .limit(limit)
+            )
+        ]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(
+        "id", "company", "model", "status", "requests", "completed", "failed", "cost EUR", "created"
+    )
+    for row in rows:
+        table.add_row(
+            row["id"],
+            row["company"],
+            row["model"],
+            row["status"],
+            str(row["requests"]),
+            str(row["completed"]),
+            str(row["failed"]),
+            f"{row['cost_eur']:.4f}",
+            row["created_at"],
+        )
+    Console().print(table)
+
+
+@app.command()
+def show(batch_id: str = typer.Argument(..., metavar="ID")) -> None:
+    """Show one batch, with its requests counted by status."""
+    with get_session_factory()() as db:
+        found = db.execute(
+            select(AIBatchRequest, Company.name)
+            .join(Company, Company.id == AIBatchRequest.company_id)
+            .where(AIBatchRequest.id == _batch_id(batch_id))
+        ).first()
+        if found is None:
+            exit_with_usage_error(f"no batch with id {batch_id!r}")
+        batch, company = found
+        requests = {
+            status.value: count
+            for status, count in db.execute(
+                select(AIProcessingRequest.processing_status, func.count())
+                .where(AIProcessingRequest.batch_id == batch.id)
+                .group_by(AIProcessingRequest.processing_status)
+            )
+        }
+    typer.echo(json.dumps({**_describe(batch, company), "requests_by_status": requests}, indent=2))
+
+
+@app.command()
+def cancel(batch_id: str = typer.Argument(..., metavar="ID")) -> None:
+    """Cancel a batch at OpenAI; its finished lines are kept and the rest go back to pending."""
+    import openai
+
+    from pipeline.analysis.openai_calls import openai_client
+    from pipeline.stages.batch_check import cancel_batch
+
+    with openai_client(get_settings()) as client:
+        try:
+            status = cancel_batch(get_engine(), client, _batch_id(batch_id))
+        except LookupError as exc:
+            exit_with_usage_error(str(exc))
+        except openai.APIStatusError as exc:
+            exit_with_usage_error(
+                f"OpenAI refused to cancel batch {batch_id}: HTTP {exc.status_code}: {exc.message}"
+            )
+    typer.echo(f"{batch_id} {status}; the next check ingests what it finished and re-queues the rest")

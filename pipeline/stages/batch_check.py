@@ -1,0 +1,223 @@
+"""The check tick of the Batch path: poll every open batch and act on what OpenAI says.
+
+Every OpenAI status is mapped (validating, in_progress, finalizing, cancelling, completed, expired, cancelled,
+failed). A completed, expired or cancelled batch is ingested (expired and cancelled ones carry partial
+results); a failed one releases its requests with the reason. A batch open longer than
+``BATCH_TIMEOUT_HOURS`` is cancelled at OpenAI, and its unfinished requests come back when the cancellation
+ends. A batch whose submission a worker left half done is submitted again. A polling error only skips the
+batch until the next tick: it never marks a batch failed locally (upstream's double-spend bug).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import openai
+from sqlalchemy import Engine, func, or_, select, update
+from sqlalchemy.orm import sessionmaker
+
+from pipeline import metrics
+from pipeline.db.enums import AIBatchRequestStatus, AIRequestStatus
+from pipeline.db.models import AIBatchRequest, AIProcessingRequest
+from pipeline.db.types import utcnow
+from pipeline.settings import Settings
+from pipeline.stages.batch_ingest import IngestResult, OpenRequest, ingest_batch, release_requests
+from pipeline.stages.batch_submit import STATUS_FROM_OPENAI, submit_batch
+from pipeline.stages.stage_status import apply_stage_changes
+
+__all__ = ["OPEN_STATUSES", "CheckResult", "cancel_batch", "check_batches"]
+
+logger = logging.getLogger(__name__)
+
+OPEN_STATUSES = (
+    AIBatchRequestStatus.UPLOADING,
+    AIBatchRequestStatus.VALIDATING,
+    AIBatchRequestStatus.IN_PROGRESS,
+    AIBatchRequestStatus.FINALIZING,
+    AIBatchRequestStatus.COMPLETED,
+    AIBatchRequestStatus.CANCELLED,
+)
+_INGESTED = ("completed", "expired", "cancelled")
+
+
+@dataclass
+class CheckResult:
+    polled: int = 0
+    ingested: int = 0
+    failed: int = 0
+    resubmitted: int = 0
+    cancelled: int = 0
+    poll_errors: int = 0
+    fallback: list[uuid.UUID] = field(default_factory=list)
+
+
+def _release_failed_batch(
+    engine: Engine, settings: Settings, batch_id: uuid.UUID, reason: str
+) -> list[uuid.UUID]:
+    """Fail the batch and release its requests; return the sessions left for the synchronous fallback."""
+    factory = sessionmaker(engine)
+    now = utcnow()
+    with factory.begin() as db:
+        rows = db.execute(
+            select(
+                AIProcessingRequest.id,
+                AIProcessingRequest.session_id,
+                AIProcessingRequest.model,
+                AIProcessingRequest.requested_at,
+                AIProcessingRequest.attempts,
+            ).where(
+                AIProcessingRequest.batch_id == batch_id,
+                AIProcessingRequest.processing_status == AIRequestStatus.BATCHING_IN_PROGRESS,
+            )
+        ).all()
+        waiting = [
+            OpenRequest(row.id, row.session_id, row.model, row.requested_at, row.attempts) for row in rows
+        ]
+        db.execute(
+            update(AIProcessingRequest)
+            .where(AIProcessingRequest.id.in_([request.id for request in waiting]))
+            .values(
+                processing_status=AIRequestStatus.PROCESSING_FAILED, error_message=reason, completed_at=now
+            )
+            .execution_options(synchronize_session=False)
+        )
+        released = IngestResult()
+        apply_stage_changes(
+            db, release_requests(db, [(request, reason) for request in waiting], settings, now, released), now
+        )
+        db.execute(
+            update(AIBatchRequest)
+            .where(AIBatchRequest.id == batch_id)
+            .values(
+                status=AIBatchRequestStatus.FAILED,
+                error_message=reason,
+                completed_at=now,
+                failed_count=len(waiting),
+            )
+        )
+    return released.fallback
+
+
+def _failure_reason(remote: Any) -> str:
+    errors = getattr(remote, "errors", None)
+    data = getattr(errors, "data", None) or []
+    if data:
+        first = data[0]
+        return f"batch failed: {getattr(first, 'code', None) or 'error'}: {getattr(first, 'message', '')}"
+    return "batch failed at OpenAI without an error message"
+
+
+def cancel_batch(engine: Engine, client: openai.OpenAI, batch_id: uuid.UUID) -> str:
+    """Ask OpenAI to cancel a batch; its unfinished requests come back when the cancellation ends."""
+    with sessionmaker(engine)() as db:
+        batch = db.get(AIBatchRequest, batch_id)
+    if batch is None or batch.openai_batch_id is None:
+        raise LookupError(f"no submitted batch with id {str(batch_id)!r}")
+    return client.batches.cancel(batch.openai_batch_id).status
+
+
+def _update_status(engine: Engine, batch_id: uuid.UUID, remote: Any) -> None:
+    completed = (
+        getattr(remote, "completed_at", None)
+        or getattr(remote, "failed_at", None)
+        or getattr(remote, "expired_at", None)
+        or getattr(remote, "cancelled_at", None)
+    )
+    with sessionmaker(engine).begin() as db:
+        db.execute(
+            update(AIBatchRequest)
+            .where(AIBatchRequest.id == batch_id)
+            .values(
+                status=STATUS_FROM_OPENAI.get(remote.status, AIBatchRequestStatus.IN_PROGRESS),
+                output_file_id=remote.output_file_id,
+                error_file_id=remote.error_file_id,
+                completed_at=datetime.fromtimestamp(completed, utcnow().tzinfo) if completed else None,
+            )
+        )
+
+
+def _record_metrics(engine: Engine, now: datetime) -> None:
+    with sessionmaker(engine)() as db:
+        for status, count in db.execute(
+            select(AIBatchRequest.status, func.count()).group_by(AIBatchRequest.status)
+        ):
+            metrics.BATCHES.labels(status.value).set(count)
+        for request_status, count in db.execute(
+            select(AIProcessingRequest.processing_status, func.count()).group_by(
+                AIProcessingRequest.processing_status
+            )
+        ):
+            metrics.AI_REQUESTS.labels(request_status.value).set(count)
+        oldest = db.scalar(
+            select(func.min(AIBatchRequest.created_at)).where(AIBatchRequest.status.in_(OPEN_STATUSES))
+        )
+    metrics.OLDEST_OPEN_BATCH.set((now - oldest).total_seconds() if oldest else 0.0)
+
+
+def check_batches(
+    engine: Engine,
+    settings: Settings,
+    client: openai.OpenAI,
+    *,
+    analyse_sync: Callable[[list[uuid.UUID]], None] | None = None,
+    now: datetime | None = None,
+) -> CheckResult:
+    """Poll every open batch once and act on its state; ``analyse_sync`` runs the synchronous fallback."""
+    now = now or utcnow()
+    result = CheckResult()
+    with sessionmaker(engine, expire_on_commit=False)() as db:
+        batches = list(
+            db.scalars(
+                select(AIBatchRequest)
+                .where(
+                    AIBatchRequest.status.in_(OPEN_STATUSES),
+                    or_(
+                        AIBatchRequest.status != AIBatchRequestStatus.UPLOADING,
+                        AIBatchRequest.lease_expires_at < now,
+                    ),
+                )
+                .order_by(AIBatchRequest.created_at)
+            )
+        )
+    for batch in batches:
+        try:
+            if batch.openai_batch_id is None:
+                submit_batch(engine, client, batch.id)
+                result.resubmitted += 1
+                continue
+            remote = client.batches.retrieve(batch.openai_batch_id)
+        except openai.APIError as exc:
+            result.poll_errors += 1
+            logger.warning("batch %s could not be polled, trying again next tick: %s", batch.id, exc)
+            continue
+        result.polled += 1
+        _update_status(engine, batch.id, remote)
+        if remote.status in _INGESTED:
+            ingested = ingest_batch(
+                engine,
+                settings,
+                client,
+                batch.id,
+                remote_status=remote.status,
+                output_file_id=remote.output_file_id,
+                error_file_id=remote.error_file_id,
+            )
+            result.ingested += 1
+            result.fallback += ingested.fallback
+        elif remote.status == "failed":
+            result.fallback += _release_failed_batch(engine, settings, batch.id, _failure_reason(remote))
+            result.failed += 1
+        elif remote.status != "cancelling" and batch.created_at < now - timedelta(
+            hours=settings.batch_timeout_hours
+        ):
+            client.batches.cancel(batch.openai_batch_id)
+            result.cancelled += 1
+    if result.fallback and analyse_sync is not None:
+        analyse_sync(result.fallback)
+    _record_metrics(engine, now)
+    return result

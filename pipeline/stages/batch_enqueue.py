@@ -1,0 +1,77 @@
+"""Batch mode of the session-processing stage: each analysable session becomes one pending request.
+
+The AI_ANALYSIS row is claimed, one AIProcessingRequest (PENDING_BATCHING, with the company's model) is
+inserted, and the claim's lease is then cleared: the session now waits for its batch, which owns it until the
+result is applied or the request fails for good. A partial unique index refuses a second open request for
+one session, so a redelivered message or a racing worker cannot queue the same session twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import cast
+
+from sqlalchemy import Engine, Table, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import sessionmaker
+
+from pipeline.db.enums import AIRequestStatus, ProcessingStage
+from pipeline.db.models import AIProcessingRequest, SessionProcessingStatus
+from pipeline.db.types import utcnow
+from pipeline.settings import Settings
+from pipeline.stages.analysis_claims import claim_analysable
+
+__all__ = ["OPEN_REQUEST", "enqueue_for_batch"]
+
+_requests = cast(Table, AIProcessingRequest.__table__)
+
+#: The predicate of the partial unique index on open requests (one per session).
+OPEN_REQUEST = text("processing_status IN ('PENDING_BATCHING', 'BATCHING_IN_PROGRESS')")
+
+
+def enqueue_for_batch(engine: Engine, settings: Settings, session_ids: Sequence[uuid.UUID]) -> int:
+    """Queue the analysable sessions of ``session_ids`` for the Batch API; return how many were queued."""
+    now = utcnow()
+    with sessionmaker(engine).begin() as db:
+        claimed = claim_analysable(db, settings, session_ids, now=now, lease=timedelta(minutes=5))
+        if not claimed:
+            return 0
+        dialect_insert = postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
+        db.execute(
+            dialect_insert(_requests).on_conflict_do_nothing(
+                index_elements=["session_id"], index_where=OPEN_REQUEST
+            ),
+            [
+                {
+                    "id": uuid.uuid4(),
+                    "session_id": item.session_id,
+                    "model": item.model,
+                    "requested_at": now,
+                    "processing_status": AIRequestStatus.PENDING_BATCHING,
+                    "processing_type": "session_analysis",
+                    "success": False,
+                    "attempts": 1,
+                    "prompt_tokens": 0,
+                    "completion_tokens": 0,
+                    "total_tokens": 0,
+                    "prompt_token_cost": 0.0,
+                    "completion_token_cost": 0.0,
+                    "total_cost_eur": 0.0,
+                    "cost_known": True,
+                }
+                for item in claimed
+            ],
+        )
+        # From here on the batch owns the session: no lease, so no sweep takes it back meanwhile.
+        db.execute(
+            update(SessionProcessingStatus)
+            .where(
+                SessionProcessingStatus.stage == ProcessingStage.AI_ANALYSIS,
+                SessionProcessingStatus.session_id.in_([item.session_id for item in claimed]),
+            )
+            .values(lease_expires_at=None)
+            .execution_options(synchronize_session=False)
+        )
+    return len(claimed)

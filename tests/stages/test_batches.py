@@ -1,0 +1,472 @@
+"""The OpenAI Batch path: write-ahead submission that never pays twice, polling, ingesting, recovering.
+
+Real PostgreSQL and the OpenAI emulator over HTTP; the emulator's ledger shows what was billed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import openai
+import pytest
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.orm import sessionmaker
+
+from pipeline.analysis.openai_calls import openai_client
+from pipeline.db.enums import AIBatchRequestStatus, AIRequestStatus, ProcessingStage, ProcessingStatus
+from pipeline.db.models import (
+    AIBatchRequest,
+    AIModel,
+    AIProcessingRequest,
+    ChatSession,
+    CompanyAIModel,
+    SessionProcessingStatus,
+)
+from pipeline.db.types import utcnow
+from pipeline.devtools.openai_emulator import Knobs, OpenAIEmulator
+from pipeline.settings import Settings
+from pipeline.stages import batch_submit
+from pipeline.stages.batch_check import check_batches
+from pipeline.stages.batch_enqueue import enqueue_for_batch
+from pipeline.stages.batch_submit import file_name, plan_batches, submit_batch
+from tests.factories import make_analysable_session, make_company
+
+TURNS = [("user", "When is my schedule for next week online?"), ("assistant", "On Friday, in the app.")]
+INSTANT = {"validating_seconds": 0.0, "in_progress_seconds": 0.0, "finalizing_seconds": 0.0}
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[OpenAIEmulator]:
+    with OpenAIEmulator() as running:
+        yield running
+
+
+@pytest.fixture
+def batch_settings(pg_settings: Settings, emulator: OpenAIEmulator) -> Settings:
+    emulator.reset()
+    emulator.knobs = Knobs(**INSTANT)
+    return pg_settings.model_copy(
+        update={
+            "openai_base_url": emulator.url,
+            "batch_min_requests": 1,
+            "batch_max_requests": 1000,
+            "batch_max_attempts": 2,
+        }
+    )
+
+
+@pytest.fixture
+def client(batch_settings: Settings) -> Iterator[openai.OpenAI]:
+    with openai_client(batch_settings) as sdk:
+        yield sdk
+
+
+def _queued_sessions(
+    engine: Engine, settings: Settings, count: int, company_name: str = "Acme"
+) -> list[uuid.UUID]:
+    with sessionmaker(engine).begin() as db:
+        company = make_company(db, name=company_name)
+        ids = [make_analysable_session(db, company, TURNS).id for _ in range(count)]
+    assert enqueue_for_batch(engine, settings, ids) == count
+    return ids
+
+
+def _run_batches(engine: Engine, settings: Settings, client: openai.OpenAI, rounds: int = 4) -> None:
+    """Plan, submit and check until nothing is left to do (each round is one submit tick and one check)."""
+    for _ in range(rounds):
+        for batch_id in plan_batches(engine, settings):
+            submit_batch(engine, client, batch_id)
+        check_batches(engine, settings, client)
+
+
+def _ai_statuses(engine: Engine) -> dict[ProcessingStatus, int]:
+    with sessionmaker(engine)() as db:
+        rows = db.execute(
+            select(SessionProcessingStatus.status, func.count())
+            .where(SessionProcessingStatus.stage == ProcessingStage.AI_ANALYSIS)
+            .group_by(SessionProcessingStatus.status)
+        ).all()
+    return {status: count for status, count in rows}
+
+
+def _batches(engine: Engine) -> list[AIBatchRequest]:
+    with sessionmaker(engine)() as db:
+        return list(db.scalars(select(AIBatchRequest).order_by(AIBatchRequest.created_at)))
+
+
+def _billed_sessions(emulator: OpenAIEmulator) -> list[str]:
+    return sorted(entry.session_id or "" for entry in emulator.ledger())
+
+
+@pytest.mark.postgres
+def test_the_whole_lifecycle_analyses_every_session_once_at_half_price(
+    pg_engine: Engine, batch_settings: Settings, client: openai.OpenAI, emulator: OpenAIEmulator
+) -> None:
+    # Given 25 sessions queued for the Batch API, at most 10 per batch
+    settings = batch_settings.model_copy(update={"batch_max_requests": 10})
+    session_ids = _queued_sessions(pg_engine, settings, 25)
+
+    # When one submit tick runs, then the check tick
+    planned = plan_batches(pg_engine, settings)
+    for batch_id in planned:
+        assert submit_batch(pg_engine, client, batch_id) is AIBatchRequestStatus.VALIDATING
+    check_batches(pg_engine, settings, client)
+
+    # Then the backlog became three batches in that one tick, all processed, with their counts and cost
+    assert len(planned) == 3
+    batches = _batches(pg_engine)
+    assert [batch.status for batch in batches] == [AIBatchRequestStatus.PROCESSED] * 3
+    assert sorted(batch.request_count for batch in batches) == [5, 10, 10]
+    assert sum(batch.completed_count for batch in batches) == 25 and sum(b.failed_count for b in batches) == 0
+    # And every session is analysed, and each was billed exactly once
+    assert _ai_statuses(pg_engine) == {ProcessingStatus.COMPLETED: 25}
+    assert _billed_sessions(emulator) == sorted(map(str, session_ids))
+    # And the cost is gpt-4o's price with the Batch discount
+    with sessionmaker(pg_engine)() as db:
+        requests = db.scalars(select(AIProcessingRequest)).all()
+        sessions = db.scalars(select(ChatSession)).all()
+    assert all(r.success and r.processing_status is AIRequestStatus.PROCESSING_COMPLETE for r in requests)
+    request = requests[0]
+    assert request.total_cost_eur == pytest.approx(
+        (request.prompt_tokens * 0.0000025 + request.completion_tokens * 0.00001) * 0.5 * settings.eur_per_usd
+    )
+    assert all(session.category is not None and session.summary for session in sessions)
+
+
+@pytest.mark.postgres
+def test_a_session_is_never_queued_twice(pg_engine: Engine, batch_settings: Settings) -> None:
+    # Given queued sessions
+    session_ids = _queued_sessions(pg_engine, batch_settings, 3)
+
+    # When the same chunk is delivered again
+    again = enqueue_for_batch(pg_engine, batch_settings, session_ids)
+
+    # Then nothing more is queued: one open request per session
+    assert again == 0
+    with sessionmaker(pg_engine)() as db:
+        assert db.scalar(select(func.count()).select_from(AIProcessingRequest)) == 3
+
+
+@pytest.mark.postgres
+def test_companies_and_models_get_batches_of_their_own(
+    pg_engine: Engine, batch_settings: Settings, client: openai.OpenAI
+) -> None:
+    # Given two companies, the second analysing with gpt-4o-mini
+    _queued_sessions(pg_engine, batch_settings, 2, "First")
+    with sessionmaker(pg_engine).begin() as db:
+        second = make_company(db, name="Second")
+        mini = db.scalars(select(AIModel).where(AIModel.name == "gpt-4o-mini")).one()
+        db.add(CompanyAIModel(company_id=second.id, ai_model_id=mini.id, is_default=True))
+        ids = [make_analysable_session(db, second, TURNS).id for _ in range(2)]
+    enqueue_for_batch(pg_engine, batch_settings, ids)
+
+    # When the batches are planned
+    planned = plan_batches(pg_engine, batch_settings)
+
+    # Then there is one per (company, model), each with one model in it
+    assert len(planned) == 2
+    assert sorted(batch.model for batch in _batches(pg_engine)) == ["gpt-4o", "gpt-4o-mini"]
+
+
+@pytest.mark.postgres
+def test_nothing_is_submitted_before_enough_requests_wait_or_the_oldest_waited_long_enough(
+    pg_engine: Engine, batch_settings: Settings
+) -> None:
+    # Given 3 waiting requests where a batch wants 10, or 30 minutes of waiting
+    settings = batch_settings.model_copy(update={"batch_min_requests": 10, "batch_max_wait": 1800})
+    _queued_sessions(pg_engine, settings, 3)
+
+    # When the submit tick runs now, and again 31 minutes later
+    now_planned = plan_batches(pg_engine, settings)
+    later_planned = plan_batches(pg_engine, settings, now=utcnow() + timedelta(minutes=31))
+
+    # Then it waits at first, then sends them
+    assert now_planned == []
+    assert len(later_planned) == 1
+
+
+class Crash(Exception):
+    """Stands for a worker dying at one point of the submission."""
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("crash_point", ["before_upload", "after_upload", "after_create"])
+def test_a_submission_that_crashes_at_any_step_creates_one_file_and_one_batch(
+    pg_engine: Engine,
+    batch_settings: Settings,
+    client: openai.OpenAI,
+    emulator: OpenAIEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    crash_point: str,
+) -> None:
+    # Given a planned batch, and a worker that dies at one step of its submission
+    session_ids = _queued_sessions(pg_engine, batch_settings, 4)
+    [batch_id] = plan_batches(pg_engine, batch_settings)
+    # The step that never happens: writing the file, recording the uploaded file, recording the created batch.
+    step = {"before_upload": "_write_jsonl", "after_upload": "_record_file", "after_create": "_record_remote"}
+
+    def crash(*args: Any, **kwargs: Any) -> Any:
+        raise Crash()
+
+    with monkeypatch.context() as patched:
+        patched.setattr(batch_submit, step[crash_point], crash)
+        with pytest.raises(Crash):
+            submit_batch(pg_engine, client, batch_id)
+
+    # When the submission runs again (the retry of the message, or the check tick after the lease)
+    submit_batch(pg_engine, client, batch_id)
+    check_batches(pg_engine, batch_settings, client)
+
+    # Then OpenAI holds one input file and one batch for it, and every session was billed once
+    [batch] = _batches(pg_engine)
+    files = [stored for stored in client.files.list(purpose="batch") if stored.filename == file_name(batch)]
+    remote = [
+        item
+        for item in client.batches.list()
+        if (item.metadata or {}).get("idempotency_key") == batch.idempotency_key
+    ]
+    assert len(files) == 1 and len(remote) == 1
+    assert batch.status is AIBatchRequestStatus.PROCESSED
+    assert _billed_sessions(emulator) == sorted(map(str, session_ids))
+
+
+@pytest.mark.postgres
+def test_a_batch_that_fails_at_openai_releases_its_requests_with_the_reason(
+    pg_engine: Engine, batch_settings: Settings, client: openai.OpenAI, emulator: OpenAIEmulator
+) -> None:
+    # Given a batch that OpenAI fails at validation
+    _queued_sessions(pg_engine, batch_settings, 3)
+    emulator.knobs.batch_outcome = "failed"
+    for batch_id in plan_batches(pg_engine, batch_settings):
+        submit_batch(pg_engine, client, batch_id)
+
+    # When it is checked
+    check_batches(pg_engine, batch_settings, client)
+
+    # Then the batch is FAILED with OpenAI's reason and its requests wait for the next batch (attempt 2)
+    [batch] = _batches(pg_engine)
+    assert batch.status is AIBatchRequestStatus.FAILED and "token_limit_exceeded" in (
+        batch.error_message or ""
+    )
+    with sessionmaker(pg_engine)() as db:
+        pending = db.scalars(
+            select(AIProcessingRequest).where(
+                AIProcessingRequest.processing_status == AIRequestStatus.PENDING_BATCHING
+            )
+        ).all()
+    assert len(pending) == 3 and all(request.attempts == 2 for request in pending)
+
+    # When the next batch fails too (2 attempts allowed)
+    _run_batches(pg_engine, batch_settings, client, rounds=1)
+
+    # Then the sessions' analysis is FAILED for good, saying why, and nothing was ever billed
+    assert _ai_statuses(pg_engine) == {ProcessingStatus.FAILED: 3}
+    with sessionmaker(pg_engine)() as db:
+        reason = db.scalars(
+            select(SessionProcessingStatus.error_message).where(
+                SessionProcessingStatus.stage == ProcessingStage.AI_ANALYSIS
+            )
+        ).first()
+    assert reason and "gave up after 2 batch attempts" in reason
+    assert emulator.ledger() == []
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("outcome", ["expired", "cancelled"])
+def test_a_batch_ending_early_keeps_its_partial_results_and_requeues_the_rest(
+    pg_engine: Engine, batch_settings: Settings, client: openai.OpenAI, emulator: OpenAIEmulator, outcome: str
+) -> None:
+    # Given a batch of 10 that expires (or is cancelled) with half its lines answered
+    session_ids = _queued_sessions(pg_engine, batch_settings, 10)
+    emulator.knobs.batch_outcome = outcome
+    emulator.knobs.partial_fraction = 0.5
+    emulator.knobs.cancelling_seconds = 0.0
+
+    # When it is checked, then the rest goes into a new batch that completes
+    _run_batches(pg_engine, batch_settings, client, rounds=1)
+    first_round = _ai_statuses(pg_engine)
+    emulator.knobs.batch_outcome = "completed"
+    _run_batches(pg_engine, batch_settings, client, rounds=1)
+
+    # Then the answered half was applied at once, the rest afterwards, and no session was billed twice
+    assert first_round == {ProcessingStatus.COMPLETED: 5, ProcessingStatus.IN_PROGRESS: 5}
+    assert _ai_statuses(pg_engine) == {ProcessingStatus.COMPLETED: 10}
+    assert _billed_sessions(emulator) == sorted(map(str, session_ids))
+    first = _batches(pg_engine)[0]
+    assert (first.completed_count, first.failed_count) == (5, 5)
+    assert f"batch {outcome}" in (first.error_message or "")
+
+
+@pytest.mark.postgres
+def test_failed_lines_record_their_message_and_are_retried(
+    pg_engine: Engine, batch_settings: Settings, client: openai.OpenAI, emulator: OpenAIEmulator
+) -> None:
+    # Given three attempts per request, and a batch in which half the lines come back in the error file
+    settings = batch_settings.model_copy(update={"batch_max_attempts": 3})
+    session_ids = _queued_sessions(pg_engine, settings, 6)
+    emulator.knobs.batch_error_fraction = 0.5
+
+    # When it is processed
+    _run_batches(pg_engine, settings, client, rounds=1)
+
+    # Then each error line's request carries the API's real message, and the others are applied
+    assert _failure_messages(pg_engine) == ["HTTP 500: " + _SERVER_ERROR] * 3
+    assert _ai_statuses(pg_engine) == {ProcessingStatus.COMPLETED: 3, ProcessingStatus.IN_PROGRESS: 3}
+
+    # When the retry batch answers one session with an invalid analysis
+    emulator.knobs.batch_error_fraction = 0.0
+    retried = [session_id for session_id in session_ids if _analysed(pg_engine, session_id) is False]
+    emulator.knobs.session_faults = {str(retried[0]): "schema_violation"}
+    _run_batches(pg_engine, settings, client, rounds=1)
+
+    # Then that answer's request says why it was refused (it was paid for, so it keeps its cost)
+    invalid = [m for m in _failure_messages(pg_engine) if m.startswith("invalid answer:")]
+    assert invalid == [
+        "invalid answer: sentiment: 'MIXED' is not one of POSITIVE, NEUTRAL, NEGATIVE; summary: missing"
+    ]
+
+    # When the last attempt answers well
+    emulator.knobs.session_faults = {}
+    _run_batches(pg_engine, settings, client, rounds=1)
+
+    # Then every session is analysed
+    assert _ai_statuses(pg_engine) == {ProcessingStatus.COMPLETED: 6}
+
+
+_SERVER_ERROR = "The server had an error while processing your request. Sorry about that!"
+
+
+def _failure_messages(engine: Engine) -> list[str]:
+    with sessionmaker(engine)() as db:
+        return [
+            message or ""
+            for message in db.scalars(
+                select(AIProcessingRequest.error_message)
+                .where(AIProcessingRequest.processing_status == AIRequestStatus.PROCESSING_FAILED)
+                .order_by(AIProcessingRequest.completed_at, AIProcessingRequest.error_message)
+            )
+        ]
+
+
+def _analysed(engine: Engine, session_id: uuid.UUID) -> bool:
+    with sessionmaker(engine)() as db:
+        status = db.scalar(
+            select(SessionProcessingStatus.status).where(
+                SessionProcessingStatus.session_id == session_id,
+                SessionProcessingStatus.stage == ProcessingStage.AI_ANALYSIS,
+            )
+        )
+    return status is ProcessingStatus.COMPLETED
+
+
+@pytest.mark.postgres
+def test_ingesting_the_same_batch_twice_changes_nothing(
+    pg_engine: Engine, batch_settings: Settings, client: openai.OpenAI
+) -> None:
+    # Given a processed batch
+    _queued_sessions(pg_engine, batch_settings, 4)
+    _run_batches(pg_engine, batch_settings, client, rounds=1)
+    [batch] = _batches(pg_engine)
+    with sessionmaker(pg_engine)() as db:
+        before = db.execute(select(AIProcessingRequest.id, AIProcessingRequest.total_cost_eur)).all()
+
+    # When its files are ingested again
+    from pipeline.stages.batch_ingest import ingest_batch
+
+    again = ingest_batch(
+        pg_engine,
+        batch_settings,
+        client,
+        batch.id,
+        remote_status="completed",
+        output_file_id=batch.output_file_id,
+        error_file_id=batch.error_file_id,
+    )
+
+    # Then nothing is applied again
+    assert (again.completed, again.failed, again.missing) == (0, 0, 0)
+    with sessionmaker(pg_engine)() as db:
+        assert db.execute(select(AIProcessingRequest.id, AIProcessingRequest.total_cost_eur)).all() == before
+
+
+@pytest.mark.postgres
+def test_a_polling_error_never_fails_a_batch_locally(
+    pg_engine: Engine, batch_settings: Settings, client: openai.OpenAI
+) -> None:
+    # Given a submitted batch, and an API that cannot be reached when the check runs
+    _queued_sessions(pg_engine, batch_settings, 2)
+    for batch_id in plan_batches(pg_engine, batch_settings):
+        submit_batch(pg_engine, client, batch_id)
+    unreachable = batch_settings.model_copy(update={"openai_base_url": "http://127.0.0.1:1/v1"})
+
+    # When the check tick runs
+    with openai_client(unreachable) as dead:
+        result = check_batches(pg_engine, unreachable, dead)
+
+    # Then the batch is left as it was, for the next tick
+    assert result.poll_errors == 1
+    [batch] = _batches(pg_engine)
+    assert batch.status is AIBatchRequestStatus.VALIDATING
+
+
+@pytest.mark.postgres
+def test_a_batch_open_too_long_is_cancelled_and_its_requests_come_back(
+    pg_engine: Engine, batch_settings: Settings, client: openai.OpenAI, emulator: OpenAIEmulator
+) -> None:
+    # Given a batch stuck in progress for longer than BATCH_TIMEOUT_HOURS
+    _queued_sessions(pg_engine, batch_settings, 4)
+    emulator.knobs.in_progress_seconds = 3600
+    emulator.knobs.partial_fraction = 0.0
+    for batch_id in plan_batches(pg_engine, batch_settings):
+        submit_batch(pg_engine, client, batch_id)
+    with sessionmaker(pg_engine).begin() as db:
+        db.execute(update(AIBatchRequest).values(created_at=utcnow() - timedelta(hours=25)))
+
+    # When the check tick runs, and again once the cancellation has ended
+    first = check_batches(pg_engine, batch_settings, client)
+    emulator.knobs.cancelling_seconds = 0.0
+    check_batches(pg_engine, batch_settings, client)
+
+    # Then it was cancelled at OpenAI, and its requests wait for a new batch
+    assert first.cancelled == 1
+    [batch] = _batches(pg_engine)
+    assert batch.status is AIBatchRequestStatus.PROCESSED and "cancelled" in (batch.error_message or "")
+    with sessionmaker(pg_engine)() as db:
+        assert (
+            db.scalar(
+                select(func.count())
+                .select_from(AIProcessingRequest)
+                .where(AIProcessingRequest.processing_status == AIRequestStatus.PENDING_BATCHING)
+            )
+            == 4
+        )
+
+
+@pytest.mark.postgres
+def test_the_synchronous_fallback_analyses_what_the_batches_could_not(
+    pg_engine: Engine, batch_settings: Settings, client: openai.OpenAI, emulator: OpenAIEmulator
+) -> None:
+    # Given the fallback on, one batch attempt allowed, and batches that fail
+    settings = batch_settings.model_copy(update={"batch_sync_fallback": True, "batch_max_attempts": 1})
+    session_ids = _queued_sessions(pg_engine, settings, 2)
+    emulator.knobs.batch_outcome = "failed"
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipeline.stages.session_analysis import analyze_sessions
+
+    def analyse_sync(ids: list[uuid.UUID]) -> None:
+        with ThreadPoolExecutor(2) as calls:
+            analyze_sessions(pg_engine, settings, ids, client=client, calls=calls)
+
+    # When the batch fails
+    for batch_id in plan_batches(pg_engine, settings):
+        submit_batch(pg_engine, client, batch_id)
+    check_batches(pg_engine, settings, client, analyse_sync=analyse_sync)
+
+    # Then each session was analysed with one synchronous call instead
+    assert _ai_statuses(pg_engine) == {ProcessingStatus.COMPLETED: 2}
+    assert sorted(entry.kind for entry in emulator.ledger()) == ["chat", "chat"]
+    assert _billed_sessions(emulator) == sorted(map(str, session_ids))
