@@ -18,14 +18,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from pipeline import metrics
-from pipeline.analysis import SessionAnalysis, normalized_questions, parse_analysis, price_request
+from pipeline.analysis import Cost, SessionAnalysis, normalized_questions, parse_analysis, price_request
 from pipeline.db.bulk import bulk_insert
 from pipeline.db.enums import ProcessingStage, ProcessingStatus
 from pipeline.db.models import ChatSession, Question, SessionQuestion
 from pipeline.settings import Settings
 from pipeline.stages.stage_status import StageChange
 
-__all__ = ["Applied", "answer_values", "apply_analyses", "validated"]
+__all__ = ["Applied", "PriceCache", "answer_values", "apply_analyses", "validated"]
 
 _questions = cast(Table, Question.__table__)
 _session_questions = cast(Table, SessionQuestion.__table__)
@@ -56,6 +56,46 @@ def _detail(source: Any, name: str) -> int | None:
     return (getattr(source, name, None) or None) if source is not None else None
 
 
+#: Unit prices already looked up, by (model, request time, batch); prices do not depend on the token counts.
+PriceCache = dict[tuple[str, datetime, bool], Cost]
+
+
+def _cost(
+    db: Session,
+    model: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+    requested_at: datetime,
+    settings: Settings,
+    batch: bool,
+    prices: PriceCache | None,
+) -> Cost:
+    key = (model, requested_at, batch)
+    cached = prices.get(key) if prices is not None else None
+    if cached is None:
+        cost = price_request(
+            db,
+            model,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            at=requested_at,
+            batch=batch,
+            eur_per_usd=settings.eur_per_usd,
+        )
+        if prices is not None:
+            prices[key] = cost
+        return cost
+    total_usd = prompt_tokens * cached.prompt_unit_usd + completion_tokens * cached.completion_unit_usd
+    return Cost(
+        cached.prompt_unit_usd,
+        cached.completion_unit_usd,
+        total_usd,
+        total_usd * settings.eur_per_usd,
+        cached.known,
+        cached.model,
+    )
+
+
 def answer_values(
     db: Session,
     completion: ChatCompletion,
@@ -64,20 +104,16 @@ def answer_values(
     requested_at: datetime,
     settings: Settings,
     batch: bool,
+    prices: PriceCache | None = None,
 ) -> dict[str, Any]:
-    """The request-row columns of an answered (billed) call: tokens, their details, unit prices and cost."""
+    """The request-row columns of an answered (billed) call: tokens, their details, unit prices and cost.
+
+    ``prices`` memoises the price lookup for the answers of one batch, which share a few request times.
+    """
     usage = completion.usage
     prompt_tokens = usage.prompt_tokens if usage else 0
     completion_tokens = usage.completion_tokens if usage else 0
-    cost = price_request(
-        db,
-        model,
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        at=requested_at,
-        batch=batch,
-        eur_per_usd=settings.eur_per_usd,
-    )
+    cost = _cost(db, model, prompt_tokens, completion_tokens, requested_at, settings, batch, prices)
     mode = "batch" if batch else "sync"
     if not cost.known:
         metrics.UNKNOWN_PRICE.labels(model).inc()

@@ -32,7 +32,7 @@ from pipeline.db.enums import AIBatchRequestStatus, AIRequestStatus, ProcessingS
 from pipeline.db.models import AIBatchRequest, AIProcessingRequest
 from pipeline.db.types import utcnow
 from pipeline.settings import Settings
-from pipeline.stages.analysis_results import Applied, answer_values, apply_analyses, validated
+from pipeline.stages.analysis_results import Applied, PriceCache, answer_values, apply_analyses, validated
 from pipeline.stages.stage_status import StageChange, apply_stage_changes
 
 __all__ = ["IngestResult", "OpenRequest", "ingest_batch", "release_requests"]
@@ -207,6 +207,7 @@ def _apply_chunk(
     lines: list[tuple[OpenRequest, dict[str, Any]]],
     settings: Settings,
     result: IngestResult,
+    prices: PriceCache,
 ) -> None:
     now = utcnow()
     with factory.begin() as db:
@@ -234,6 +235,7 @@ def _apply_chunk(
                 requested_at=request.requested_at,
                 settings=settings,
                 batch=True,
+                prices=prices,
             )
             result.prompt_tokens += values["prompt_tokens"]
             result.completion_tokens += values["completion_tokens"]
@@ -297,6 +299,7 @@ def ingest_batch(
     """Apply a finished batch's files, re-queue what has no result, and mark the batch PROCESSED."""
     factory = sessionmaker(engine, expire_on_commit=False)
     result = IngestResult()
+    prices: PriceCache = {}
     waiting = _open_requests(factory, batch_id)
     for file_id in (output_file_id, error_file_id):
         if file_id is None:
@@ -308,10 +311,10 @@ def ingest_batch(
                 continue
             chunk.append((request, line))
             if len(chunk) == _CHUNK:
-                _apply_chunk(factory, chunk, settings, result)
+                _apply_chunk(factory, chunk, settings, result, prices)
                 chunk = []
         if chunk:
-            _apply_chunk(factory, chunk, settings, result)
+            _apply_chunk(factory, chunk, settings, result, prices)
     now = utcnow()
     with factory.begin() as db:
         if waiting:

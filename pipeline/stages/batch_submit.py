@@ -144,12 +144,13 @@ def _write_jsonl(engine: Engine, batch: AIBatchRequest, path: Path) -> int:
             page = requests[start : start + _PAGE]
             with factory() as db:
                 messages: dict[uuid.UUID, list[PromptMessage]] = {session_id: [] for _, session_id in page}
-                for message in db.scalars(
-                    select(Message)
+                # Plain rows rather than ORM objects: tens of thousands of messages go through here.
+                for session_id, role, content, timestamp in db.execute(
+                    select(Message.session_id, Message.role, Message.content, Message.timestamp)
                     .where(Message.session_id.in_(messages))
                     .order_by(Message.session_id, Message.order)
                 ):
-                    messages[message.session_id].append(PromptMessage.from_row(message))
+                    messages[session_id].append(PromptMessage(role, content, timestamp))
             for request_id, session_id in page:
                 line = (
                     json.dumps(

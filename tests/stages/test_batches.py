@@ -12,6 +12,7 @@ from typing import Any
 
 import openai
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import sessionmaker
 
@@ -134,6 +135,16 @@ def test_the_whole_lifecycle_analyses_every_session_once_at_half_price(
         (request.prompt_tokens * 0.0000025 + request.completion_tokens * 0.00001) * 0.5 * settings.eur_per_usd
     )
     assert all(session.category is not None and session.summary for session in sessions)
+    # And the check tick published the batch metrics
+    assert REGISTRY.get_sample_value("livedash_batches", {"status": "PROCESSED"}) == 3
+    assert REGISTRY.get_sample_value("livedash_ai_requests", {"status": "PROCESSING_COMPLETE"}) == 25
+    assert REGISTRY.get_sample_value("livedash_oldest_open_batch_age_seconds") == 0
+    assert (
+        REGISTRY.get_sample_value(
+            "livedash_openai_tokens_total", {"model": "gpt-4o", "mode": "batch", "kind": "prompt"}
+        )
+        or 0
+    ) > 0
 
 
 @pytest.mark.postgres
