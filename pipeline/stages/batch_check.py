@@ -27,7 +27,7 @@ from pipeline.db.models import AIBatchRequest, AIProcessingRequest
 from pipeline.db.types import utcnow
 from pipeline.settings import Settings
 from pipeline.stages.batch_ingest import IngestResult, OpenRequest, ingest_batch, release_requests
-from pipeline.stages.batch_submit import STATUS_FROM_OPENAI, submit_batch
+from pipeline.stages.batch_submit import STATUS_FROM_OPENAI, claim_batch, submit_batch
 from pipeline.stages.stage_status import apply_stage_changes
 
 __all__ = ["OPEN_STATUSES", "CheckResult", "cancel_batch", "check_batches"]
@@ -43,6 +43,9 @@ OPEN_STATUSES = (
     AIBatchRequestStatus.CANCELLED,
 )
 _INGESTED = ("completed", "expired", "cancelled")
+_FINISHED = (AIBatchRequestStatus.COMPLETED, AIBatchRequestStatus.CANCELLED)
+#: How long one ingestion holds its batch; a worker that dies mid-way leaves it to the next check after this.
+INGEST_LEASE = timedelta(minutes=15)
 
 
 @dataclass
@@ -97,6 +100,7 @@ def _release_failed_batch(
                 status=AIBatchRequestStatus.FAILED,
                 error_message=reason,
                 completed_at=now,
+                lease_expires_at=None,
                 failed_count=len(waiting),
             )
         )
@@ -133,7 +137,11 @@ def _update_status(engine: Engine, batch_id: uuid.UUID, remote: Any) -> None:
             update(AIBatchRequest)
             .where(AIBatchRequest.id == batch_id)
             .values(
-                status=STATUS_FROM_OPENAI.get(remote.status, AIBatchRequestStatus.IN_PROGRESS),
+                # A failed batch stays open here: it is FAILED only once its requests are released, so a
+                # worker dying in between leaves it to the next check rather than stranding its requests.
+                status=AIBatchRequest.status
+                if remote.status == "failed"
+                else STATUS_FROM_OPENAI.get(remote.status, AIBatchRequestStatus.IN_PROGRESS),
                 output_file_id=remote.output_file_id,
                 error_file_id=remote.error_file_id,
                 completed_at=datetime.fromtimestamp(completed, utcnow().tzinfo) if completed else None,
@@ -187,8 +195,8 @@ def check_batches(
     for batch in batches:
         try:
             if batch.openai_batch_id is None:
-                submit_batch(engine, client, batch.id)
-                result.resubmitted += 1
+                if submit_batch(engine, client, batch.id) is not None:
+                    result.resubmitted += 1
                 continue
             remote = client.batches.retrieve(batch.openai_batch_id)
         except openai.APIError as exc:
@@ -198,6 +206,8 @@ def check_batches(
         result.polled += 1
         _update_status(engine, batch.id, remote)
         if remote.status in _INGESTED:
+            if not claim_batch(engine, batch.id, _FINISHED, INGEST_LEASE):
+                continue
             ingested = ingest_batch(
                 engine,
                 settings,
@@ -210,6 +220,8 @@ def check_batches(
             result.ingested += 1
             result.fallback += ingested.fallback
         elif remote.status == "failed":
+            if not claim_batch(engine, batch.id, OPEN_STATUSES, INGEST_LEASE):
+                continue
             result.fallback += _release_failed_batch(engine, settings, batch.id, _failure_reason(remote))
             result.failed += 1
         elif remote.status != "cancelling" and batch.created_at < now - timedelta(

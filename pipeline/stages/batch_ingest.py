@@ -337,6 +337,7 @@ def ingest_batch(
             .values(
                 status=AIBatchRequestStatus.PROCESSED,
                 processed_at=now,
+                lease_expires_at=None,
                 output_file_id=output_file_id,
                 error_file_id=error_file_id,
                 completed_count=AIBatchRequest.completed_count + result.completed,

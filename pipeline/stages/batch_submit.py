@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import openai
-from sqlalchemy import ColumnElement, Engine, and_, func, select, update
+from sqlalchemy import ColumnElement, Engine, and_, func, or_, select, update
 from sqlalchemy.orm import sessionmaker
 
 from pipeline.analysis import PromptMessage, request_body
@@ -30,7 +30,7 @@ from pipeline.db.models import AIBatchRequest, AIProcessingRequest, ChatSession,
 from pipeline.db.types import utcnow
 from pipeline.settings import Settings
 
-__all__ = ["MAX_FILE_BYTES", "STATUS_FROM_OPENAI", "file_name", "plan_batches", "submit_batch"]
+__all__ = ["MAX_FILE_BYTES", "STATUS_FROM_OPENAI", "claim_batch", "file_name", "plan_batches", "submit_batch"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,28 @@ STATUS_FROM_OPENAI = {
 
 def file_name(batch: AIBatchRequest) -> str:
     return f"livedash-{batch.idempotency_key}.jsonl"
+
+
+def claim_batch(
+    engine: Engine, batch_id: uuid.UUID, statuses: tuple[AIBatchRequestStatus, ...], lease: timedelta
+) -> bool:
+    """Take a batch for one submission or one ingestion, so that two workers never do the same one at once."""
+    now = utcnow()
+    with sessionmaker(engine).begin() as db:
+        taken = (
+            db.connection()
+            .execute(
+                update(AIBatchRequest)
+                .where(
+                    AIBatchRequest.id == batch_id,
+                    AIBatchRequest.status.in_(statuses),
+                    or_(AIBatchRequest.lease_expires_at.is_(None), AIBatchRequest.lease_expires_at <= now),
+                )
+                .values(lease_expires_at=now + lease)
+            )
+            .rowcount
+        )
+    return bool(taken)
 
 
 def _pending_of(company_id: uuid.UUID, model: str) -> ColumnElement[bool]:
@@ -110,7 +132,8 @@ def plan_batches(engine: Engine, settings: Settings, *, now: datetime | None = N
                     idempotency_key=uuid.uuid4().hex,
                     request_count=len(ids),
                     status=AIBatchRequestStatus.UPLOADING,
-                    lease_expires_at=now + UPLOAD_LEASE,
+                    # Claimable at once by the submission its message starts (see claim_batch).
+                    lease_expires_at=now,
                 )
                 db.add(batch)
                 db.flush()
@@ -226,10 +249,12 @@ def _record_remote(engine: Engine, batch_id: uuid.UUID, remote: Any) -> None:
 
 def submit_batch(engine: Engine, client: openai.OpenAI, batch_id: uuid.UUID) -> AIBatchRequestStatus | None:
     """Upload and create one planned batch, adopting what a crashed attempt already made; its new status."""
+    if not claim_batch(engine, batch_id, (AIBatchRequestStatus.UPLOADING,), UPLOAD_LEASE):
+        # Submitted already, or being submitted by another worker right now.
+        return None
     with sessionmaker(engine, expire_on_commit=False)() as db:
         batch = db.get(AIBatchRequest, batch_id)
-    if batch is None or batch.status is not AIBatchRequestStatus.UPLOADING:
-        return batch.status if batch else None
+    assert batch is not None
     name = file_name(batch)
     file_id = batch.input_file_id or _existing_file(client, name)
     if file_id is None:

@@ -86,3 +86,18 @@ def test_an_upload_with_a_purpose_the_api_does_not_take_is_refused(client: opena
     with pytest.raises(openai.BadRequestError) as raised:
         client.files.create(file=("out.jsonl", b"{}\n"), purpose="batch_output")  # type: ignore[arg-type]
     assert raised.value.param == "purpose"
+
+
+def test_files_are_listed_newest_first_and_by_purpose(client: openai.OpenAI) -> None:
+    # Given two batch input files and one file of another purpose
+    first = client.files.create(file=("a.jsonl", b"{}\n", "application/jsonl"), purpose="batch")
+    client.files.create(file=("notes.txt", b"hi", "text/plain"), purpose="assistants")
+    second = client.files.create(file=("b.jsonl", b"{}\n", "application/jsonl"), purpose="batch")
+
+    # When the batch files are listed, all at once and a page of one at a time
+    listed = [stored.id for stored in client.files.list(purpose="batch")]
+    paged = [stored.id for stored in client.files.list(purpose="batch", limit=1)]
+
+    # Then they come newest first, without the other purpose, and paging reaches them all
+    assert listed == [second.id, first.id]
+    assert paged == listed

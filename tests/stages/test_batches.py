@@ -5,6 +5,7 @@ Real PostgreSQL and the OpenAI emulator over HTTP; the emulator's ledger shows w
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -227,8 +228,10 @@ def test_a_submission_that_crashes_at_any_step_creates_one_file_and_one_batch(
         with pytest.raises(Crash):
             submit_batch(pg_engine, client, batch_id)
 
-    # When the submission runs again (the retry of the message, or the check tick after the lease)
-    submit_batch(pg_engine, client, batch_id)
+    # When its lease has run out and the check tick submits it again, then polls it
+    with sessionmaker(pg_engine).begin() as db:
+        db.execute(update(AIBatchRequest).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+    check_batches(pg_engine, batch_settings, client)
     check_batches(pg_engine, batch_settings, client)
 
     # Then OpenAI holds one input file and one batch for it, and every session was billed once
@@ -242,6 +245,32 @@ def test_a_submission_that_crashes_at_any_step_creates_one_file_and_one_batch(
     assert len(files) == 1 and len(remote) == 1
     assert batch.status is AIBatchRequestStatus.PROCESSED
     assert _billed_sessions(emulator) == sorted(map(str, session_ids))
+
+
+@pytest.mark.postgres
+def test_two_workers_submitting_the_same_batch_create_it_once(
+    pg_engine: Engine, batch_settings: Settings, client: openai.OpenAI, emulator: OpenAIEmulator
+) -> None:
+    # Given a planned batch whose submit message was delivered twice, to two workers at once
+    _queued_sessions(pg_engine, batch_settings, 5)
+    [batch_id] = plan_batches(pg_engine, batch_settings)
+    outcomes: list[object] = []
+    workers = [
+        threading.Thread(target=lambda: outcomes.append(submit_batch(pg_engine, client, batch_id)))
+        for _ in range(2)
+    ]
+
+    # When both run
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+
+    # Then one submitted it and the other stood back: OpenAI holds one file and one batch
+    assert sorted(map(str, outcomes)) == ["None", "VALIDATING"]
+    [batch] = _batches(pg_engine)
+    assert len([f for f in client.files.list(purpose="batch") if f.filename == file_name(batch)]) == 1
+    assert len(list(client.batches.list())) == 1
 
 
 @pytest.mark.postgres
@@ -401,6 +430,36 @@ def test_ingesting_the_same_batch_twice_changes_nothing(
     assert (again.completed, again.failed, again.missing) == (0, 0, 0)
     with sessionmaker(pg_engine)() as db:
         assert db.execute(select(AIProcessingRequest.id, AIProcessingRequest.total_cost_eur)).all() == before
+
+
+@pytest.mark.postgres
+def test_two_check_ticks_at_once_ingest_a_batch_once(
+    pg_engine: Engine, batch_settings: Settings, client: openai.OpenAI
+) -> None:
+    # Given a submitted batch that OpenAI has finished, and two check ticks running at the same moment
+    _queued_sessions(pg_engine, batch_settings, 8)
+    for batch_id in plan_batches(pg_engine, batch_settings):
+        submit_batch(pg_engine, client, batch_id)
+    ticks = [
+        threading.Thread(target=check_batches, args=(pg_engine, batch_settings, client)) for _ in range(2)
+    ]
+
+    # When both run
+    for tick in ticks:
+        tick.start()
+    for tick in ticks:
+        tick.join(timeout=60)
+
+    # Then the batch was ingested once: one answered request per session, counted once
+    [batch] = _batches(pg_engine)
+    assert (batch.status, batch.completed_count, batch.failed_count) == (AIBatchRequestStatus.PROCESSED, 8, 0)
+    with sessionmaker(pg_engine)() as db:
+        statuses = db.execute(
+            select(AIProcessingRequest.processing_status, func.count()).group_by(
+                AIProcessingRequest.processing_status
+            )
+        ).all()
+    assert statuses == [(AIRequestStatus.PROCESSING_COMPLETE, 8)]
 
 
 @pytest.mark.postgres
