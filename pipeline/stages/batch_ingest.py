@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from pipeline.analysis import InvalidAnalysis
 from pipeline.db.bulk import bulk_insert
 from pipeline.db.enums import AIBatchRequestStatus, AIRequestStatus, ProcessingStage, ProcessingStatus
-from pipeline.db.models import AIBatchRequest, AIProcessingRequest
+from pipeline.db.models import AIBatchRequest, AIProcessingRequest, SessionProcessingStatus
 from pipeline.db.types import utcnow
 from pipeline.settings import Settings
 from pipeline.stages.analysis_results import Applied, PriceCache, answer_values, apply_analyses, validated
@@ -146,6 +146,64 @@ def _empty_values(now: datetime, **values: Any) -> dict[str, Any]:
     return row
 
 
+#: Why an answer was not applied: its session's AI analysis was restarted after the request was made.
+SUPERSEDED = "superseded: the session was derived again after this request was sent"
+
+
+def _current_analyses(
+    db: Session, session_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, tuple[ProcessingStatus, datetime | None]]:
+    rows = db.execute(
+        select(
+            SessionProcessingStatus.session_id,
+            SessionProcessingStatus.status,
+            SessionProcessingStatus.started_at,
+        ).where(
+            SessionProcessingStatus.stage == ProcessingStage.AI_ANALYSIS,
+            SessionProcessingStatus.session_id.in_(session_ids),
+        )
+    ).all()
+    return {session_id: (status, started_at) for session_id, status, started_at in rows}
+
+
+def _is_superseded(request: OpenRequest, analysis: tuple[ProcessingStatus, datetime | None] | None) -> bool:
+    """A request answers its session only while that session's analysis is the one the request belongs to."""
+    if analysis is None:
+        return True
+    status, started_at = analysis
+    return status is not ProcessingStatus.IN_PROGRESS or (
+        started_at is not None and started_at > request.requested_at
+    )
+
+
+def _request_afresh(db: Session, requests: list[OpenRequest], now: datetime) -> None:
+    """Queue new requests (first attempt) for sessions whose analysis restarted while a batch had them."""
+    bulk_insert(
+        db,
+        _requests,
+        [
+            {
+                "id": uuid.uuid4(),
+                "session_id": request.session_id,
+                "model": request.model,
+                "requested_at": now,
+                "processing_status": AIRequestStatus.PENDING_BATCHING,
+                "processing_type": "session_analysis",
+                "success": False,
+                "attempts": 1,
+                "prompt_tokens": 0,
+                "completion_tokens": 0,
+                "total_tokens": 0,
+                "prompt_token_cost": 0.0,
+                "completion_token_cost": 0.0,
+                "total_cost_eur": 0.0,
+                "cost_known": True,
+            }
+            for request in requests
+        ],
+    )
+
+
 def release_requests(
     db: Session,
     failed: list[tuple[OpenRequest, str]],
@@ -214,8 +272,16 @@ def _apply_chunk(
         updates: list[dict[str, Any]] = []
         applied: dict[uuid.UUID, Applied] = {}
         failed: list[tuple[OpenRequest, str]] = []
+        superseded: list[OpenRequest] = []
+        current = _current_analyses(db, [request.session_id for request, _ in lines])
         for request, line in lines:
             response = line.get("response") or {}
+            if _is_superseded(request, current.get(request.session_id)):
+                # The session was derived again after this prompt was sent: its answer describes an older
+                # conversation. It was paid for, so it is recorded, but a fresh request takes its place.
+                updates.append(_empty_values(now, id=request.id, error_message=SUPERSEDED))
+                superseded.append(request)
+                continue
             if response.get("status_code") != 200 or line.get("error"):
                 reason = _error_of(line)
                 updates.append(_empty_values(now, id=request.id, error_message=reason))
@@ -260,6 +326,9 @@ def _apply_chunk(
                 )
         if updates:
             db.execute(_UPDATE_REQUEST, updates)
+        _request_afresh(
+            db, [r for r in superseded if current[r.session_id][0] is ProcessingStatus.IN_PROGRESS], now
+        )
         changes = apply_analyses(db, applied, now) + release_requests(db, failed, settings, now, result)
         apply_stage_changes(db, changes, now)
     result.completed += len(applied)

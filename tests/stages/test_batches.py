@@ -34,6 +34,7 @@ from pipeline.stages import batch_submit
 from pipeline.stages.batch_check import check_batches
 from pipeline.stages.batch_enqueue import enqueue_for_batch
 from pipeline.stages.batch_submit import file_name, plan_batches, submit_batch
+from pipeline.stages.stage_status import StageChange, apply_stage_changes
 from tests.factories import make_analysable_session, make_company
 
 TURNS = [("user", "When is my schedule for next week online?"), ("assistant", "On Friday, in the app.")]
@@ -540,3 +541,42 @@ def test_the_synchronous_fallback_analyses_what_the_batches_could_not(
     assert _ai_statuses(pg_engine) == {ProcessingStatus.COMPLETED: 2}
     assert sorted(entry.kind for entry in emulator.ledger()) == ["chat", "chat"]
     assert _billed_sessions(emulator) == sorted(map(str, session_ids))
+
+
+@pytest.mark.postgres
+def test_an_answer_for_a_conversation_that_changed_meanwhile_is_not_applied(
+    pg_engine: Engine, batch_settings: Settings, client: openai.OpenAI, emulator: OpenAIEmulator
+) -> None:
+    # Given two sessions in a submitted batch
+    changed, unchanged = _queued_sessions(pg_engine, batch_settings, 2)
+    for batch_id in plan_batches(pg_engine, batch_settings):
+        submit_batch(pg_engine, client, batch_id)
+
+    # When the first one's CSV row changes: import processing derives it again and it is handed over again
+    with sessionmaker(pg_engine).begin() as db:
+        apply_stage_changes(
+            db, [StageChange(changed, ProcessingStage.AI_ANALYSIS, ProcessingStatus.PENDING)], utcnow()
+        )
+    enqueue_for_batch(pg_engine, batch_settings, [changed])
+    check_batches(pg_engine, batch_settings, client)
+
+    # Then its stale answer is recorded (it was paid for) but not applied, and a fresh request waits for it
+    assert _ai_statuses(pg_engine) == {ProcessingStatus.COMPLETED: 1, ProcessingStatus.IN_PROGRESS: 1}
+    with sessionmaker(pg_engine)() as db:
+        rows = db.execute(
+            select(AIProcessingRequest.processing_status, AIProcessingRequest.error_message)
+            .where(AIProcessingRequest.session_id == changed)
+            .order_by(AIProcessingRequest.requested_at)
+        ).all()
+    assert [status for status, _ in rows] == [
+        AIRequestStatus.PROCESSING_FAILED,
+        AIRequestStatus.PENDING_BATCHING,
+    ]
+    assert (rows[0][1] or "").startswith("superseded")
+
+    # When the next batch runs
+    _run_batches(pg_engine, batch_settings, client, rounds=1)
+
+    # Then the session is analysed from its current conversation
+    assert _ai_statuses(pg_engine) == {ProcessingStatus.COMPLETED: 2}
+    assert _billed_sessions(emulator) == sorted([str(changed), str(changed), str(unchanged)])
