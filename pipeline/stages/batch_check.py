@@ -26,7 +26,7 @@ from pipeline.db.enums import AIBatchRequestStatus, AIRequestStatus
 from pipeline.db.models import AIBatchRequest, AIProcessingRequest
 from pipeline.db.types import utcnow
 from pipeline.settings import Settings
-from pipeline.stages.batch_ingest import IngestResult, OpenRequest, ingest_batch, release_requests
+from pipeline.stages.batch_ingest import IngestResult, ingest_batch, open_requests, release_requests
 from pipeline.stages.batch_submit import STATUS_FROM_OPENAI, claim_batch, submit_batch
 from pipeline.stages.stage_status import apply_stage_changes
 
@@ -66,21 +66,7 @@ def _release_failed_batch(
     factory = sessionmaker(engine)
     now = utcnow()
     with factory.begin() as db:
-        rows = db.execute(
-            select(
-                AIProcessingRequest.id,
-                AIProcessingRequest.session_id,
-                AIProcessingRequest.model,
-                AIProcessingRequest.requested_at,
-                AIProcessingRequest.attempts,
-            ).where(
-                AIProcessingRequest.batch_id == batch_id,
-                AIProcessingRequest.processing_status == AIRequestStatus.BATCHING_IN_PROGRESS,
-            )
-        ).all()
-        waiting = [
-            OpenRequest(row.id, row.session_id, row.model, row.requested_at, row.attempts) for row in rows
-        ]
+        waiting = open_requests(db, batch_id)
         db.execute(
             update(AIProcessingRequest)
             .where(AIProcessingRequest.id.in_([request.id for request in waiting]))

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
-from typing import cast
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 from sqlalchemy import Engine, Table, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -23,12 +23,36 @@ from pipeline.db.types import utcnow
 from pipeline.settings import Settings
 from pipeline.stages.analysis_claims import claim_analysable
 
-__all__ = ["OPEN_REQUEST", "enqueue_for_batch"]
+__all__ = ["OPEN_REQUEST", "enqueue_for_batch", "pending_request"]
 
 _requests = cast(Table, AIProcessingRequest.__table__)
 
 #: The predicate of the partial unique index on open requests (one per session).
 OPEN_REQUEST = text("processing_status IN ('PENDING_BATCHING', 'BATCHING_IN_PROGRESS')")
+
+
+def pending_request(
+    session_id: uuid.UUID, model: str, now: datetime, *, attempt: int = 1, note: str | None = None
+) -> dict[str, Any]:
+    """The row of a request waiting for its batch; ``attempt`` counts the batches it has been through."""
+    return {
+        "id": uuid.uuid4(),
+        "session_id": session_id,
+        "model": model,
+        "requested_at": now,
+        "processing_status": AIRequestStatus.PENDING_BATCHING,
+        "processing_type": "session_analysis",
+        "success": False,
+        "attempts": attempt,
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "total_tokens": 0,
+        "prompt_token_cost": 0.0,
+        "completion_token_cost": 0.0,
+        "total_cost_eur": 0.0,
+        "cost_known": True,
+        "error_message": note,
+    }
 
 
 def enqueue_for_batch(engine: Engine, settings: Settings, session_ids: Sequence[uuid.UUID]) -> int:
@@ -43,26 +67,7 @@ def enqueue_for_batch(engine: Engine, settings: Settings, session_ids: Sequence[
             dialect_insert(_requests).on_conflict_do_nothing(
                 index_elements=["session_id"], index_where=OPEN_REQUEST
             ),
-            [
-                {
-                    "id": uuid.uuid4(),
-                    "session_id": item.session_id,
-                    "model": item.model,
-                    "requested_at": now,
-                    "processing_status": AIRequestStatus.PENDING_BATCHING,
-                    "processing_type": "session_analysis",
-                    "success": False,
-                    "attempts": 1,
-                    "prompt_tokens": 0,
-                    "completion_tokens": 0,
-                    "total_tokens": 0,
-                    "prompt_token_cost": 0.0,
-                    "completion_token_cost": 0.0,
-                    "total_cost_eur": 0.0,
-                    "cost_known": True,
-                }
-                for item in claimed
-            ],
+            [pending_request(item.session_id, item.model, now) for item in claimed],
         )
         # From here on the batch owns the session: no lease, so no sweep takes it back meanwhile.
         db.execute(

@@ -33,9 +33,10 @@ from pipeline.db.models import AIBatchRequest, AIProcessingRequest, SessionProce
 from pipeline.db.types import utcnow
 from pipeline.settings import Settings
 from pipeline.stages.analysis_results import Applied, PriceCache, answer_values, apply_analyses, validated
+from pipeline.stages.batch_enqueue import pending_request
 from pipeline.stages.stage_status import StageChange, apply_stage_changes
 
-__all__ = ["IngestResult", "OpenRequest", "ingest_batch", "release_requests"]
+__all__ = ["IngestResult", "OpenRequest", "ingest_batch", "open_requests", "release_requests"]
 
 logger = logging.getLogger(__name__)
 
@@ -178,30 +179,7 @@ def _is_superseded(request: OpenRequest, analysis: tuple[ProcessingStatus, datet
 
 def _request_afresh(db: Session, requests: list[OpenRequest], now: datetime) -> None:
     """Queue new requests (first attempt) for sessions whose analysis restarted while a batch had them."""
-    bulk_insert(
-        db,
-        _requests,
-        [
-            {
-                "id": uuid.uuid4(),
-                "session_id": request.session_id,
-                "model": request.model,
-                "requested_at": now,
-                "processing_status": AIRequestStatus.PENDING_BATCHING,
-                "processing_type": "session_analysis",
-                "success": False,
-                "attempts": 1,
-                "prompt_tokens": 0,
-                "completion_tokens": 0,
-                "total_tokens": 0,
-                "prompt_token_cost": 0.0,
-                "completion_token_cost": 0.0,
-                "total_cost_eur": 0.0,
-                "cost_known": True,
-            }
-            for request in requests
-        ],
-    )
+    bulk_insert(db, _requests, [pending_request(r.session_id, r.model, now) for r in requests])
 
 
 def release_requests(
@@ -222,24 +200,13 @@ def release_requests(
         db,
         _requests,
         [
-            {
-                "id": uuid.uuid4(),
-                "session_id": request.session_id,
-                "model": request.model,
-                "requested_at": now,
-                "processing_status": AIRequestStatus.PENDING_BATCHING,
-                "processing_type": "session_analysis",
-                "success": False,
-                "attempts": request.attempts + 1,
-                "prompt_tokens": 0,
-                "completion_tokens": 0,
-                "total_tokens": 0,
-                "prompt_token_cost": 0.0,
-                "completion_token_cost": 0.0,
-                "total_cost_eur": 0.0,
-                "cost_known": True,
-                "error_message": f"previous attempt: {reason}",
-            }
+            pending_request(
+                request.session_id,
+                request.model,
+                now,
+                attempt=request.attempts + 1,
+                note=f"previous attempt: {reason}",
+            )
             for request, reason in retry
         ],
     )
@@ -335,24 +302,21 @@ def _apply_chunk(
     result.failed += len(failed)
 
 
-def _open_requests(factory: sessionmaker[Session], batch_id: uuid.UUID) -> dict[str, OpenRequest]:
-    with factory() as db:
-        rows = db.execute(
-            select(
-                AIProcessingRequest.id,
-                AIProcessingRequest.session_id,
-                AIProcessingRequest.model,
-                AIProcessingRequest.requested_at,
-                AIProcessingRequest.attempts,
-            ).where(
-                AIProcessingRequest.batch_id == batch_id,
-                AIProcessingRequest.processing_status == AIRequestStatus.BATCHING_IN_PROGRESS,
-            )
-        ).all()
-    return {
-        str(row.id): OpenRequest(row.id, row.session_id, row.model, row.requested_at, row.attempts)
-        for row in rows
-    }
+def open_requests(db: Session, batch_id: uuid.UUID) -> list[OpenRequest]:
+    """The requests of a batch still waiting for their result."""
+    rows = db.execute(
+        select(
+            AIProcessingRequest.id,
+            AIProcessingRequest.session_id,
+            AIProcessingRequest.model,
+            AIProcessingRequest.requested_at,
+            AIProcessingRequest.attempts,
+        ).where(
+            AIProcessingRequest.batch_id == batch_id,
+            AIProcessingRequest.processing_status == AIRequestStatus.BATCHING_IN_PROGRESS,
+        )
+    ).all()
+    return [OpenRequest(row.id, row.session_id, row.model, row.requested_at, row.attempts) for row in rows]
 
 
 def ingest_batch(
@@ -369,7 +333,8 @@ def ingest_batch(
     factory = sessionmaker(engine, expire_on_commit=False)
     result = IngestResult()
     prices: PriceCache = {}
-    waiting = _open_requests(factory, batch_id)
+    with factory() as db:
+        waiting = {str(request.id): request for request in open_requests(db, batch_id)}
     for file_id in (output_file_id, error_file_id):
         if file_id is None:
             continue
