@@ -143,15 +143,23 @@ def purge(*queues: str) -> None:
 
 
 def wait_for_count(
-    engine: Engine, sql: str, expected: int, worker: subprocess.Popen[bytes], interval: float = 0.1
+    engine: Engine,
+    sql: str,
+    expected: int,
+    worker: subprocess.Popen[bytes],
+    interval: float = 0.1,
+    timeout: float = 900,
 ) -> None:
-    """Poll ``sql`` (a count) until it reaches ``expected``; stop at once if the worker pool died."""
+    """Poll ``sql`` (a count) until it reaches ``expected``; stop if the worker pool died or time ran out."""
+    deadline = time.monotonic() + timeout
     while True:
         with engine.connect() as connection:
             if connection.execute(text(sql)).scalar_one() >= expected:
                 return
         if worker.poll() is not None:
             raise SystemExit(f"the worker pool exited with code {worker.returncode}")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"gave up after {timeout:.0f} s waiting for {expected} from: {sql}")
         time.sleep(interval)
 
 

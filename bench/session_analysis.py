@@ -107,6 +107,7 @@ def main() -> None:
         environment = {
             "OPENAI_BASE_URL": emulator.url,
             "OPENAI_API_KEY": "bench",
+            "AI_PROCESSING_MODE": "sync",
             "SESSION_PROCESSING_CONCURRENCY": str(args.concurrency),
         }
         with worker_pool(
