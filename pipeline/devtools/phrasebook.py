@@ -9,24 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from pipeline.db.enums import SessionCategory
+
 __all__ = ["CATEGORIES", "Exchange", "Phrasebook"]
 
-#: The topics a chat can be about: the 13 ``SessionCategory`` values (domain spec §1.10), in their order.
-CATEGORIES: tuple[str, ...] = (
-    "SCHEDULE_HOURS",
-    "LEAVE_VACATION",
-    "SICK_LEAVE_RECOVERY",
-    "SALARY_COMPENSATION",
-    "CONTRACT_HOURS",
-    "ONBOARDING",
-    "OFFBOARDING",
-    "WORKWEAR_STAFF_PASS",
-    "TEAM_CONTACTS",
-    "PERSONAL_QUESTIONS",
-    "ACCESS_LOGIN",
-    "SOCIAL_QUESTIONS",
-    "UNRECOGNIZED_OTHER",
-)
+#: The topics a chat can be about: the ``SessionCategory`` values (domain spec §1.10), in their order.
+CATEGORIES: tuple[str, ...] = tuple(category.value for category in SessionCategory)
 
 Exchange = tuple[str, str]
 

@@ -90,6 +90,18 @@ def _import(engine: Engine, import_id: uuid.UUID) -> SessionImport:
         return row
 
 
+def _stored_import(engine: Engine, **fields: str) -> uuid.UUID:
+    """Store one hand-made import of a new company, as the CSV stage would, and return its id."""
+    with sessionmaker(engine).begin() as db:
+        company = Company(name="Acme", csv_url="https://a.example/s.csv")
+        db.add(company)
+        db.flush()
+        row = SessionImport(company_id=company.id, external_session_id="x", row_hash="0" * 64, **fields)
+        db.add(row)
+        db.flush()
+        return row.id
+
+
 def _external_id(engine: Engine, import_id: uuid.UUID) -> str:
     return _import(engine, import_id).external_session_id
 
@@ -171,20 +183,7 @@ def test_an_unparseable_time_fails_the_import_with_the_raw_value(
     pg_engine: Engine, pg_settings: Settings, transcripts: Fetcher
 ) -> None:
     # Given an import whose start time is not a time
-    with sessionmaker(pg_engine).begin() as db:
-        company = Company(name="Acme", csv_url="https://a.example/s.csv")
-        db.add(company)
-        db.flush()
-        row = SessionImport(
-            company_id=company.id,
-            external_session_id="x",
-            start_time_raw="yesterday noon",
-            end_time_raw="30.04.2025 11:38:14",
-            row_hash="0" * 64,
-        )
-        db.add(row)
-        db.flush()
-        import_id = row.id
+    import_id = _stored_import(pg_engine, start_time_raw="yesterday noon", end_time_raw="30.04.2025 11:38:14")
 
     # When it is processed
     result = process_imports(pg_engine, pg_settings, [import_id], fetcher=transcripts, hand_over=Collector())
@@ -535,23 +534,14 @@ def test_raw_csv_values_are_normalised_on_the_session_and_kept_on_the_import(
     pg_engine: Engine, pg_settings: Settings, transcripts: Fetcher
 ) -> None:
     # Given an import with a country name, a language name and a malformed IP address
-    with sessionmaker(pg_engine).begin() as db:
-        company = Company(name="Acme", csv_url="https://a.example/s.csv")
-        db.add(company)
-        db.flush()
-        row = SessionImport(
-            company_id=company.id,
-            external_session_id="x",
-            start_time_raw="30.04.2025 11:38:14",
-            end_time_raw="30.04.2025 11:40:00",
-            row_hash="0" * 64,
-            country_code="Netherlands",
-            language="nederlands",
-            ip_address="999.1.1.1",
-        )
-        db.add(row)
-        db.flush()
-        import_id = row.id
+    import_id = _stored_import(
+        pg_engine,
+        start_time_raw="30.04.2025 11:38:14",
+        end_time_raw="30.04.2025 11:40:00",
+        country_code="Netherlands",
+        language="nederlands",
+        ip_address="999.1.1.1",
+    )
 
     # When it is processed
     process_imports(pg_engine, pg_settings, [import_id], fetcher=transcripts, hand_over=Collector())
