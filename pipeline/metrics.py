@@ -10,6 +10,14 @@ from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
     "AI_REQUESTS",
+    "DEAD_LETTERS",
+    "HEALTH_SOURCE_ERRORS",
+    "SCHEDULER_HEALTHY",
+    "SCHEDULER_LAST_SUCCESS",
+    "SCHEDULER_LOOP_ERRORS",
+    "SCHEDULER_RUNS",
+    "SCHEDULER_RUN_DURATION",
+    "SCHEDULER_TICKS",
     "BATCHES",
     "CSV_FETCHES",
     "CSV_FETCH_BYTES",
@@ -105,5 +113,51 @@ AI_REQUESTS = Gauge(
 OLDEST_OPEN_BATCH = Gauge(
     "livedash_oldest_open_batch_age_seconds",
     "Age of the oldest batch not yet processed (0 when none is open).",
+    multiprocess_mode="mostrecent",
+)
+
+SCHEDULER_TICKS = Counter(
+    "livedash_scheduler_ticks_total",
+    "Cron ticks seen by a scheduler replica, by outcome (enqueued, duplicate, skipped_paused, skipped_stopped, "
+    "skipped_overlap, failed); duplicate means another replica enqueued it.",
+    ["scheduler", "outcome"],
+)
+SCHEDULER_LOOP_ERRORS = Counter(
+    "livedash_scheduler_loop_errors_total",
+    "Scheduler passes that failed (broker or database unreachable); the pass is retried and nothing is lost.",
+)
+SCHEDULER_RUNS = Counter(
+    "livedash_scheduler_runs_total",
+    "Finished runs of a scheduler's tick, by outcome (succeeded, failed, duplicate).",
+    ["scheduler", "outcome"],
+)
+SCHEDULER_RUN_DURATION = Histogram(
+    "livedash_scheduler_run_duration_seconds",
+    "Duration of one run of a scheduler's tick.",
+    ["scheduler"],
+    buckets=(0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600),
+)
+SCHEDULER_LAST_SUCCESS = Gauge(
+    "livedash_scheduler_last_success_timestamp_seconds",
+    "Unix time of the last successful run of a scheduler's tick.",
+    ["scheduler"],
+    multiprocess_mode="max",
+)
+
+SCHEDULER_HEALTHY = Gauge(
+    "livedash_scheduler_healthy",
+    "1 when the health aggregator judges a scheduler healthy, 0 when not.",
+    ["scheduler"],
+    multiprocess_mode="mostrecent",
+)
+HEALTH_SOURCE_ERRORS = Counter(
+    "livedash_health_source_errors_total",
+    "Sources the health aggregator could not read (metrics, rabbitmq, database, prometheus).",
+    ["source"],
+)
+DEAD_LETTERS = Gauge(
+    "livedash_dead_letters",
+    "Messages waiting in a queue's dead-letter queue (<queue>.XQ), as last read by the health aggregator.",
+    ["queue"],
     multiprocess_mode="mostrecent",
 )

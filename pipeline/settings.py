@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     scheduler_auto_restart: bool = True
     scheduler_instance_id: str = Field(default_factory=_default_instance_id, min_length=1)
     scheduler_timezone: TimeZoneName = "UTC"
+    scheduler_catchup_window: Annotated[int, Field(ge=0)] = 3600
+    scheduler_overlap_timeout: PositiveInt = 3600
+    scheduler_max_restarts: Annotated[int, Field(ge=0)] = 5
+    scheduler_restart_backoff_ms: Milliseconds = 1_000
+    scheduler_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9192
     csv_import_interval: CronExpression = "*/10 * * * *"
     csv_import_batch_size: PositiveInt = 10
     csv_import_max_concurrent: PositiveInt = 5
@@ -134,10 +139,28 @@ class Settings(BaseSettings):
     batch_timeout_hours: PositiveInt = 24
     batch_sync_fallback: bool = False
 
+    # Worker pools (`livedash worker`, `livedash run`)
+    worker_processes: PositiveInt = 2
+    worker_threads: PositiveInt = 4
+    worker_shutdown_grace_seconds: PositiveInt = 600
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9191
+
+    # Health aggregator and admin API (`livedash health`)
+    health_host: str = "0.0.0.0"
+    health_port: Annotated[int, Field(ge=0, le=65535)] = 3000
+    health_metrics_targets: str = ""
+    prometheus_url: str | None = None
+    rabbitmq_management_url: str = "http://guest:guest@127.0.0.1:15672"
+    health_source_timeout_ms: Milliseconds = 3_000
+    health_success_interval_factor: Annotated[float, Field(gt=0)] = 3.0
+    health_max_consecutive_failures: PositiveInt = 3
+    health_max_lag_seconds: PositiveInt = 3600
+
     # Security and operations
     admin_api_token: SecretStr = SecretStr("")
     secret_key: SecretStr = SecretStr("")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
 
     @model_validator(mode="after")
     def _limits_below_consumer_timeout(self) -> Settings:
