@@ -24,6 +24,7 @@ from dramatiq.middleware import (
 from dramatiq.middleware.prometheus import Prometheus
 from periodiq import PeriodiqMiddleware
 
+from pipeline.logs import LogContext
 from pipeline.settings import Settings
 
 __all__ = ["build_broker"]
@@ -42,6 +43,7 @@ def _middleware(settings: Settings, *, with_prometheus: bool) -> list[Middleware
             max_backoff=settings.actor_max_backoff_ms,
         ),
         CurrentMessage(),
+        LogContext(),
         PeriodiqMiddleware(),
     ]
     if with_prometheus:

@@ -10,23 +10,23 @@ from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
     "AI_REQUESTS",
+    "BATCHES",
+    "CSV_FETCHES",
+    "CSV_FETCH_BYTES",
+    "CSV_FETCH_DURATION",
+    "CSV_ROWS",
     "DEAD_LETTERS",
     "HEALTH_SOURCE_ERRORS",
+    "OLDEST_OPEN_BATCH",
+    "OPENAI_COST_EUR",
+    "OPENAI_TOKENS",
+    "PUBLISH_FAILURES",
     "SCHEDULER_HEALTHY",
     "SCHEDULER_LAST_SUCCESS",
     "SCHEDULER_LOOP_ERRORS",
     "SCHEDULER_RUNS",
     "SCHEDULER_RUN_DURATION",
     "SCHEDULER_TICKS",
-    "BATCHES",
-    "CSV_FETCHES",
-    "CSV_FETCH_BYTES",
-    "CSV_FETCH_DURATION",
-    "CSV_ROWS",
-    "OLDEST_OPEN_BATCH",
-    "OPENAI_COST_EUR",
-    "OPENAI_TOKENS",
-    "PUBLISH_FAILURES",
     "STAGE_ITEMS",
     "STAGE_LAG",
     "TRANSCRIPT_FETCH_BYTES",
@@ -118,8 +118,8 @@ OLDEST_OPEN_BATCH = Gauge(
 
 SCHEDULER_TICKS = Counter(
     "livedash_scheduler_ticks_total",
-    "Cron ticks seen by a scheduler replica, by outcome (enqueued, duplicate, skipped_paused, skipped_stopped, "
-    "skipped_overlap, failed); duplicate means another replica enqueued it.",
+    "Cron ticks seen by a scheduler replica, by outcome (enqueued, duplicate, skipped_paused, "
+    "skipped_stopped, skipped_overlap, failed); duplicate means another replica enqueued it.",
     ["scheduler", "outcome"],
 )
 SCHEDULER_LOOP_ERRORS = Counter(

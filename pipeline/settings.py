@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import os
 import socket
-from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cronsim import CronSim, CronSimError
 from pydantic import AfterValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipeline.scheduling.cron import CronError, normalize_cron
 
 __all__ = ["CronExpression", "Settings", "SettingsError", "get_settings", "load_settings"]
 
@@ -30,12 +30,10 @@ DEFAULT_SQLITE_URL = "sqlite:///livedash.sqlite3"
 
 
 def _validate_cron(expression: str) -> str:
-    expression = " ".join(expression.split())
     try:
-        CronSim(expression, datetime.now(UTC))
-    except CronSimError as exc:
-        raise ValueError(f"invalid cron expression {expression!r}: {exc}") from exc
-    return expression
+        return normalize_cron(expression)
+    except CronError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _validate_timezone(name: str) -> str:

@@ -11,10 +11,10 @@ import uuid
 
 import dramatiq
 
-from pipeline.actors.periodic import periodic
-from pipeline.actors.queues import BATCH_PROCESSING
+from pipeline.actors.periodic import periodic, recorded_tick
 from pipeline.actors.session_processing import analyse_synchronously, openai_for_worker
 from pipeline.db.engine import get_engine
+from pipeline.queues import BATCH_PROCESSING
 from pipeline.settings import get_settings
 from pipeline.stages import batch_check, batch_submit
 
@@ -30,12 +30,14 @@ settings = get_settings()
     time_limit=120_000,
     **periodic(settings.batch_processing_interval),
 )
-def batch_submit_tick() -> None:
+@recorded_tick("batch-processing")
+def batch_submit_tick() -> int:
     """Commit the batches that are due, then send each to be submitted."""
     planned = batch_submit.plan_batches(get_engine(), settings)
     for batch_id in planned:
         submit_batch.send(str(batch_id))
     logger.info("batch submit tick: %d batches planned", len(planned))
+    return len(planned)
 
 
 @dramatiq.actor(queue_name=BATCH_PROCESSING, time_limit=settings.actor_time_limit_ms)
@@ -51,7 +53,8 @@ def submit_batch(batch_id: str) -> None:
     time_limit=settings.actor_time_limit_ms,
     **periodic(settings.batch_processing_check_interval),
 )
-def batch_check_tick() -> None:
+@recorded_tick("batch-processing-check")
+def batch_check_tick() -> int:
     """Poll every open batch and ingest, release or cancel as its state says."""
     result = batch_check.check_batches(
         get_engine(), settings, openai_for_worker(), analyse_sync=analyse_synchronously
@@ -65,3 +68,4 @@ def batch_check_tick() -> None:
         result.cancelled,
         result.poll_errors,
     )
+    return result.polled

@@ -9,9 +9,9 @@ from functools import lru_cache
 import dramatiq
 
 from pipeline.actors.handoff import send_imports_for_processing
-from pipeline.actors.periodic import periodic
-from pipeline.actors.queues import CSV_IMPORT
+from pipeline.actors.periodic import periodic, recorded_tick
 from pipeline.db.engine import get_engine, get_session_factory
+from pipeline.queues import CSV_IMPORT
 from pipeline.settings import get_settings
 from pipeline.sources.http_fetch import Fetcher
 from pipeline.stages.csv_import import (
@@ -52,7 +52,8 @@ def _should_retry(retries: int, exception: BaseException) -> bool:
 @dramatiq.actor(
     queue_name=CSV_IMPORT, max_retries=0, time_limit=60_000, **periodic(settings.csv_import_interval)
 )
-def csv_import_tick() -> None:
+@recorded_tick("csv-import")
+def csv_import_tick() -> int:
     """Send one import message per ACTIVE company of this deployment."""
     sent = 0
     with get_session_factory()() as db:
@@ -60,6 +61,7 @@ def csv_import_tick() -> None:
             import_company.send(str(company_id))
             sent += 1
     logger.info("csv-import tick: %d companies sent for import", sent)
+    return sent
 
 
 @dramatiq.actor(

@@ -13,7 +13,7 @@ import uuid
 import dramatiq
 
 from pipeline import metrics
-from pipeline.actors.queues import IMPORT_PROCESSING, SESSION_PROCESSING
+from pipeline.queues import IMPORT_PROCESSING, SESSION_PROCESSING
 
 __all__ = [
     "ANALYZE_SESSIONS_ACTOR",

@@ -9,9 +9,9 @@ from functools import lru_cache
 import dramatiq
 
 from pipeline.actors.handoff import send_imports_for_processing, send_sessions_for_analysis
-from pipeline.actors.periodic import periodic
-from pipeline.actors.queues import IMPORT_PROCESSING
+from pipeline.actors.periodic import periodic, recorded_tick
 from pipeline.db.engine import get_engine
+from pipeline.queues import IMPORT_PROCESSING
 from pipeline.settings import get_settings
 from pipeline.sources.http_fetch import Fetcher
 from pipeline.stages import import_processing, import_sweep
@@ -54,7 +54,8 @@ def process_imports(import_ids: list[str]) -> None:
     time_limit=60_000,
     **periodic(settings.import_processing_interval),
 )
-def import_processing_sweep() -> None:
+@recorded_tick("import-processing")
+def import_processing_sweep() -> int:
     """Send again the imports whose message was lost, whose worker died or whose backoff has passed."""
     result = import_sweep.sweep_imports(get_engine(), settings, send_imports_for_processing)
     logger.info(
@@ -63,3 +64,4 @@ def import_processing_sweep() -> None:
         result.sent,
         result.lag_seconds,
     )
+    return result.sent

@@ -11,10 +11,10 @@ import dramatiq
 import openai
 
 from pipeline.actors.handoff import send_sessions_for_analysis
-from pipeline.actors.periodic import periodic
-from pipeline.actors.queues import SESSION_PROCESSING
+from pipeline.actors.periodic import periodic, recorded_tick
 from pipeline.analysis.openai_calls import openai_client
 from pipeline.db.engine import get_engine
+from pipeline.queues import SESSION_PROCESSING
 from pipeline.settings import get_settings
 from pipeline.stages import batch_enqueue, session_analysis, session_sweep
 
@@ -59,7 +59,9 @@ def analyze_sessions(session_ids: list[str]) -> None:
     time_limit=60_000,
     **periodic(settings.session_processing_interval),
 )
-def session_processing_sweep() -> None:
+@recorded_tick("session-processing")
+def session_processing_sweep() -> int:
     """Send again the sessions ready for analysis whose message was lost or whose worker died."""
     result = session_sweep.sweep_sessions(get_engine(), settings, send_sessions_for_analysis)
     logger.info("session sweep: %d sessions sent, oldest waiting %.0f s", result.sent, result.lag_seconds)
+    return result.sent

@@ -6,7 +6,21 @@ import sys
 
 import typer
 
-from pipeline.cli import batches, companies, db, demo, devtools, dlq, imports, schedulers, sessions, status
+from pipeline.cli import (
+    batches,
+    companies,
+    db,
+    demo,
+    devtools,
+    dlq,
+    imports,
+    run,
+    scheduler,
+    schedulers,
+    sessions,
+    status,
+    worker,
+)
 from pipeline.cli.errors import USAGE_ERROR
 from pipeline.settings import SettingsError
 
@@ -28,6 +42,9 @@ app.add_typer(schedulers.app, name="schedulers")
 app.add_typer(sessions.app, name="sessions")
 app.command("status")(status.status)
 app.command("demo")(demo.demo)
+app.command("worker")(worker.worker)
+app.command("scheduler")(scheduler.scheduler)
+app.command("run")(run.run)
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ app = typer.Typer(
 
 
 def _queues(queue: str | None) -> list[str]:
-    from pipeline.actors.queues import ALL_QUEUES
+    from pipeline.queues import ALL_QUEUES
 
     if queue is None:
         return list(ALL_QUEUES)

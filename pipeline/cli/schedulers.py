@@ -1,18 +1,24 @@
-"""``livedash schedulers``: run a scheduler's tick now."""
+"""``livedash schedulers``: list the schedulers, and pause, resume, start, stop or trigger one."""
 
 from __future__ import annotations
 
+import json
 import uuid
+from datetime import datetime
 
 import typer
+from dramatiq import Message
+from rich.console import Console
+from rich.table import Table
 
 from pipeline.cli.errors import exit_with_usage_error
+from pipeline.scheduling.control import ActionResult
+from pipeline.scheduling.jobs import UnknownScheduler, find_job
 from pipeline.settings import get_settings
 
 app = typer.Typer(help="The cron schedulers of the pipeline.", no_args_is_help=True)
 
-#: Scheduler ids (the seed's) that can be triggered from here.
-TRIGGERABLE = ("csv-import", "import-processing", "session-processing", "batch-processing")
+SCHEDULER_ARGUMENT = typer.Argument(..., metavar="SCHEDULER", help="Scheduler id, e.g. csv-import.")
 
 
 def _import_processing_inline() -> None:
@@ -122,38 +128,117 @@ def _csv_import_inline() -> None:
             )
 
 
+def _apply(action: str, scheduler_id: str) -> ActionResult:
+    from pipeline.db.engine import get_engine
+    from pipeline.scheduling.control import apply_action
+
+    settings = get_settings()
+    try:
+        find_job(settings, scheduler_id)
+    except UnknownScheduler as exc:
+        exit_with_usage_error(str(exc))
+
+    def publish_with_workers(message: Message[None]) -> Message[None]:
+        from pipeline.actors import broker
+
+        return broker.enqueue(message)
+
+    return apply_action(
+        get_engine(),
+        settings,
+        action,
+        scheduler_id,
+        publish=publish_with_workers,
+        requested_by="livedash CLI",
+    )
+
+
 @app.command()
 def trigger(
-    scheduler_id: str = typer.Argument(..., metavar="SCHEDULER", help="Scheduler id, e.g. csv-import."),
+    scheduler_id: str = SCHEDULER_ARGUMENT,
     inline: bool = typer.Option(
         False, "--inline", help="Run the tick's work in this process, not on workers."
     ),
 ) -> None:
     """Run a scheduler's tick now: enqueue it for the workers, or run it here with --inline."""
-    if scheduler_id not in TRIGGERABLE:
-        exit_with_usage_error(f"unknown scheduler {scheduler_id!r} (known: {', '.join(TRIGGERABLE)})")
+    try:
+        find_job(get_settings(), scheduler_id)
+    except UnknownScheduler as exc:
+        exit_with_usage_error(str(exc))
     if inline:
         {
             "csv-import": _csv_import_inline,
             "import-processing": _import_processing_inline,
             "session-processing": _session_processing_inline,
             "batch-processing": _batch_processing_inline,
+            "batch-processing-check": _batch_processing_inline,
         }[scheduler_id]()
         return
     if get_settings().broker == "memory":
         exit_with_usage_error("BROKER=memory has no workers outside this process: use --inline")
-    from pipeline.actors.batch_processing import batch_check_tick, batch_submit_tick
-    from pipeline.actors.csv_import import csv_import_tick
-    from pipeline.actors.import_processing import import_processing_sweep
-    from pipeline.actors.session_processing import session_processing_sweep
+    result = _apply("trigger", scheduler_id)
+    for decision in result.triggered:
+        typer.echo(f"enqueued {decision.job_id} tick as message {decision.message_id}")
 
-    tick = {
-        "csv-import": csv_import_tick,
-        "import-processing": import_processing_sweep,
-        "session-processing": session_processing_sweep,
-        "batch-processing": batch_submit_tick,
-    }[scheduler_id]
-    message = tick.send()
-    if scheduler_id == "batch-processing":
-        batch_check_tick.send()
-    typer.echo(f"enqueued {scheduler_id} tick as message {message.message_id}")
+
+def _control(action: str, scheduler_id: str) -> None:
+    result = _apply(action, scheduler_id)
+    typer.echo(f"{scheduler_id}: {result.message}")
+
+
+@app.command()
+def pause(scheduler_id: str = SCHEDULER_ARGUMENT) -> None:
+    """Pause a scheduler: every replica records its ticks as skipped until it is resumed."""
+    _control("pause", scheduler_id)
+
+
+@app.command()
+def resume(scheduler_id: str = SCHEDULER_ARGUMENT) -> None:
+    """Resume a paused (or stopped) scheduler at its next tick."""
+    _control("resume", scheduler_id)
+
+
+@app.command()
+def stop(scheduler_id: str = SCHEDULER_ARGUMENT) -> None:
+    """Stop a scheduler (the seed's stop): no tick runs until it is started."""
+    _control("stop", scheduler_id)
+
+
+@app.command()
+def start(scheduler_id: str = SCHEDULER_ARGUMENT) -> None:
+    """Start a stopped (or paused) scheduler at its next tick."""
+    _control("start", scheduler_id)
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+@app.command("list")
+def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+    """Every scheduler: id, name, queue, cron, state, last run and next run (times in UTC)."""
+    from pipeline.db.engine import get_engine
+    from pipeline.scheduling.overview import scheduler_overviews
+
+    settings = get_settings()
+    overviews = scheduler_overviews(get_engine(), settings)
+    if as_json:
+        typer.echo(json.dumps([overview.as_json() for overview in overviews], indent=2))
+        return
+    table = Table("id", "name", "queue", "cron", "state", "last run", "next run", "24 h runs / failed")
+    for overview in overviews:
+        state = overview.control if settings.scheduler_enabled else "DISABLED"
+        if overview.running_now:
+            state += " (running)"
+        last = f"{_when(overview.last_run_at)} {overview.last_run_status or ''}".strip()
+        table.add_row(
+            overview.id,
+            overview.name,
+            overview.queue,
+            overview.cron,
+            state,
+            last,
+            _when(overview.next_run_at),
+            f"{overview.recent_runs} / {overview.recent_failures}",
+        )
+    Console(width=160).print(table)

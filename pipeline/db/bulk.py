@@ -12,9 +12,10 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 from sqlalchemy import Table, insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-__all__ = ["bulk_insert"]
+__all__ = ["bulk_insert", "upsert_statement"]
 
 
 def _copy_value(value: Any) -> Any:
@@ -40,3 +41,10 @@ def bulk_insert(db: Session, table: Table, rows: Sequence[dict[str, Any]]) -> No
     with driver.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as copy:
         for row in rows:
             copy.write_row([_copy_value(row[column]) for column in columns])
+
+
+def upsert_statement(db: Session, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An ``INSERT`` on ``table`` that can say ``ON CONFLICT`` on both PostgreSQL and SQLite."""
+    if db.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)

@@ -511,6 +511,9 @@ class SchedulerState(Base):
     scheduler_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
     paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Stopped: ticks are recorded as skipped until started again (the seed's stop/start, beside pause/resume).
+    stopped: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     config: Mapped[dict[str, Any] | None] = mapped_column(JSONColumn)
     updated_at: Mapped[datetime] = _updated_at()
 
@@ -535,7 +538,12 @@ class SchedulerRun(Base):
     """One execution of a job (history for health and the admin API)."""
 
     __tablename__ = "scheduler_run"
-    __table_args__ = (Index(None, "job", "started_at"), Index(None, "status", "started_at"))
+    # One run per tick: a redelivered tick message finds its run instead of starting a second one.
+    __table_args__ = (
+        Index(None, "job", "started_at"),
+        Index(None, "status", "started_at"),
+        Index(None, "tick_id", unique=True),
+    )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
     job: Mapped[str] = mapped_column(String(64))

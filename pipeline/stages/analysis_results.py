@@ -14,12 +14,11 @@ from typing import Any, cast
 
 from openai.types.chat import ChatCompletion
 from sqlalchemy import Table, bindparam, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from pipeline import metrics
 from pipeline.analysis import Cost, SessionAnalysis, normalized_questions, parse_analysis, price_request
-from pipeline.db.bulk import bulk_insert
+from pipeline.db.bulk import bulk_insert, upsert_statement
 from pipeline.db.enums import ProcessingStage, ProcessingStatus
 from pipeline.db.models import ChatSession, Question, SessionQuestion
 from pipeline.settings import Settings
@@ -148,9 +147,8 @@ def _store_questions(db: Session, questions: dict[uuid.UUID, list[str]], now: da
     texts = sorted({text for listed in questions.values() for text in listed})
     if not texts:
         return
-    dialect_insert = postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
     db.execute(
-        dialect_insert(_questions).on_conflict_do_nothing(index_elements=["content"]),
+        upsert_statement(db, _questions).on_conflict_do_nothing(index_elements=["content"]),
         [{"id": uuid.uuid4(), "content": text, "created_at": now} for text in texts],
     )
     ids = {

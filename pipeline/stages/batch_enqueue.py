@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Engine, Table, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import sessionmaker
 
+from pipeline.db.bulk import upsert_statement
 from pipeline.db.enums import AIRequestStatus, ProcessingStage
 from pipeline.db.models import AIProcessingRequest, SessionProcessingStatus
 from pipeline.db.types import utcnow
@@ -62,9 +62,8 @@ def enqueue_for_batch(engine: Engine, settings: Settings, session_ids: Sequence[
         claimed = claim_analysable(db, settings, session_ids, now=now, lease=timedelta(minutes=5))
         if not claimed:
             return 0
-        dialect_insert = postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
         db.execute(
-            dialect_insert(_requests).on_conflict_do_nothing(
+            upsert_statement(db, _requests).on_conflict_do_nothing(
                 index_elements=["session_id"], index_where=OPEN_REQUEST
             ),
             [pending_request(item.session_id, item.model, now) for item in claimed],

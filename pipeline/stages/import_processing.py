@@ -31,11 +31,10 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, Table, Text, bindparam, delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline import metrics
-from pipeline.db.bulk import bulk_insert
+from pipeline.db.bulk import bulk_insert, upsert_statement
 from pipeline.db.claims import IMPORT_DERIVATION, claim
 from pipeline.db.enums import CompanyStatus, ProcessingStage, ProcessingStatus
 from pipeline.db.models import ChatSession, Company, Message, SessionImport, SessionProcessingStatus
@@ -296,8 +295,7 @@ def _upsert_sessions(
         {"id": uuid.uuid4(), "created_at": now, **_session_values(work, outcomes.get(work.row.id), now)}
         for work in works
     ]
-    dialect_insert = postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = dialect_insert(_sessions)
+    statement = upsert_statement(db, _sessions)
     kept = {"id", "created_at", "import_id"}
     updated: dict[str, Any] = {key: statement.excluded[key] for key in values[0] if key not in kept}
     # A session whose transcript is unavailable this time keeps the message count it had.

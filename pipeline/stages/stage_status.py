@@ -15,9 +15,9 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, case, func, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from pipeline.db.bulk import upsert_statement
 from pipeline.db.enums import ProcessingStage, ProcessingStatus
 from pipeline.db.models import JSONColumn, SessionProcessingStatus
 
@@ -57,8 +57,9 @@ def ensure_stage_rows(db: Session, session_ids: Iterable[uuid.UUID], now: dateti
     ]
     if not rows:
         return
-    dialect_insert = postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
-    db.execute(dialect_insert(_table).on_conflict_do_nothing(index_elements=["session_id", "stage"]), rows)
+    db.execute(
+        upsert_statement(db, _table).on_conflict_do_nothing(index_elements=["session_id", "stage"]), rows
+    )
 
 
 _TERMINAL_UPDATE = (

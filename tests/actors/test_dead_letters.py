@@ -10,9 +10,9 @@ import dramatiq
 import pika
 import pytest
 
-from pipeline.actors.queues import IMPORT_PROCESSING
 from pipeline.broker import build_broker
 from pipeline.dead_letters import list_dead_letters, replay_dead_letters
+from pipeline.queues import IMPORT_PROCESSING
 from pipeline.settings import load_settings
 from tests.services import RABBITMQ_URL, require_rabbitmq
 
@@ -31,7 +31,7 @@ def _depth(queue: str) -> int:
 def broker() -> Iterator[dramatiq.Broker]:
     require_rabbitmq()
     rabbit = build_broker(load_settings(rabbitmq_url=RABBITMQ_URL))
-    rabbit.declare_queue(IMPORT_PROCESSING)
+    rabbit.declare_queue(IMPORT_PROCESSING, ensure=True)
     connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
     for queue in (IMPORT_PROCESSING, DEAD):
         connection.channel().queue_purge(queue)

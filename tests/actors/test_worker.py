@@ -17,7 +17,6 @@ from dramatiq import Message
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import sessionmaker
 
-from pipeline.actors.queues import BATCH_PROCESSING, CSV_IMPORT, IMPORT_PROCESSING, SESSION_PROCESSING
 from pipeline.broker import build_broker
 from pipeline.db.enums import CsvFetchOutcome, ProcessingStage, ProcessingStatus
 from pipeline.db.models import (
@@ -29,6 +28,7 @@ from pipeline.db.models import (
 )
 from pipeline.db.models import Message as MessageRow
 from pipeline.devtools.openai_emulator import Knobs, OpenAIEmulator
+from pipeline.queues import BATCH_PROCESSING, CSV_IMPORT, IMPORT_PROCESSING, SESSION_PROCESSING
 from pipeline.settings import Settings
 from tests.demo_source import Source, add_source_company, running_source
 from tests.factories import make_analysable_session, make_company

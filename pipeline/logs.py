@@ -1,0 +1,153 @@
+"""Logging for every process: readable text, or one JSON object per line with ``LOG_FORMAT=json``.
+
+Each record carries what is known about the work in hand: the scheduler or stage, the company, session or
+batch, and the Dramatiq message id (:func:`log_context` binds them; the broker's :class:`LogContext`
+middleware binds the message's). Credentials never reach the output: URL passwords, bearer tokens, OpenAI
+keys and the configured secrets are masked in every message, whatever the format.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
+
+import dramatiq
+from dramatiq.broker import MessageProxy
+from dramatiq.middleware import Middleware
+
+from pipeline.settings import Settings
+
+__all__ = ["CONTEXT_FIELDS", "JsonFormatter", "LogContext", "configure_logging", "log_context", "redact"]
+
+#: The context fields a record may carry, in output order.
+CONTEXT_FIELDS = ("scheduler", "stage", "company_id", "session_id", "batch_id", "message_id", "actor")
+
+_context: ContextVar[dict[str, str]] = ContextVar("livedash_log_context", default={})  # noqa: B039
+
+MASK = "***"
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]+):[^@/\s]+@")
+_BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+")
+_OPENAI_KEY = re.compile(r"\bsk-[A-Za-z0-9_-]{8,}")
+_secrets: list[str] = []
+
+
+def redact(text: str) -> str:
+    """``text`` with URL passwords, bearer tokens, OpenAI keys and configured secrets masked."""
+    text = _URL_PASSWORD.sub(lambda match: f"{match['scheme']}{match['user']}:{MASK}@", text)
+    text = _BEARER.sub(lambda match: f"{match[1]} {MASK}", text)
+    text = _OPENAI_KEY.sub(MASK, text)
+    for secret in _secrets:
+        text = text.replace(secret, MASK)
+    return text
+
+
+@contextmanager
+def log_context(**fields: str | None) -> Iterator[None]:
+    """Bind context fields to every record logged inside the block (by this thread or task)."""
+    token = _context.set({**_context.get(), **{key: value for key, value in fields.items() if value}})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+class _ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in _context.get().items():
+            setattr(record, key, value)
+        return True
+
+
+class _RedactingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        context = " ".join(f"{key}={getattr(record, key)}" for key in CONTEXT_FIELDS if hasattr(record, key))
+        line = super().format(record)
+        return redact(f"{line} [{context}]" if context else line)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message, the context fields, and the exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+        }
+        for key in CONTEXT_FIELDS:
+            if hasattr(record, key):
+                entry[key] = getattr(record, key)
+        if record.exc_info:
+            entry["exception"] = redact(self.formatException(record.exc_info))
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(settings: Settings, *, stream: Any = None) -> None:
+    """Install the format and level of ``settings`` on the root logger (replacing earlier handlers)."""
+    _secrets[:] = [
+        value
+        for value in (
+            settings.openai_api_key.get_secret_value(),
+            settings.admin_api_token.get_secret_value(),
+            settings.secret_key.get_secret_value(),
+        )
+        if len(value) >= 4
+    ]
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.addFilter(_ContextFilter())
+    if settings.log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(settings.log_level)
+
+
+#: Actor arguments that name what a message is about, by actor: (position, context field).
+_ARGUMENT_FIELDS = {
+    "import_company": (0, "company_id"),
+    "submit_batch": (0, "batch_id"),
+}
+
+
+class LogContext(Middleware):
+    """Binds the message id, actor and stage (its queue) to every record logged while a message runs."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, Any] = {}
+
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        fields = {"message_id": message.message_id, "actor": message.actor_name, "stage": message.queue_name}
+        position_field = _ARGUMENT_FIELDS.get(message.actor_name)
+        if position_field and len(message.args) > position_field[0]:
+            fields[position_field[1]] = str(message.args[position_field[0]])
+        self._tokens[message.message_id] = _context.set({**_context.get(), **fields})
+
+    def _unbind(self, message: MessageProxy) -> None:
+        token = self._tokens.pop(message.message_id, None)
+        if token is not None:
+            _context.reset(token)
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: MessageProxy,
+        *,
+        result: Any | None = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        self._unbind(message)
+
+    def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        self._unbind(message)

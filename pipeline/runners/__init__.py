@@ -1,0 +1,1 @@
+"""The long-running processes: a stage's worker pool, the scheduler, and the all-in-one supervisor."""

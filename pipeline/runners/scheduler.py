@@ -1,0 +1,49 @@
+"""The scheduler process (``livedash scheduler``): the tick loop, its metrics, and a graceful SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+from periodiq import print_periodic_actors
+from prometheus_client import start_http_server
+
+from pipeline.db.engine import get_engine
+from pipeline.logs import configure_logging
+from pipeline.scheduling.loop import SchedulerLoop
+from pipeline.settings import Settings
+
+__all__ = ["run_scheduler"]
+
+logger = logging.getLogger(__name__)
+
+
+def run_scheduler(settings: Settings, stop: threading.Event | None = None) -> None:
+    """Run the tick loop until SIGTERM or SIGINT (or ``stop``); the current pass finishes first."""
+    configure_logging(settings)
+    from pipeline.actors import broker
+
+    print_periodic_actors([actor for actor in broker.actors.values() if "periodic" in actor.options])
+    if settings.scheduler_metrics_port:
+        start_http_server(settings.scheduler_metrics_port)
+    stopping = stop or threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        logger.info(
+            "scheduler %s: %s received, stopping", settings.scheduler_instance_id, signal.strsignal(signum)
+        )
+        stopping.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+    logger.info(
+        "scheduler %s started (zone %s, catch-up window %d s)",
+        settings.scheduler_instance_id,
+        settings.scheduler_timezone,
+        settings.scheduler_catchup_window,
+    )
+    SchedulerLoop(get_engine(), settings, broker.enqueue).run_forever(stopping)
+    logger.info("scheduler %s stopped", settings.scheduler_instance_id)
