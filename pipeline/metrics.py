@@ -119,7 +119,8 @@ OLDEST_OPEN_BATCH = Gauge(
 SCHEDULER_TICKS = Counter(
     "livedash_scheduler_ticks_total",
     "Cron ticks seen by a scheduler replica, by outcome (enqueued, duplicate, skipped_paused, "
-    "skipped_stopped, skipped_overlap, failed); duplicate means another replica enqueued it.",
+    "skipped_stopped, skipped_overlap, failed); duplicate: another replica enqueued it; failed: the publish "
+    "failed and the tick stays due.",
     ["scheduler", "outcome"],
 )
 SCHEDULER_LOOP_ERRORS = Counter(

@@ -70,7 +70,10 @@ class SettingsError(Exception):
 class Settings(BaseSettings):
     """The pipeline's configuration. Field ``foo_bar`` is read from ``FOO_BAR``."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+    # An empty variable means "not set" (its default), as in `OPENAI_BASE_URL=` in an env file.
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", case_sensitive=False, env_ignore_empty=True
+    )
 
     # Storage and transport
     database_url: str = DEFAULT_SQLITE_URL

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pipeline.cli.errors import exit_with_usage_error
 from pipeline.settings import get_settings
 
 
@@ -10,9 +9,6 @@ def scheduler() -> None:
     """Send each cron tick once across all replicas, catch up missed ticks, honour pause and stop.
 
     Ticks are recorded in the database before they are sent; see `livedash schedulers list`."""
-    settings = get_settings()
-    if not settings.scheduler_enabled:
-        exit_with_usage_error("SCHEDULER_ENABLED=false: this deployment runs no cron ticks")
     from pipeline.runners.scheduler import run_scheduler
 
-    run_scheduler(settings)
+    run_scheduler(get_settings())

@@ -22,12 +22,6 @@ logger = logging.getLogger(__name__)
 
 def run_scheduler(settings: Settings, stop: threading.Event | None = None) -> None:
     """Run the tick loop until SIGTERM or SIGINT (or ``stop``); the current pass finishes first."""
-    configure_logging(settings)
-    from pipeline.actors import broker
-
-    print_periodic_actors([actor for actor in broker.actors.values() if "periodic" in actor.options])
-    if settings.scheduler_metrics_port:
-        start_http_server(settings.scheduler_metrics_port)
     stopping = stop or threading.Event()
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
@@ -39,6 +33,17 @@ def run_scheduler(settings: Settings, stop: threading.Event | None = None) -> No
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
+    configure_logging(settings)
+    from pipeline.actors import broker
+
+    print_periodic_actors([actor for actor in broker.actors.values() if "periodic" in actor.options])
+    if settings.scheduler_metrics_port:
+        start_http_server(settings.scheduler_metrics_port)
+    if not settings.scheduler_enabled:
+        # Idle rather than exit: a container that exits at once is restarted in a loop by its platform.
+        logger.warning("SCHEDULER_ENABLED=false: this scheduler sends no ticks; waiting for SIGTERM")
+        stopping.wait()
+        return
     logger.info(
         "scheduler %s started (zone %s, catch-up window %d s)",
         settings.scheduler_instance_id,

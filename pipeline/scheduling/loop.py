@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from pipeline.db.models import SchedulerTick
 from pipeline.db.types import utcnow
-from pipeline.metrics import SCHEDULER_LOOP_ERRORS
+from pipeline.metrics import SCHEDULER_LOOP_ERRORS, SCHEDULER_TICKS
 from pipeline.scheduling.jobs import Job, scheduled_jobs
 from pipeline.scheduling.ticks import Publish, TickDecision, record_tick
 from pipeline.settings import Settings
@@ -76,15 +76,20 @@ class SchedulerLoop:
             detail = None
             if len(fires) > 1 or now - fires[-1] > LATENESS:
                 detail = f"catch-up: {len(fires)} due since {fires[0].isoformat()}, the newest runs once"
-            decision = record_tick(
-                self.engine,
-                job,
-                fires[-1],
-                publish=self.publish,
-                instance_id=self.settings.scheduler_instance_id,
-                overlap_timeout=self.overlap_timeout,
-                detail=detail,
-            )
+            try:
+                decision = record_tick(
+                    self.engine,
+                    job,
+                    fires[-1],
+                    publish=self.publish,
+                    instance_id=self.settings.scheduler_instance_id,
+                    overlap_timeout=self.overlap_timeout,
+                    detail=detail,
+                )
+            except Exception:
+                # Nothing was recorded: the tick stays due and the next pass sends it.
+                SCHEDULER_TICKS.labels(job.id, "failed").inc()
+                raise
             logger.info(
                 "tick %s at %s: %s%s",
                 job.id,

@@ -137,16 +137,25 @@ def _update_status(engine: Engine, batch_id: uuid.UUID, remote: Any) -> None:
 
 def _record_metrics(engine: Engine, now: datetime) -> None:
     with sessionmaker(engine)() as db:
-        for status, count in db.execute(
-            select(AIBatchRequest.status, func.count()).group_by(AIBatchRequest.status)
-        ):
-            metrics.BATCHES.labels(status.value).set(count)
-        for request_status, count in db.execute(
-            select(AIProcessingRequest.processing_status, func.count()).group_by(
-                AIProcessingRequest.processing_status
+        # Every status is set, those with no row to 0, so a status that emptied does not keep its old count.
+        batches = {
+            status: count
+            for status, count in db.execute(
+                select(AIBatchRequest.status, func.count()).group_by(AIBatchRequest.status)
             )
-        ):
-            metrics.AI_REQUESTS.labels(request_status.value).set(count)
+        }
+        for batch_status in AIBatchRequestStatus:
+            metrics.BATCHES.labels(batch_status.value).set(batches.get(batch_status, 0))
+        requests = {
+            status: count
+            for status, count in db.execute(
+                select(AIProcessingRequest.processing_status, func.count()).group_by(
+                    AIProcessingRequest.processing_status
+                )
+            )
+        }
+        for request_status in AIRequestStatus:
+            metrics.AI_REQUESTS.labels(request_status.value).set(requests.get(request_status, 0))
         oldest = db.scalar(
             select(func.min(AIBatchRequest.created_at)).where(AIBatchRequest.status.in_(OPEN_STATUSES))
         )
