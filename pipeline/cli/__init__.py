@@ -13,6 +13,7 @@ from pipeline.cli import (
     demo,
     devtools,
     dlq,
+    health,
     imports,
     run,
     scheduler,
@@ -45,6 +46,7 @@ app.command("demo")(demo.demo)
 app.command("worker")(worker.worker)
 app.command("scheduler")(scheduler.scheduler)
 app.command("run")(run.run)
+app.command("health")(health.health)
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import typer
 from dramatiq import Message
@@ -12,9 +13,11 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.cli.errors import exit_with_usage_error
-from pipeline.scheduling.control import ActionResult
 from pipeline.scheduling.jobs import UnknownScheduler, find_job
 from pipeline.settings import get_settings
+
+if TYPE_CHECKING:
+    from pipeline.scheduling.control import ActionResult
 
 app = typer.Typer(help="The cron schedulers of the pipeline.", no_args_is_help=True)
 

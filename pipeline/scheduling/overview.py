@@ -34,6 +34,7 @@ class SchedulerOverview:
     cron: str
     timezone: str
     control: str  # ACTIVE, PAUSED or STOPPED: what the operator asked for
+    control_changed_at: datetime | None  # when an operator last paused, resumed, stopped or started it
     running_now: bool
     last_run_at: datetime | None
     last_run_status: str | None
@@ -114,6 +115,7 @@ def _overview(db: Session, settings: Settings, job: Job, now: datetime) -> Sched
         cron=job.cron,
         timezone=settings.scheduler_timezone,
         control=control,
+        control_changed_at=state.updated_at if state else None,
         running_now=bool(running_now),
         last_run_at=last_run.started_at if last_run else None,
         last_run_status=last_run.status.value if last_run else None,
@@ -129,7 +131,7 @@ def _overview(db: Session, settings: Settings, job: Job, now: datetime) -> Sched
         last_tick_outcome=last_tick.outcome.value if last_tick else None,
         next_run_at=(
             None
-            if control == "STOPPED" or not settings.scheduler_enabled
+            if control != "ACTIVE" or not settings.scheduler_enabled
             else job.schedule(settings.scheduler_timezone).next_after(now)
         ),
     )

@@ -1,0 +1,218 @@
+"""The status of one scheduler, from what the sources said about it (the table in ``docs/health.md``).
+
+The rules are pure: they take an :class:`Observation` (what the database, RabbitMQ and the metrics said, or
+why they could not say it) and the settings' thresholds, and return a status with its reasons. A source that
+could not be read never makes a scheduler ERROR by itself, except the database: without it there is neither
+control state nor run history, and no stage can work either.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pipeline.health.sources import QueueStats
+from pipeline.scheduling.jobs import Job
+from pipeline.scheduling.overview import SchedulerOverview
+from pipeline.settings import Settings
+
+__all__ = [
+    "STAGE_OF_SCHEDULER",
+    "EndpointState",
+    "Observation",
+    "Status",
+    "Verdict",
+    "cron_interval",
+    "judge",
+]
+
+#: The ``stage`` label of ``livedash_stage_lag_seconds`` set by each scheduler's sweep (the others set none).
+STAGE_OF_SCHEDULER = {
+    "import-processing": "import-processing",
+    "session-processing": "session-processing",
+}
+
+
+class Status(enum.StrEnum):
+    RUNNING = "RUNNING"
+    STARTING = "STARTING"
+    PAUSED = "PAUSED"
+    STOPPED = "STOPPED"
+    ERROR = "ERROR"
+
+
+@dataclass(frozen=True)
+class EndpointState:
+    """A scheduler's metrics endpoint(s): how many answered out of how many, and why the others did not."""
+
+    answered: int
+    total: int
+    failures: tuple[str, ...] = ()
+
+    @property
+    def up(self) -> bool:
+        return self.answered > 0
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Everything the sources said about one scheduler; a ``*_error`` explains a missing figure."""
+
+    job: Job
+    overview: SchedulerOverview | None
+    database_error: str | None = None
+    queue: QueueStats | None = None
+    delayed: QueueStats | None = None
+    queue_declared: bool = True
+    rabbitmq_error: str | None = None
+    endpoint: EndpointState | None = None
+    metrics_error: str | None = None
+    lag_seconds: float | None = None
+    metrics_last_success: datetime | None = None
+    scheduler_process: EndpointState | None = None
+
+    @property
+    def last_success(self) -> datetime | None:
+        """The newer of the run history's and the metrics' last success."""
+        recorded = self.overview.last_success_at if self.overview else None
+        candidates = [moment for moment in (recorded, self.metrics_last_success) if moment is not None]
+        return max(candidates) if candidates else None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: Status
+    reasons: tuple[str, ...]
+
+    @property
+    def healthy(self) -> bool:
+        return self.status is not Status.ERROR
+
+
+def cron_interval(job: Job, timezone: str, now: datetime) -> timedelta | None:
+    """The gap between the job's next two fire times (None when its cron cannot say)."""
+    try:
+        schedule = job.schedule(timezone)
+        first = schedule.next_after(now)
+        return schedule.next_after(first) - first
+    except Exception:
+        return None
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.0f} s"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
+
+
+def _queue_notes(observation: Observation) -> tuple[int | None, list[str]]:
+    """Messages waiting (ready in the queue and its delay queue; None when unknown) and source notes."""
+    notes = []
+    if observation.rabbitmq_error is not None:
+        notes.append(f"RabbitMQ management API unreadable, consumers unknown: {observation.rabbitmq_error}")
+        return None, notes
+    if observation.queue is None:
+        return None, notes
+    if not observation.queue_declared:
+        notes.append(f"queue {observation.job.queue} is not declared yet (no worker or producer has used it)")
+    waiting = observation.queue.ready + (observation.delayed.ready if observation.delayed else 0)
+    return waiting, notes
+
+
+def _endpoint_notes(observation: Observation) -> list[str]:
+    notes = []
+    endpoint = observation.endpoint
+    queue = observation.queue
+    if observation.metrics_error is not None:
+        notes.append(f"metrics unreadable: {observation.metrics_error}")
+    if endpoint is not None and endpoint.failures:
+        which = "" if endpoint.total == 1 else f" ({endpoint.total - endpoint.answered} of {endpoint.total})"
+        alive = ""
+        if endpoint.answered == 0 and queue is not None and queue.consumers > 0:
+            alive = f"; {queue.consumers} consumer(s) on {observation.job.queue}: the worker is alive"
+        notes.append(f"metrics endpoint unreachable{which}: {'; '.join(endpoint.failures)}{alive}")
+    process = observation.scheduler_process
+    if process is not None and not process.up:
+        notes.append(
+            "scheduler process metrics endpoint unreachable, cron ticks may not be sent: "
+            + "; ".join(process.failures)
+        )
+    return notes
+
+
+def judge(observation: Observation, settings: Settings, now: datetime) -> Verdict:
+    """The status of one scheduler and every reason behind it (notes that do not change it included)."""
+    job = observation.job
+    overview = observation.overview
+    if overview is None:
+        return Verdict(Status.ERROR, (f"database unreachable: {observation.database_error or 'no answer'}",))
+    waiting, queue_notes = _queue_notes(observation)
+    queue = observation.queue
+    no_consumers = queue is not None and queue.consumers == 0
+    last_success = observation.last_success
+    never_ran = overview.last_run_at is None and last_success is None
+    errors: list[str] = []
+    notes: list[str] = []
+
+    operator = None
+    if not settings.scheduler_enabled:
+        operator = (Status.STOPPED, "SCHEDULER_ENABLED=false: cron ticks are off")
+    elif overview.control == "STOPPED":
+        operator = (Status.STOPPED, "stopped by an operator")
+    elif overview.control == "PAUSED":
+        operator = (Status.PAUSED, "paused by an operator")
+
+    if no_consumers and waiting:
+        # Pausing or stopping a scheduler stops its cron ticks, not its worker pool: these messages (work
+        # handed over by other stages, or a trigger) are stuck whatever the control state.
+        errors.append(
+            f"no consumers on queue {job.queue} while {waiting} message(s) wait: its worker is down"
+        )
+
+    if operator is None:
+        if overview.consecutive_failures >= settings.health_max_consecutive_failures:
+            last_error = f" (last error: {overview.last_error})" if overview.last_error else ""
+            errors.append(
+                f"{overview.consecutive_failures} runs in a row failed, the limit is "
+                f"HEALTH_MAX_CONSECUTIVE_FAILURES={settings.health_max_consecutive_failures}{last_error}"
+            )
+        if no_consumers and not waiting and not never_ran:
+            errors.append(f"no consumers on queue {job.queue}: its worker is down")
+        interval = cron_interval(job, settings.scheduler_timezone, now)
+        # A scheduler resumed after a long pause gets a fresh start: its age counts from the resume.
+        resumed = overview.control_changed_at
+        if last_success is not None and resumed is not None and resumed > last_success:
+            last_success = resumed
+        if last_success is not None and interval is not None:
+            limit = interval * settings.health_success_interval_factor
+            if now - last_success > limit:
+                errors.append(
+                    f"last success (or resume) at {_iso(last_success)} is older than "
+                    f"HEALTH_SUCCESS_INTERVAL_FACTOR={settings.health_success_interval_factor:g} x its "
+                    f"{_seconds(interval.total_seconds())} interval ({_seconds(limit.total_seconds())})"
+                )
+        if observation.lag_seconds is not None and observation.lag_seconds > settings.health_max_lag_seconds:
+            errors.append(
+                f"stage lag {_seconds(observation.lag_seconds)} exceeds "
+                f"HEALTH_MAX_LAG_SECONDS={settings.health_max_lag_seconds}"
+            )
+        if never_ran and not errors:
+            notes.append("no run yet")
+            if no_consumers:
+                notes.append(f"no consumers on queue {job.queue} yet")
+            elif observation.endpoint is not None and observation.endpoint.up:
+                notes.append("metrics endpoint up")
+
+    if errors:
+        status = Status.ERROR
+    elif operator is not None:
+        status = operator[0]
+    elif never_ran:
+        status = Status.STARTING
+    else:
+        status = Status.RUNNING
+    leading = [operator[1]] if operator is not None else []
+    return Verdict(status, tuple(leading + errors + notes + queue_notes + _endpoint_notes(observation)))

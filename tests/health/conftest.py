@@ -1,0 +1,30 @@
+"""Settings for the health tests: a SQLite database, an admin token, a short source timeout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.settings import Settings, load_settings
+from tests.health.fakes import FakeSources
+
+TOKEN = "test-admin-token"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return load_settings(
+        database_url=f"sqlite:///{tmp_path / 'health.sqlite3'}",
+        broker="memory",
+        admin_api_token=TOKEN,
+        health_source_timeout_ms=300,
+        health_metrics_targets="",
+        prometheus_url=None,
+        scheduler_enabled=True,
+    )
+
+
+@pytest.fixture
+def sources(settings: Settings) -> FakeSources:
+    return FakeSources(settings)
