@@ -59,31 +59,31 @@ def test_an_unknown_scheduler_is_a_usage_error() -> None:
     assert "unknown scheduler 'csv' (known: csv-import" in result.stderr
 
 
-@pytest.mark.postgres
-@pytest.mark.rabbitmq
-def test_sigterm_lets_the_message_in_flight_finish(
-    pg_engine: Engine, pg_settings: Settings, source: Source, tmp_path: Path
-) -> None:
-    require_rabbitmq()
-    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
-    broker = build_broker(load_settings(rabbitmq_url=RABBITMQ_URL))
-    broker.declare_queue(CSV_IMPORT, ensure=True)
-    connection.channel().queue_purge(CSV_IMPORT)
-    # Given a company whose CSV server takes 3 seconds to answer, and a csv-import pool of one process
-    company_id = add_source_company(pg_engine, source, 0)
-    source.add_fault(f"/{source.company(0).slug}/sessions.csv", "delay:3", times=1)
-    metrics_port = _free_port()
-    pool = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "worker", "--scheduler", "csv-import", "-p", "1", "-t", "1"],
+def _pool(
+    settings: Settings, metrics_dir: Path, metrics_port: int, processes: int
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "worker",
+            "--scheduler",
+            "csv-import",
+            "-p",
+            str(processes),
+            "-t",
+            "1",
+        ],
         env={
             **os.environ,
-            "DATABASE_URL": pg_settings.database_url,
+            "DATABASE_URL": settings.database_url,
             "RABBITMQ_URL": RABBITMQ_URL,
             "SECRET_KEY": "test-secret",
             "CSV_ALLOW_PRIVATE_NETWORKS": "true",
             "SCHEDULER_ENABLED": "false",
             "METRICS_PORT": str(metrics_port),
-            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
             "WORKER_SHUTDOWN_GRACE_SECONDS": "60",
             "LOG_FORMAT": "json",
         },
@@ -91,16 +91,71 @@ def test_sigterm_lets_the_message_in_flight_finish(
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    try:
-        broker.enqueue(
-            Message(
-                queue_name=CSV_IMPORT,
-                actor_name="import_company",
-                args=(str(company_id),),
-                kwargs={},
-                options={},
-            )
+
+
+def _enqueue_import(company_id: object) -> None:
+    require_rabbitmq()
+    broker = build_broker(load_settings(rabbitmq_url=RABBITMQ_URL))
+    broker.declare_queue(CSV_IMPORT, ensure=True)
+    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+    connection.channel().queue_purge(CSV_IMPORT)
+    connection.close()
+    broker.enqueue(
+        Message(
+            queue_name=CSV_IMPORT, actor_name="import_company", args=(str(company_id),), kwargs={}, options={}
         )
+    )
+    broker.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.rabbitmq
+def test_a_pool_of_two_processes_serves_everyones_metrics_without_stale_ones(
+    pg_engine: Engine, pg_settings: Settings, source: Source, tmp_path: Path
+) -> None:
+    # Given a metrics directory holding a counter left by an earlier run
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    subprocess.run(
+        [sys.executable, "-c", "from pipeline.metrics import CSV_FETCHES; CSV_FETCHES.labels('stale').inc()"],
+        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
+        check=True,
+    )
+    assert list(metrics_dir.glob("counter_*.db"))
+    # When a csv-import pool of two processes starts on it and imports a company
+    company_id = add_source_company(pg_engine, source, 0)
+    metrics_port = _free_port()
+    pool = _pool(pg_settings, metrics_dir, metrics_port, processes=2)
+    try:
+        _enqueue_import(company_id)
+        deadline = time.monotonic() + 60
+        while _fetch_outcome(pg_engine) is not CsvFetchOutcome.IMPORTED and time.monotonic() < deadline:
+            time.sleep(0.2)
+        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+    finally:
+        pool.send_signal(signal.SIGTERM)
+        output, _ = pool.communicate(timeout=90)
+
+    # Then its one metrics port serves the pipeline's counters and Dramatiq's, and the stale counter is gone
+    assert _fetch_outcome(pg_engine) is CsvFetchOutcome.IMPORTED, output.decode(errors="replace")
+    assert 'livedash_csv_fetches_total{outcome="imported"} 1.0' in metrics
+    assert 'livedash_csv_rows_total{result="new"} 30.0' in metrics
+    assert 'outcome="stale"' not in metrics
+    assert 'dramatiq_messages_total{actor_name="import_company",queue_name="csv-import"} 1.0' in metrics
+
+
+@pytest.mark.postgres
+@pytest.mark.rabbitmq
+def test_sigterm_lets_the_message_in_flight_finish(
+    pg_engine: Engine, pg_settings: Settings, source: Source, tmp_path: Path
+) -> None:
+    # Given a company whose CSV server takes 3 seconds to answer, and a csv-import pool of one process
+    company_id = add_source_company(pg_engine, source, 0)
+    source.add_fault(f"/{source.company(0).slug}/sessions.csv", "delay:3", times=1)
+    metrics_port = _free_port()
+    pool = _pool(pg_settings, tmp_path / "metrics", metrics_port, processes=1)
+    try:
+        _enqueue_import(company_id)
         # When SIGTERM arrives while the import is waiting for the slow server
         deadline = time.monotonic() + 60
         while _fetch_outcome(pg_engine) is not CsvFetchOutcome.RUNNING and time.monotonic() < deadline:
@@ -112,8 +167,6 @@ def test_sigterm_lets_the_message_in_flight_finish(
     finally:
         if pool.poll() is None:
             os.killpg(pool.pid, signal.SIGKILL)
-        broker.close()
-        connection.close()
     log = output.decode(errors="replace")
 
     # Then the pool finished the import before it stopped, and exited cleanly
