@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -24,11 +25,13 @@ from pipeline.broker import build_broker
 from pipeline.db.engine import create_db_engine
 from pipeline.db.enums import TickOutcome
 from pipeline.db.models import SchedulerTick
+from pipeline.metrics import SCHEDULER_LOOP_ERRORS
 from pipeline.queues import CSV_IMPORT
 from pipeline.scheduling.control import apply_action
 from pipeline.scheduling.loop import SchedulerLoop
 from pipeline.settings import Settings, load_settings
 from tests.scheduling.conftest import RecordingPublisher
+from tests.scheduling.tcp_proxy import TcpProxy
 from tests.services import RABBITMQ_URL, require_rabbitmq
 
 YEARLY = "0 0 1 1 *"
@@ -205,3 +208,52 @@ def test_scheduler_processes_catch_up_once_and_stop_on_sigterm(
     # And the scheduler process exposes its own metrics, and both stopped cleanly on SIGTERM
     assert all("# TYPE livedash_scheduler_ticks_total counter" in text for text in metrics)
     assert [scheduler.returncode for scheduler in schedulers] == [0, 0], outputs
+
+
+@pytest.mark.postgres
+@pytest.mark.rabbitmq
+def test_a_scheduler_outlives_a_rabbitmq_outage_and_sends_the_tick_it_missed(
+    pg_engine: Engine, pg_settings: Settings, csv_import_queue: None
+) -> None:
+    # Given a scheduler whose connection to RabbitMQ goes through a proxy the test can cut
+    with TcpProxy(("127.0.0.1", 5672)) as proxy:
+        settings = load_settings(
+            database_url=pg_settings.database_url,
+            rabbitmq_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/%2F",
+            **SCHEDULE,
+        )
+        broker = build_broker(settings)
+        now = [MOMENTS[0]]
+        loop = SchedulerLoop(pg_engine, settings, broker.enqueue, clock=lambda: now[0])
+        loop.run_pass(now[0])  # connected: the 12:00 tick is sent
+        errors_before = SCHEDULER_LOOP_ERRORS._value.get()
+
+        # When RabbitMQ becomes unreachable just before the 12:10 tick
+        proxy.cut()
+        now[0] = MOMENTS[1]
+        stop = threading.Event()
+        runner = threading.Thread(target=loop.run_forever, args=(stop,))
+        runner.start()
+        try:
+            deadline = time.monotonic() + 60
+            while SCHEDULER_LOOP_ERRORS._value.get() == errors_before and time.monotonic() < deadline:
+                time.sleep(0.1)
+            failed_passes = SCHEDULER_LOOP_ERRORS._value.get() - errors_before
+            # and comes back a little later
+            proxy.restore()
+            while _queue_depth(CSV_IMPORT) < 2 and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            stop.set()
+            runner.join(timeout=60)
+            broker.close()
+
+    # Then the scheduler kept running through the outage, counted it, and sent the 12:10 tick once it could
+    assert not runner.is_alive()
+    assert failed_passes >= 1
+    with Session(pg_engine) as db:
+        ticks = [
+            (tick.tick_at, tick.outcome) for tick in db.scalars(select(SchedulerTick).order_by("tick_at"))
+        ]
+    assert ticks == [(moment.replace(second=0), TickOutcome.ENQUEUED) for moment in MOMENTS[:2]]
+    assert _queue_depth(CSV_IMPORT) == 2
