@@ -44,8 +44,6 @@ def _fetcher() -> Fetcher:
 def _should_retry(retries: int, exception: BaseException) -> bool:
     if isinstance(exception, ImportCapacityReached):
         return retries < CAPACITY_RETRIES
-    if isinstance(exception, CsvImportFailed) and not exception.transient:
-        return False
     return retries < settings.actor_max_retries
 
 
@@ -73,14 +71,26 @@ def csv_import_tick() -> int:
     ),
 )
 def import_company(company_id: str) -> None:
-    """Import one company's CSV and hand its new and changed rows to import processing."""
-    result = import_company_csv(
-        get_engine(),
-        settings,
-        uuid.UUID(company_id),
-        fetcher=_fetcher(),
-        hand_over=send_imports_for_processing,
-    )
+    """Import one company's CSV and hand its new and changed rows to import processing.
+
+    A transient failure (5xx, timeout) raises, so the message is retried with backoff. A permanent one (401,
+    404, a body that is not a CSV) is recorded on its fetch and counted; retrying cannot help, and
+    dead-lettering it would add a dead letter per tick for as long as the company's setup is wrong."""
+    try:
+        result = import_company_csv(
+            get_engine(),
+            settings,
+            uuid.UUID(company_id),
+            fetcher=_fetcher(),
+            hand_over=send_imports_for_processing,
+        )
+    except CsvImportFailed as failure:
+        if failure.transient:
+            raise
+        logger.warning(
+            "company %s: import failed, not retried (recorded on its fetch): %s", company_id, failure
+        )
+        return
     logger.info(
         "company %s: %s, %d new, %d changed, %d duplicate, %d invalid",
         company_id,

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Literal
 
 from dramatiq.middleware import Shutdown
 from sqlalchemy import Engine, select, update
@@ -25,6 +26,8 @@ from pipeline.metrics import SCHEDULER_LAST_SUCCESS, SCHEDULER_RUN_DURATION, SCH
 
 __all__ = ["RunRecord", "recorded_run"]
 
+#: How long a run waits for its tick's transaction to commit before it stands alone.
+TICK_COMMIT_WAIT_SECONDS = 5.0
 #: Longest error text kept on a run; the full traceback is in the worker's log.
 MAX_ERROR_LENGTH = 2000
 
@@ -37,22 +40,21 @@ class RunRecord:
     items: int = 0
 
 
-def _begin(engine: Engine, job_id: str, tick_id: uuid.UUID | None, instance_id: str) -> RunRecord | None:
-    with Session(engine) as db, db.begin():
-        if tick_id is not None:
-            existing = db.scalar(
-                select(SchedulerRun).where(SchedulerRun.tick_id == tick_id).with_for_update()
-            )
-            if existing is not None:
-                if existing.finished_at is not None:
-                    return None
-                existing.instance_id = instance_id
-                existing.started_at = utcnow()
-                return RunRecord(existing.id)
-            if db.get(SchedulerTick, tick_id) is None:
-                tick_id = None  # sent by hand, or its tick row was pruned: the run stands alone
-        run_id = uuid.uuid4()
-        run = SchedulerRun(
+def _existing(db: Session, tick_id: uuid.UUID, instance_id: str) -> RunRecord | Literal["finished"] | None:
+    run = db.scalar(select(SchedulerRun).where(SchedulerRun.tick_id == tick_id).with_for_update())
+    if run is None:
+        return None
+    if run.finished_at is not None:
+        return "finished"
+    run.instance_id = instance_id
+    run.started_at = utcnow()
+    return RunRecord(run.id)
+
+
+def _insert(db: Session, job_id: str, tick_id: uuid.UUID | None, instance_id: str) -> RunRecord:
+    run_id = uuid.uuid4()
+    db.add(
+        SchedulerRun(
             id=run_id,
             job=job_id,
             tick_id=tick_id,
@@ -60,8 +62,47 @@ def _begin(engine: Engine, job_id: str, tick_id: uuid.UUID | None, instance_id: 
             instance_id=instance_id,
             started_at=utcnow(),
         )
-        db.add(run)
+    )
+    db.flush()
     return RunRecord(run_id)
+
+
+def _tick_committed(engine: Engine, tick_id: uuid.UUID) -> bool:
+    """Whether the tick exists, waiting a little: the scheduler publishes a tick's message before it commits
+    the tick, so a fast worker can receive the message a few milliseconds before the tick is visible."""
+    deadline = time.monotonic() + TICK_COMMIT_WAIT_SECONDS
+    while True:
+        with Session(engine) as db:
+            if db.get(SchedulerTick, tick_id) is not None:
+                return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+
+
+def _begin(engine: Engine, job_id: str, tick_id: uuid.UUID | None, instance_id: str) -> RunRecord | None:
+    """The run to record, or None when this tick's run already finished (a duplicate delivery)."""
+    if tick_id is None:
+        with Session(engine) as db, db.begin():
+            return _insert(db, job_id, None, instance_id)
+    with Session(engine) as db, db.begin():
+        existing = _existing(db, tick_id, instance_id)
+        if existing == "finished":
+            return None
+        if existing is not None:
+            return existing
+    if not _tick_committed(engine, tick_id):
+        # Sent by hand, or its tick row was pruned: the run stands alone.
+        with Session(engine) as db, db.begin():
+            return _insert(db, job_id, None, instance_id)
+    try:
+        with Session(engine) as db, db.begin():
+            return _insert(db, job_id, tick_id, instance_id)
+    except IntegrityError:
+        # A concurrent delivery of the same tick inserted its run first.
+        with Session(engine) as db, db.begin():
+            existing = _existing(db, tick_id, instance_id)
+            return None if existing is None or existing == "finished" else existing
 
 
 def _finish(engine: Engine, record: RunRecord, status: SchedulerRunStatus, error: str | None) -> None:
@@ -80,10 +121,7 @@ def recorded_run(
     """Record one run of ``job_id``'s tick around the block. Yields None when this tick's run has already
     finished (a duplicate delivery): the caller must then do nothing. An exception marks the run FAILED and
     propagates."""
-    try:
-        record = _begin(engine, job_id, uuid.UUID(tick_id) if tick_id else None, instance_id)
-    except IntegrityError:
-        record = None  # a concurrent delivery of the same tick inserted its run first
+    record = _begin(engine, job_id, uuid.UUID(tick_id) if tick_id else None, instance_id)
     if record is None:
         SCHEDULER_RUNS.labels(job_id, "duplicate").inc()
         yield None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -9,12 +12,12 @@ from dramatiq.middleware import Shutdown
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from pipeline.db.enums import SchedulerRunStatus
-from pipeline.db.models import SchedulerRun
+from pipeline.db.enums import SchedulerRunStatus, TickOutcome
+from pipeline.db.models import SchedulerRun, SchedulerTick
 from pipeline.db.types import utcnow
 from pipeline.metrics import SCHEDULER_RUNS
 from pipeline.scheduling.jobs import find_job
-from pipeline.scheduling.runs import recorded_run
+from pipeline.scheduling.runs import RunRecord, recorded_run
 from pipeline.scheduling.ticks import record_tick
 from pipeline.settings import Settings
 from tests.scheduling.conftest import RecordingPublisher
@@ -97,11 +100,53 @@ def test_a_run_cut_short_by_shutdown_is_taken_over_by_the_redelivery(
     assert (finished.status, finished.instance_id) == (SchedulerRunStatus.SUCCEEDED, "worker-2")
 
 
-def test_a_tick_sent_by_hand_without_a_recorded_tick_still_runs(database: tuple[Engine, Settings]) -> None:
+def test_a_tick_sent_by_hand_without_a_recorded_tick_still_runs(
+    database: tuple[Engine, Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
     engine, _ = database
+    monkeypatch.setattr("pipeline.scheduling.runs.TICK_COMMIT_WAIT_SECONDS", 0.1)
     # Given a tick message whose tick row does not exist (sent by hand, or the row was pruned)
     with recorded_run(engine, "csv-import", "8a0c9f5e-51a1-4f0e-9a53-0d8f3c1b2a77", "worker-1") as run:
         # Then it runs, as a run of its own
         assert run is not None
     [recorded] = _runs(engine)
     assert (recorded.tick_id, recorded.status) == (None, SchedulerRunStatus.SUCCEEDED)
+
+
+def test_a_worker_faster_than_the_ticks_commit_still_records_its_run_against_the_tick(
+    pg_engine: Engine, pg_settings: Settings
+) -> None:
+    # Given a tick whose transaction has published its message but not committed yet
+    tick_id = uuid.uuid4()
+    scheduler = Session(pg_engine)
+    scheduler.begin()
+    scheduler.add(
+        SchedulerTick(
+            id=tick_id,
+            job="csv-import",
+            tick_at=utcnow(),
+            outcome=TickOutcome.ENQUEUED,
+            instance_id="replica",
+        )
+    )
+    scheduler.flush()
+
+    # When a worker starts the tick's run meanwhile, and the tick commits a moment later
+    started: list[RunRecord | None] = []
+
+    def work() -> None:
+        with recorded_run(pg_engine, "csv-import", str(tick_id), "worker-1") as run:
+            started.append(run)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    time.sleep(0.5)
+    assert worker.is_alive()  # waiting on the tick's transaction
+    scheduler.commit()
+    scheduler.close()
+    worker.join(timeout=30)
+
+    # Then the run is recorded against its tick, so the tick counts as finished
+    assert started and started[0] is not None
+    [recorded] = _runs(pg_engine)
+    assert (recorded.tick_id, recorded.status) == (tick_id, SchedulerRunStatus.SUCCEEDED)
