@@ -11,19 +11,21 @@ from typer.testing import CliRunner
 
 from pipeline import demo as demo_module
 from pipeline.cli import app
-from pipeline.demo import (
-    BROKEN_ROWS,
-    CLEAN,
-    WRONG_CREDENTIALS,
+from pipeline.demo.report import (
     CompanyOutcome,
     DemoReport,
     FetchFailure,
-    InjectedRow,
     RowErrorRecord,
     SchedulerRunRecord,
-    _inject_broken_rows,
-    _judge,
-    _Scenario,
+    judge,
+)
+from pipeline.demo.scenario import (
+    BROKEN_ROWS,
+    CLEAN,
+    WRONG_CREDENTIALS,
+    InjectedRow,
+    Scenario,
+    inject_broken_rows,
 )
 from pipeline.devtools.generate import generate_dataset
 from pipeline.sources.csv_format import RowError, SessionRow, parse_session_rows
@@ -35,8 +37,8 @@ _INJECTED = [
 _TICK = "triggered by livedash demo"
 
 
-def _scenario() -> _Scenario:
-    return _Scenario(
+def _scenario() -> Scenario:
+    return Scenario(
         roles={"Broken": BROKEN_ROWS, "Clean": CLEAN, "Locked": WRONG_CREDENTIALS},
         injected=_INJECTED,
         good_ids={"Broken": frozenset({"b1", "b2"}), "Clean": frozenset({"c1"}), "Locked": frozenset({"l1"})},
@@ -101,7 +103,7 @@ def test_the_broken_rows_are_where_the_parser_finds_them(tmp_path: Path) -> None
     path = tmp_path / manifest.companies[0].csv_path
 
     # When the demo writes its broken rows into it
-    injected = _inject_broken_rows(path)
+    injected = inject_broken_rows(path)
 
     # Then the real parser refuses exactly those rows, at the lines the demo noted, for the column it broke
     parsed = list(parse_session_rows([path.read_bytes()]))
@@ -119,7 +121,7 @@ def test_a_run_that_did_what_the_data_set_asks_for_is_as_expected(tmp_path: Path
     report = _as_expected(tmp_path)
 
     # When it is judged
-    unexpected = _judge(report, _scenario(), _IMPORTED)
+    unexpected = judge(report, _scenario(), _IMPORTED)
 
     # Then nothing is unexpected
     assert unexpected == []
@@ -130,7 +132,7 @@ def test_broken_rows_that_left_no_row_error_are_unexpected(tmp_path: Path) -> No
     report = dataclasses.replace(_as_expected(tmp_path), row_errors=[])
 
     # When it is judged
-    unexpected = _judge(report, _scenario(), _IMPORTED)
+    unexpected = judge(report, _scenario(), _IMPORTED)
 
     # Then each missing row error is named with its line
     assert unexpected == [
@@ -144,7 +146,7 @@ def test_a_broken_row_imported_or_a_good_row_lost_is_unexpected(tmp_path: Path) 
     imported = (_IMPORTED - {("Clean", "c1")}) | {("Broken", "broken-row-messages-sent")}
 
     # When it is judged
-    unexpected = _judge(_as_expected(tmp_path), _scenario(), imported)
+    unexpected = judge(_as_expected(tmp_path), _scenario(), imported)
 
     # Then both are named
     assert unexpected == [
@@ -164,7 +166,7 @@ def test_a_retried_401_and_any_other_failure_are_unexpected(tmp_path: Path) -> N
     )
 
     # When it is judged
-    unexpected = _judge(report, _scenario(), _IMPORTED)
+    unexpected = judge(report, _scenario(), _IMPORTED)
 
     # Then both are named
     assert unexpected == [

@@ -1,99 +1,34 @@
-"""``livedash demo``: the whole pipeline in one process, with nothing installed but the package.
-
-SQLite in a work folder, Dramatiq's in-memory broker with an in-process worker, the demo data source and
-the OpenAI emulator on free ports of 127.0.0.1. The real actors run: the CSV import tick fans out per
-company, each import hands its rows to import processing, which hands its sessions to AI analysis; those are
-queued for the Batch API, and the batch ticks submit, poll and ingest the batches, exactly as on RabbitMQ.
-The ticks go through the scheduling layer (an operator's trigger), so every run is in the run history.
-
-The data set has two deliberate faults, and the demo checks that the pipeline copes with them as designed:
-
-* the first company's CSV has a few broken rows between its good ones: each must become a CSV row error with
-  its line number and reason, and every good row of that file must still be imported;
-* the last company is registered with a wrong password: its fetch must fail with HTTP 401, be recorded as a
-  failed fetch, not be retried (a 401 is not transient), and stop nobody else.
-
-:func:`run_demo` returns a :class:`DemoReport`; its ``unexpected`` lists every way the run differed from that.
-"""
+"""The demo's report: what the pipeline stored, every failure with its reason, and every way the run differed
+from what the data set's faults call for."""
 
 from __future__ import annotations
 
-import csv
-import io
-import logging
-import os
-import shutil
-import tempfile
-import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
+
+from pipeline.demo.scenario import WRONG_CREDENTIALS, InjectedRow, Scenario
 
 if TYPE_CHECKING:
     from dramatiq.brokers.stub import StubBroker
-
-    from pipeline.devtools.manifest import DatasetManifest
 
 __all__ = [
     "CompanyOutcome",
     "DemoReport",
     "FetchFailure",
-    "InjectedRow",
     "RowErrorRecord",
     "SchedulerRunRecord",
     "SessionFailure",
-    "StageProgress",
-    "read_progress",
-    "run_demo",
+    "build_report",
+    "judge",
 ]
 
-#: The stage queues before the batches, in pipeline order; the demo waits for each to drain before the next.
-_QUEUES = ("csv-import", "import-processing", "session-processing")
-_BATCH_QUEUE = "batch-processing"
-#: How long the demo polls its batches at most (the emulator finishes them in well under a second).
-_BATCH_WAIT_SECONDS = 60
-#: A queue that has not drained after this long is reported, not waited for forever.
-_JOIN_TIMEOUT_MS = 30 * 60 * 1000
-#: How often the progress callback is fed with fresh counts.
-_PROGRESS_SECONDS = 0.2
-_SECRET_KEY = "demo-secret"
-_REQUESTED_BY = "livedash demo"
-_LOG_NAME = "demo.log"
-
-BROKEN_ROWS = "broken rows"
-WRONG_CREDENTIALS = "wrong password"
-CLEAN = "clean"
-
-
-@dataclass(frozen=True)
-class InjectedRow:
-    """A broken row written into a company's CSV: where it is, what is wrong, and the column it must blame."""
-
-    line: int
-    problem: str
-    column: str
-
-
-@dataclass(frozen=True)
-class StageProgress:
-    """Counts for the progress display: how far each stage is, read from the database."""
-
-    companies: int = 0
-    companies_fetched: int = 0
-    imports: int = 0
-    imports_derived: int = 0
-    sessions: int = 0
-    sessions_analysed: int = 0
-    batches_submitted: int = 0
-    batches_processed: int = 0
+LOG_NAME = "demo.log"
 
 
 @dataclass(frozen=True)
@@ -188,7 +123,7 @@ class DemoReport:
 
     @property
     def log(self) -> Path:
-        return self.workdir / _LOG_NAME
+        return self.workdir / LOG_NAME
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -229,371 +164,6 @@ class DemoReport:
         }
 
 
-@dataclass(frozen=True)
-class _Scenario:
-    """What the data set was made to contain, and so what the pipeline must end with."""
-
-    roles: dict[str, str]  # company name -> BROKEN_ROWS, WRONG_CREDENTIALS or CLEAN
-    injected: list[InjectedRow]
-    good_ids: dict[str, frozenset[str]]  # company name -> session ids of its good rows
-
-    @property
-    def broken(self) -> str:
-        return next(name for name, role in self.roles.items() if role == BROKEN_ROWS)
-
-    @property
-    def locked_out(self) -> str:
-        return next(name for name, role in self.roles.items() if role == WRONG_CREDENTIALS)
-
-    @property
-    def good_rows(self) -> int:
-        return sum(len(ids) for name, ids in self.good_ids.items() if self.roles[name] != WRONG_CREDENTIALS)
-
-
-def _configure(workdir: Path, openai_url: str) -> None:
-    """Point this process at the embedded setup; the settings are read after this, once."""
-    os.environ.update(
-        {
-            "DATABASE_URL": f"sqlite:///{workdir / 'livedash.sqlite3'}",
-            "BROKER": "memory",
-            "SECRET_KEY": _SECRET_KEY,
-            "CSV_ALLOW_PRIVATE_NETWORKS": "true",
-            "OPENAI_BASE_URL": openai_url,
-            "OPENAI_API_KEY": "demo",
-            "SCHEDULER_ENABLED": "false",
-            "SESSION_PROCESSING_CONCURRENCY": "16",
-            "AI_PROCESSING_MODE": "batch",
-            "BATCH_MIN_REQUESTS": "1",
-        }
-    )
-    from pipeline.db.engine import get_engine, get_session_factory
-    from pipeline.settings import get_settings
-
-    get_settings.cache_clear()
-    get_engine.cache_clear()
-    get_session_factory.cache_clear()
-
-
-# --- the data set's faults ---------------------------------------------------------------------------------
-
-#: A forwarded-for list where one address belongs: 57 characters in a column of at most 45.
-_LONG_IP = "192.168.100.101, 10.20.30.40, 172.16.254.1, 203.0.113.195"
-
-
-def _broken_records(template: list[str]) -> list[tuple[list[str], str, str]]:
-    """Bad rows made from a good one, each wrong in one field: (record, problem, column blamed)."""
-    empty_id = template.copy()
-    empty_id[0] = ""
-    not_a_number = template.copy()
-    not_a_number[0], not_a_number[6] = "broken-row-messages-sent", "twelve"
-    too_long = template.copy()
-    too_long[0], too_long[3] = "broken-row-ip-address", _LONG_IP
-    return [
-        (empty_id, "empty session id", "column 0 (externalSessionId)"),
-        (not_a_number, "messages sent is not a number", "column 6 (messagesSent)"),
-        (too_long, "IP address over 45 characters", "column 3 (ipAddress)"),
-    ]
-
-
-def _csv_text(record: list[str]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(record)
-    return buffer.getvalue()
-
-
-def _read_records(path: Path) -> list[list[str]]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        return list(csv.reader(handle))
-
-
-def _inject_broken_rows(path: Path) -> list[InjectedRow]:
-    """Write bad rows into the CSV at ``path``: after its first row, in its middle and at its end.
-
-    The good rows are written back byte for byte (the generator writes with the same csv writer); the line
-    numbers are counted on the text written, so a record spanning lines would be counted right.
-    """
-    good = _read_records(path)
-    bad = _broken_records(good[0])
-    places = (min(1, len(good)), len(good) // 2, len(good))
-    pending = sorted(zip(places, bad, strict=True), key=lambda item: item[0])
-    injected: list[InjectedRow] = []
-    line = 1
-    partial = path.with_name(path.name + ".partial")
-    with partial.open("w", encoding="utf-8", newline="") as handle:
-
-        def write(record: list[str]) -> int:
-            text = _csv_text(record)
-            handle.write(text)
-            return text.count("\n")
-
-        for index in range(len(good) + 1):
-            while pending and pending[0][0] == index:
-                record, problem, column = pending.pop(0)[1]
-                injected.append(InjectedRow(line, problem, column))
-                line += write(record)
-            if index < len(good):
-                line += write(good[index])
-    os.replace(partial, path)
-    return injected
-
-
-def _prepare(data: Path, manifest: DatasetManifest) -> _Scenario:
-    """Break the first company's CSV and lock the last company out; return what the run must show."""
-    roles = {company.name: CLEAN for company in manifest.companies}
-    roles[manifest.companies[0].name] = BROKEN_ROWS
-    roles[manifest.companies[-1].name] = WRONG_CREDENTIALS
-    good_ids = {
-        company.name: frozenset(record[0] for record in _read_records(data / company.csv_path))
-        for company in manifest.companies
-    }
-    injected = _inject_broken_rows(data / manifest.companies[0].csv_path)
-    return _Scenario(roles, injected, good_ids)
-
-
-# --- running it --------------------------------------------------------------------------------------------
-
-
-def read_progress(db: Session) -> StageProgress:
-    """How far each stage has got, by database counts."""
-    from pipeline.db.enums import AIBatchRequestStatus, CsvFetchOutcome, ProcessingStage, ProcessingStatus
-    from pipeline.db.models import (
-        AIBatchRequest,
-        ChatSession,
-        Company,
-        CsvFetch,
-        SessionImport,
-        SessionProcessingStatus,
-    )
-
-    done = (ProcessingStatus.COMPLETED, ProcessingStatus.FAILED)
-    finished_batches = (
-        AIBatchRequestStatus.PROCESSED,
-        AIBatchRequestStatus.FAILED,
-        AIBatchRequestStatus.CANCELLED,
-    )
-
-    def count(model: Any, *where: Any) -> int:
-        return db.scalar(select(func.count()).select_from(model).where(*where)) or 0
-
-    return StageProgress(
-        companies=count(Company),
-        companies_fetched=db.scalar(
-            select(func.count(func.distinct(CsvFetch.company_id))).where(
-                CsvFetch.outcome != CsvFetchOutcome.RUNNING
-            )
-        )
-        or 0,
-        imports=count(SessionImport),
-        imports_derived=count(SessionImport, SessionImport.derive_status.in_(done)),
-        sessions=count(ChatSession),
-        sessions_analysed=count(
-            SessionProcessingStatus,
-            SessionProcessingStatus.stage == ProcessingStage.AI_ANALYSIS,
-            SessionProcessingStatus.status.in_(done),
-        ),
-        batches_submitted=count(AIBatchRequest),
-        batches_processed=count(AIBatchRequest, AIBatchRequest.status.in_(finished_batches)),
-    )
-
-
-@contextmanager
-def _progress_feed(on_progress: Callable[[StageProgress], None] | None) -> Iterator[None]:
-    """Feed ``on_progress`` fresh counts from a background thread while the block runs, and once after."""
-    if on_progress is None:
-        yield
-        return
-    from pipeline.db.engine import get_session_factory
-
-    def poll() -> None:
-        with get_session_factory()() as db:
-            on_progress(read_progress(db))
-
-    stop = threading.Event()
-
-    def loop() -> None:
-        while not stop.wait(_PROGRESS_SECONDS):
-            poll()
-
-    thread = threading.Thread(target=loop, name="demo-progress", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-        poll()
-
-
-@contextmanager
-def _log_to(path: Path) -> Iterator[Counter[str]]:
-    """Send warnings and errors to ``path`` instead of the terminal, counting them by level.
-
-    The expected failures (the locked-out company's fetch) log a traceback; the report says what failed.
-    """
-    counts: Counter[str] = Counter()
-
-    class _Counting(logging.FileHandler):
-        def emit(self, record: logging.LogRecord) -> None:
-            counts[record.levelname] += 1
-            super().emit(record)
-
-    handler = _Counting(path, encoding="utf-8", delay=True)
-    handler.setLevel(logging.WARNING)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    try:
-        yield counts
-    finally:
-        root.removeHandler(handler)
-        handler.close()
-
-
-def _join(broker: StubBroker, queue: str, problems: list[str]) -> None:
-    import dramatiq
-
-    try:
-        # Failed messages are not raised here: they are dead letters, which the report lists and judges.
-        broker.join(queue, timeout=_JOIN_TIMEOUT_MS, fail_fast=False)
-    except dramatiq.QueueJoinTimeout:
-        problems.append(f"queue {queue} did not drain within {_JOIN_TIMEOUT_MS // 1000} s")
-
-
-def _open_batches(db: Session) -> int:
-    from pipeline.db.models import AIBatchRequest
-    from pipeline.stages.batch_check import OPEN_STATUSES
-
-    return (
-        db.scalar(
-            select(func.count()).select_from(AIBatchRequest).where(AIBatchRequest.status.in_(OPEN_STATUSES))
-        )
-        or 0
-    )
-
-
-def _drive(broker: StubBroker) -> list[str]:
-    """Trigger the ticks as an operator would and wait for every stage; returns what went wrong doing so."""
-    from pipeline.db.engine import get_engine, get_session_factory
-    from pipeline.scheduling.control import apply_action
-    from pipeline.settings import get_settings
-
-    problems: list[str] = []
-
-    def trigger(scheduler_id: str) -> None:
-        apply_action(
-            get_engine(),
-            get_settings(),
-            "trigger",
-            scheduler_id,
-            publish=broker.enqueue,
-            requested_by=_REQUESTED_BY,
-        )
-
-    def open_batches() -> int:
-        with get_session_factory()() as db:
-            return _open_batches(db)
-
-    trigger("csv-import")
-    for queue in _QUEUES:
-        _join(broker, queue, problems)
-    trigger("batch-processing")
-    _join(broker, _BATCH_QUEUE, problems)
-    deadline = time.monotonic() + _BATCH_WAIT_SECONDS
-    while open_batches() and time.monotonic() < deadline:
-        time.sleep(0.2)
-        trigger("batch-processing-check")
-        _join(broker, _BATCH_QUEUE, problems)
-    if still_open := open_batches():
-        problems.append(f"{still_open} batches still open after {_BATCH_WAIT_SECONDS} s")
-    return problems
-
-
-def run_demo(
-    *,
-    companies: int = 3,
-    sessions: int = 100,
-    seed: int = 0,
-    workdir: Path | None = None,
-    latency: float = 0.05,
-    on_progress: Callable[[StageProgress], None] | None = None,
-) -> DemoReport:
-    """Run the pipeline over a generated data set and report what it stored. Call once per process.
-
-    Without ``workdir`` the demo works in a temporary folder, removed afterwards unless something was
-    unexpected (then it is kept for a look, and the report says where). ``on_progress`` is called about every
-    0.2 s from a background thread while the pipeline runs.
-    """
-    if companies < 2:
-        raise ValueError(
-            "the demo needs at least 2 companies: one with broken rows, one with a wrong password"
-        )
-    if sessions < 1:
-        raise ValueError("the demo needs at least 1 session per company")
-    from pipeline.devtools.generate import generate_dataset
-    from pipeline.devtools.openai_emulator import Knobs, OpenAIEmulator
-    from pipeline.devtools.source import SourceServer
-
-    started = time.monotonic()
-    kept = workdir is not None
-    workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="livedash-demo-"))
-    data = workdir / "data"
-    data.mkdir(parents=True, exist_ok=True)
-    knobs = Knobs(latency=latency, validating_seconds=0.1, in_progress_seconds=0.2, finalizing_seconds=0.1)
-    with (
-        _log_to(workdir / _LOG_NAME) as log_counts,
-        OpenAIEmulator(knobs=knobs) as emulator,
-        SourceServer(data) as source,
-    ):
-        _configure(workdir, emulator.url)
-        manifest = generate_dataset(
-            data, companies=companies, sessions=sessions, seed=seed, base_url=source.url
-        )
-        scenario = _prepare(data, manifest)
-
-        import dramatiq
-        from dramatiq.brokers.stub import StubBroker
-
-        from pipeline import actors
-        from pipeline.companies import add_company
-        from pipeline.db import migrate
-        from pipeline.db.engine import get_engine
-        from pipeline.db.secrets import PasswordBox
-
-        migrate.upgrade(get_engine())
-        with sessionmaker(get_engine()).begin() as db:
-            for company in manifest.companies:
-                wrong = scenario.roles[company.name] == WRONG_CREDENTIALS
-                add_company(
-                    db,
-                    name=company.name,
-                    csv_url=company.csv_url,
-                    username=company.username,
-                    password=company.password + "-stale" if wrong else company.password,
-                    password_box=PasswordBox(_SECRET_KEY),
-                    region=company.region,
-                    timezone=company.timezone,
-                )
-        broker = actors.broker
-        assert isinstance(broker, StubBroker), "BROKER=memory gives the in-memory broker"
-        worker = dramatiq.Worker(broker, worker_threads=4, worker_timeout=100)
-        worker.start()
-        try:
-            with _progress_feed(on_progress):
-                problems = _drive(broker)
-        finally:
-            worker.stop()
-        report = _report(
-            started, workdir, kept, sessions, scenario, broker, problems, sum(log_counts.values())
-        )
-        get_engine().dispose()
-    if not kept and report.ok:
-        shutil.rmtree(workdir, ignore_errors=True)
-    return report
-
-
-# --- the report --------------------------------------------------------------------------------------------
-
-
 def _dead_letters(broker: StubBroker) -> list[str]:
     """Every dead-lettered message, with its error: none is expected (a 401 is recorded, not raised)."""
     failures: list[str] = []
@@ -606,12 +176,12 @@ def _dead_letters(broker: StubBroker) -> list[str]:
     return failures
 
 
-def _report(
+def build_report(
     started: float,
     workdir: Path,
     kept: bool,
     sessions_per_company: int,
-    scenario: _Scenario,
+    scenario: Scenario,
     broker: StubBroker,
     problems: list[str],
     log_records: int,
@@ -804,11 +374,11 @@ def _report(
             ).tuples()
         }
     report.unexpected.extend(problems)
-    report.unexpected.extend(_judge(report, scenario, imported_ids))
+    report.unexpected.extend(judge(report, scenario, imported_ids))
     return report
 
 
-def _judge(report: DemoReport, scenario: _Scenario, imported_ids: set[tuple[str, str]]) -> list[str]:
+def judge(report: DemoReport, scenario: Scenario, imported_ids: set[tuple[str, str]]) -> list[str]:
     """Every way the run differs from what the data set must produce."""
     wrong: list[str] = []
     expected_ids = {
