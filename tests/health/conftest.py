@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
+from pipeline.db import migrate
+from pipeline.db.engine import create_db_engine
 from pipeline.settings import Settings, load_settings
 from tests.health.fakes import FakeSources
 
@@ -23,6 +27,15 @@ def settings(tmp_path: Path) -> Settings:
         prometheus_url=None,
         scheduler_enabled=True,
     )
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    """The health tests' SQLite database, migrated."""
+    engine = create_db_engine(settings)
+    migrate.upgrade(engine)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture

@@ -5,15 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, Gauge, generate_latest
 from sqlalchemy import Engine
 
-from pipeline.db import migrate
-from pipeline.db.engine import create_db_engine
 from pipeline.health.aggregator import HealthAggregator, HealthReport, MetricsRead, build_aggregator
 from pipeline.health.rules import EndpointState, Status
 from pipeline.health.sources import (
@@ -60,14 +57,6 @@ def exposition(lag: dict[str, float], last_success: dict[str, float]) -> str:
     for scheduler, value in last_success.items():
         success_gauge.labels(scheduler).set(value)
     return generate_latest(registry).decode()
-
-
-@pytest.fixture
-def engine(settings: Settings) -> Iterator[Engine]:
-    engine = create_db_engine(settings)
-    migrate.upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def test_healthy_sources_make_a_healthy_report(sources: FakeSources) -> None:

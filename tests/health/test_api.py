@@ -12,7 +12,6 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from pipeline.db import migrate
 from pipeline.db.engine import create_db_engine
 from pipeline.db.models import SchedulerTick
 from pipeline.health.aggregator import HealthAggregator
@@ -27,14 +26,6 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 MISSING_ID = "schedulerId: schedulerId is required for trigger, pause, resume, start, stop actions"
 
 MakeClient = Callable[..., TestClient]
-
-
-@pytest.fixture
-def engine(settings: Settings) -> Iterator[Engine]:
-    engine = create_db_engine(settings)
-    migrate.upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

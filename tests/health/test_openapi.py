@@ -23,21 +23,11 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 from sqlalchemy import Engine
 
-from pipeline.db import migrate
-from pipeline.db.engine import create_db_engine
 from pipeline.health.api import create_app
 from pipeline.health.sources import QueueStats
 from pipeline.settings import Settings
 from tests.health.conftest import TOKEN
 from tests.health.fakes import FakeSources
-
-
-@pytest.fixture
-def engine(settings: Settings) -> Iterator[Engine]:
-    engine = create_db_engine(settings)
-    migrate.upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture
