@@ -23,7 +23,7 @@ def test_every_setting_is_documented_and_every_documented_variable_exists() -> N
 def test_documented_defaults_match_the_code() -> None:
     # Given the documented default of each plain setting
     defaults = dict(re.findall(r"^\| `([A-Z0-9_]+)` \| `([^`]*)` \|", DOC.read_text(), flags=re.MULTILINE))
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
 
     # Then it is the value the code uses
     for variable, documented in defaults.items():

@@ -13,7 +13,7 @@ from pipeline.settings import Settings, SettingsError, load_settings
 def test_defaults_follow_the_seed() -> None:
     # Given an environment that sets nothing
     # When the settings are read
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
 
     # Then the seed's cadences and sizes apply
     assert settings.csv_import_interval == "*/10 * * * *"

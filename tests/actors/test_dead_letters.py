@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import dramatiq
 import pika
 import pytest
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
 from pipeline.broker import build_broker
 from pipeline.dead_letters import list_dead_letters, replay_dead_letters
@@ -31,6 +32,7 @@ def _depth(queue: str) -> int:
 def broker() -> Iterator[dramatiq.Broker]:
     require_rabbitmq()
     rabbit = build_broker(load_settings(rabbitmq_url=RABBITMQ_URL))
+    assert isinstance(rabbit, RabbitmqBroker)
     rabbit.declare_queue(IMPORT_PROCESSING, ensure=True)
     connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
     for queue in (IMPORT_PROCESSING, DEAD):
@@ -42,7 +44,7 @@ def broker() -> Iterator[dramatiq.Broker]:
 
 def _dead_letter(actor_args: list[str], error: str) -> str:
     """Put a message into the dead-letter queue the way Dramatiq leaves it after its last retry."""
-    message = dramatiq.Message(
+    message: dramatiq.Message[None] = dramatiq.Message(
         queue_name=IMPORT_PROCESSING,
         actor_name="process_imports",
         args=(actor_args,),

@@ -252,7 +252,7 @@ def test_a_worker_analyses_sessions_through_the_openai_emulator_over_http(
 
     assert done == 2, output
     # And each answer was billed once
-    assert sorted(entry.session_id for entry in ledger) == sorted(
+    assert sorted((entry.session_id for entry in ledger), key=str) == sorted(
         str(session_id) for session_id in session_ids
     )
     assert returncode == 0, output

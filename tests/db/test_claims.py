@@ -50,7 +50,8 @@ def test_a_claim_takes_pending_items_and_leases_them(engine: Engine) -> None:
         assert rows[item].status is ProcessingStatus.IN_PROGRESS
         assert rows[item].leased_by == "worker-a"
         assert rows[item].attempts == 1
-        assert rows[item].lease_expires_at is not None and rows[item].lease_expires_at > utcnow()
+        expires = rows[item].lease_expires_at
+        assert expires is not None and expires > utcnow()
     # And the third is still pending for the next claimer
     with sessionmaker(engine).begin() as db:
         assert len(claim(db, STAGE_STATUS, limit=10, lease=LEASE, owner="worker-b", where=[AI])) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,10 +22,10 @@ def _schema_diff(engine: Engine) -> list[object]:
 
 
 @pytest.fixture
-def empty_postgres() -> Engine:
+def empty_postgres() -> Iterator[Engine]:
     with scratch_postgres_database("livedash_migrations") as url:
         engine = create_engine(url)
-        yield engine  # type: ignore[misc]
+        yield engine
         engine.dispose()
 
 

@@ -8,15 +8,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Final
 
 import openai
 import pytest
-from openai.types import Batch
+from openai.types import Batch, FilePurpose
 
 from pipeline.devtools.openai_emulator import Knobs, OpenAIEmulator, analyse_conversation
 
-ENDPOINT = "/v1/chat/completions"
+ENDPOINT: Final = "/v1/chat/completions"
 #: Phases short enough for tests, long enough to be phases.
 FAST = {
     "validating_seconds": 0.02,
@@ -46,8 +46,8 @@ def jsonl(lines: list[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(line) + "\n" for line in lines).encode()
 
 
-def upload(client: openai.OpenAI, content: bytes, purpose: str = "batch") -> str:
-    return client.files.create(file=("batch_requests.jsonl", content), purpose=purpose).id  # type: ignore[arg-type]
+def upload(client: openai.OpenAI, content: bytes, purpose: FilePurpose = "batch") -> str:
+    return client.files.create(file=("batch_requests.jsonl", content), purpose=purpose).id
 
 
 def create(client: openai.OpenAI, sessions: dict[str, str] = SESSIONS, **options: Any) -> Batch:

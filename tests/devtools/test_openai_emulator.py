@@ -66,17 +66,21 @@ VACATION = transcript(
 )
 
 
-def ask(client: openai.OpenAI, text: str = VACATION, **options: object) -> ChatCompletion:
-    """Ask the way the pipeline does; ``options`` add to or replace the request's parameters."""
-    parameters: dict[str, object] = {
-        "response_format": RESPONSE_FORMAT,
-        "temperature": 0.1,
-        "max_tokens": 1000,
-    }
+def ask(
+    client: openai.OpenAI,
+    text: str = VACATION,
+    *,
+    max_tokens: int = 1000,
+    extra_headers: dict[str, str] | None = None,
+) -> ChatCompletion:
+    """Ask the way the pipeline does; a test may lower ``max_tokens`` or add ``extra_headers``."""
     return client.chat.completions.create(
         model="gpt-4o",
         messages=[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": text}],
-        **{**parameters, **options},
+        response_format=RESPONSE_FORMAT,
+        temperature=0.1,
+        max_tokens=max_tokens,
+        extra_headers=extra_headers,
     )
 
 

@@ -14,6 +14,7 @@ import httpx
 import pika
 import pytest
 from dramatiq import Message
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import sessionmaker
 
@@ -96,6 +97,7 @@ def _pool(
 def _enqueue_import(company_id: object) -> None:
     require_rabbitmq()
     broker = build_broker(load_settings(rabbitmq_url=RABBITMQ_URL))
+    assert isinstance(broker, RabbitmqBroker)
     broker.declare_queue(CSV_IMPORT, ensure=True)
     connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
     connection.channel().queue_purge(CSV_IMPORT)

@@ -18,6 +18,7 @@ from multiprocessing.synchronize import Barrier
 import httpx
 import pika
 import pytest
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -61,6 +62,7 @@ def csv_import_queue() -> Iterator[None]:
     """The csv-import queue, declared and empty, and no worker consuming it."""
     require_rabbitmq()
     broker = build_broker(load_settings(rabbitmq_url=RABBITMQ_URL))
+    assert isinstance(broker, RabbitmqBroker)
     broker.declare_queue(CSV_IMPORT, ensure=True)
     broker.close()
     connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
@@ -71,7 +73,11 @@ def csv_import_queue() -> Iterator[None]:
 
 
 def _replica(
-    database_url: str, name: str, start: Barrier, done: Barrier, results: multiprocessing.Queue[object]
+    database_url: str,
+    name: str,
+    start: Barrier,
+    done: Barrier,
+    results: multiprocessing.Queue[dict[str, int]],
 ) -> None:
     """One scheduler replica whose clock is the test's: a pass at each moment, in step with the others."""
     settings = load_settings(
@@ -97,7 +103,7 @@ def test_three_replicas_enqueue_each_tick_once_and_all_honour_pause(
     # Given three scheduler processes sharing the database and RabbitMQ, driven through six 10-minute ticks
     context = multiprocessing.get_context("spawn")
     start, done = context.Barrier(REPLICAS + 1), context.Barrier(REPLICAS + 1)
-    results: multiprocessing.Queue[object] = context.Queue()
+    results: multiprocessing.Queue[dict[str, int]] = context.Queue()
     replicas = [
         context.Process(
             target=_replica, args=(pg_settings.database_url, f"replica-{n}", start, done, results)
@@ -119,7 +125,7 @@ def test_three_replicas_enqueue_each_tick_once_and_all_honour_pause(
         done.wait(timeout=60)
     totals: Counter[str] = Counter()
     for _ in replicas:
-        totals.update(results.get(timeout=60))  # type: ignore[arg-type]
+        totals.update(results.get(timeout=60))
     for replica in replicas:
         replica.join(timeout=30)
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import String
 
 from pipeline.db.models import SessionImport
 from pipeline.sources.csv_format import COLUMNS, ColumnKind, RowError, SessionRow, parse_session_rows
@@ -374,9 +375,7 @@ def test_the_caps_are_those_of_the_schema() -> None:
 
     # Then each cap is the width of the SessionImport column it fills, or a chosen cap where that is text
     widths = {
-        column.field: SessionImport.__table__.c[_snake(column.field)].type.length
-        for column in COLUMNS
-        if column.max_length is not None
+        column.field: _column_width(column.field) for column in COLUMNS if column.max_length is not None
     }
     chosen_caps = {"externalSessionId": 255, "fullTranscriptUrl": 8192, "initialMessage": 65536}
     assert limits == {**widths, **chosen_caps}
@@ -689,3 +688,10 @@ def test_parsing_streams_in_bounded_memory() -> None:
 
 def _snake(field: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", field).lower()
+
+
+def _column_width(field: str) -> int | None:
+    """The length of the SessionImport column that ``field`` fills; None for unbounded text."""
+    column_type = SessionImport.__table__.c[_snake(field)].type
+    assert isinstance(column_type, String), f"{field} fills a {column_type!r} column, not a string"
+    return column_type.length

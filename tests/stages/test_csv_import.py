@@ -21,7 +21,13 @@ from pipeline.db.types import utcnow
 from pipeline.settings import Settings
 from pipeline.sources.http_fetch import Fetcher
 from pipeline.stages.csv_claims import ImportCapacityReached
-from pipeline.stages.csv_import import CsvImportFailed, due_company_ids, fetch_limits, import_company_csv
+from pipeline.stages.csv_import import (
+    CsvImportFailed,
+    CsvImportResult,
+    due_company_ids,
+    fetch_limits,
+    import_company_csv,
+)
 from tests.demo_source import Source, add_source_company
 
 SAMPLE = (
@@ -61,7 +67,7 @@ def _run(
     company_id: uuid.UUID,
     fetcher: Fetcher,
     handover: Handover | None = None,
-):  # type: ignore[no-untyped-def]
+) -> CsvImportResult:
     return import_company_csv(engine, settings, company_id, fetcher=fetcher, hand_over=handover or Handover())
 
 
@@ -230,7 +236,8 @@ def test_racing_merges_never_store_a_row_twice(
     assert second.outcome is CsvFetchOutcome.UNCHANGED
     fetches = _fetches(pg_engine, company_id)
     assert [fetch.outcome for fetch in fetches].count(CsvFetchOutcome.FAILED) == 1
-    assert "lease expired" in next(f.error for f in fetches if f.outcome is CsvFetchOutcome.FAILED)
+    error = next(f.error for f in fetches if f.outcome is CsvFetchOutcome.FAILED)
+    assert error is not None and "lease expired" in error
     assert len(_imports(pg_engine, company_id)) == 30
 
 

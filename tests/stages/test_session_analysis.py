@@ -29,7 +29,7 @@ from pipeline.db.models import (
     SessionQuestion,
 )
 from pipeline.db.types import utcnow
-from pipeline.devtools.openai_emulator import Knobs, OpenAIEmulator, analyse_conversation
+from pipeline.devtools.openai_emulator import AnswerFault, Knobs, OpenAIEmulator, analyse_conversation
 from pipeline.settings import Settings
 from pipeline.stages.session_analysis import AnalysisResult, analyze_sessions
 from pipeline.stages.session_sweep import SWEEP_GRACE, sweep_sessions
@@ -174,7 +174,7 @@ def test_each_session_is_analysed_applied_and_costed(
             * ai_settings.eur_per_usd
         )
     # And the emulator billed exactly one answer per session
-    assert sorted(entry.session_id for entry in emulator.ledger()) == sorted(map(str, session_ids))
+    assert sorted((entry.session_id for entry in emulator.ledger()), key=str) == sorted(map(str, session_ids))
 
 
 @pytest.mark.postgres
@@ -188,7 +188,7 @@ def test_each_session_is_analysed_applied_and_costed(
     ],
 )
 def test_a_malformed_answer_fails_its_session_and_nothing_unvalidated_is_stored(
-    pg_engine: Engine, ai_settings: Settings, emulator: OpenAIEmulator, fault: str, reason: str
+    pg_engine: Engine, ai_settings: Settings, emulator: OpenAIEmulator, fault: AnswerFault, reason: str
 ) -> None:
     # Given two sessions, the first of which gets a malformed answer
     bad, good = _sessions(pg_engine, CHATS[:2])
