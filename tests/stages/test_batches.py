@@ -5,11 +5,15 @@ Real PostgreSQL and the OpenAI emulator over HTTP; the emulator's ledger shows w
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import openai
 import pytest
@@ -17,22 +21,34 @@ from prometheus_client import REGISTRY
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import sessionmaker
 
+from pipeline.analysis import SessionAnalysis
 from pipeline.analysis.openai_calls import openai_client
-from pipeline.db.enums import AIBatchRequestStatus, AIRequestStatus, ProcessingStage, ProcessingStatus
+from pipeline.db.enums import (
+    AIBatchRequestStatus,
+    AIRequestStatus,
+    ProcessingStage,
+    ProcessingStatus,
+    SentimentCategory,
+    SessionCategory,
+)
 from pipeline.db.models import (
     AIBatchRequest,
     AIModel,
     AIProcessingRequest,
     ChatSession,
     CompanyAIModel,
+    Question,
     SessionProcessingStatus,
+    SessionQuestion,
 )
 from pipeline.db.types import utcnow
-from pipeline.devtools.openai_emulator import Knobs, OpenAIEmulator
+from pipeline.devtools.openai_emulator import BatchOutcome, Knobs, OpenAIEmulator
 from pipeline.settings import Settings
-from pipeline.stages import batch_submit
+from pipeline.stages import batch_ingest, batch_submit
+from pipeline.stages.analysis_results import Applied, answer_of, apply_analyses, complete_analyses
 from pipeline.stages.batch_check import check_batches
 from pipeline.stages.batch_enqueue import enqueue_for_batch
+from pipeline.stages.batch_ingest import ingest_batch
 from pipeline.stages.batch_submit import file_name, plan_batches, submit_batch
 from pipeline.stages.stage_status import StageChange, apply_stage_changes
 from tests.factories import make_analysable_session, make_company
@@ -318,7 +334,11 @@ def test_a_batch_that_fails_at_openai_releases_its_requests_with_the_reason(
 @pytest.mark.postgres
 @pytest.mark.parametrize("outcome", ["expired", "cancelled"])
 def test_a_batch_ending_early_keeps_its_partial_results_and_requeues_the_rest(
-    pg_engine: Engine, batch_settings: Settings, client: openai.OpenAI, emulator: OpenAIEmulator, outcome: str
+    pg_engine: Engine,
+    batch_settings: Settings,
+    client: openai.OpenAI,
+    emulator: OpenAIEmulator,
+    outcome: BatchOutcome,
 ) -> None:
     # Given a batch of 10 that expires (or is cancelled) with half its lines answered
     session_ids = _queued_sessions(pg_engine, batch_settings, 10)
@@ -415,8 +435,6 @@ def test_ingesting_the_same_batch_twice_changes_nothing(
         before = db.execute(select(AIProcessingRequest.id, AIProcessingRequest.total_cost_eur)).all()
 
     # When its files are ingested again
-    from pipeline.stages.batch_ingest import ingest_batch
-
     again = ingest_batch(
         pg_engine,
         batch_settings,
@@ -580,3 +598,296 @@ def test_an_answer_for_a_conversation_that_changed_meanwhile_is_not_applied(
     # Then the session is analysed from its current conversation
     assert _ai_statuses(pg_engine) == {ProcessingStatus.COMPLETED: 2}
     assert _billed_sessions(emulator) == sorted([str(changed), str(changed), str(unchanged)])
+
+
+@pytest.mark.postgres
+def test_lines_spread_over_chunks_and_both_files_are_each_applied_once(
+    pg_engine: Engine,
+    batch_settings: Settings,
+    client: openai.OpenAI,
+    emulator: OpenAIEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given chunks of three lines, and a batch of 8 whose output and error files hold 4 lines each: the
+    # second chunk takes the last output line and the first two error lines
+    monkeypatch.setattr(batch_ingest, "CHUNK_LINES", 3)
+    settings = batch_settings.model_copy(update={"batch_max_attempts": 3})
+    _queued_sessions(pg_engine, settings, 8)
+    emulator.knobs.batch_error_fraction = 0.5
+
+    # When it is processed
+    _run_batches(pg_engine, settings, client, rounds=1)
+
+    # Then every line was applied once, whatever chunk it fell in, and the batch adds up its requests
+    assert _ai_statuses(pg_engine) == {ProcessingStatus.COMPLETED: 4, ProcessingStatus.IN_PROGRESS: 4}
+    assert _failure_messages(pg_engine) == ["HTTP 500: " + _SERVER_ERROR] * 4
+    [batch] = _batches(pg_engine)
+    with sessionmaker(pg_engine)() as db:
+        answered = db.execute(
+            select(
+                func.count(),
+                func.sum(AIProcessingRequest.prompt_tokens),
+                func.sum(AIProcessingRequest.completion_tokens),
+                func.sum(AIProcessingRequest.total_cost_eur),
+            ).where(AIProcessingRequest.success)
+        ).one()
+        retries = db.scalar(
+            select(func.count())
+            .select_from(AIProcessingRequest)
+            .where(AIProcessingRequest.processing_status == AIRequestStatus.PENDING_BATCHING)
+        )
+        questions = db.scalar(select(func.count()).select_from(SessionQuestion))
+    assert (batch.completed_count, batch.failed_count) == (4, 4) and retries == 4
+    assert (answered[0], batch.prompt_tokens, batch.completion_tokens) == (4, answered[1], answered[2])
+    assert batch.total_cost_eur == pytest.approx(answered[3]) and batch.total_cost_eur > 0
+    assert questions
+
+
+class _TamperedFiles:
+    """Stands for the Files API of a client: serves the given lines as the content of every file."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.with_streaming_response = self
+
+    @contextmanager
+    def content(self, file_id: str) -> Iterator[_TamperedFiles]:
+        yield self
+
+    def iter_lines(self) -> Iterator[str]:
+        yield from self.lines
+
+
+@pytest.mark.postgres
+def test_a_line_whose_completion_cannot_be_read_is_recorded_unpaid_and_retried(
+    pg_engine: Engine, batch_settings: Settings, client: openai.OpenAI
+) -> None:
+    # Given a finished batch of three whose output has a completion without its creation time and one
+    # whose token count is not a number
+    _queued_sessions(pg_engine, batch_settings, 3)
+    [batch_id] = plan_batches(pg_engine, batch_settings)
+    submit_batch(pg_engine, client, batch_id)
+    [batch] = _batches(pg_engine)
+    assert batch.openai_batch_id is not None
+    remote = client.batches.retrieve(batch.openai_batch_id)
+    while remote.status != "completed":
+        time.sleep(0.05)
+        remote = client.batches.retrieve(batch.openai_batch_id)
+    assert remote.output_file_id is not None
+    lines = [json.loads(line) for line in client.files.content(remote.output_file_id).text.splitlines()]
+    del lines[0]["response"]["body"]["created"]
+    lines[1]["response"]["body"]["usage"]["prompt_tokens"] = "many"
+    tampered = SimpleNamespace(files=_TamperedFiles([json.dumps(line) for line in lines]))
+
+    # When it is ingested
+    result = ingest_batch(
+        pg_engine,
+        batch_settings,
+        cast(openai.OpenAI, tampered),
+        batch_id,
+        remote_status="completed",
+        output_file_id=remote.output_file_id,
+        error_file_id=None,
+    )
+
+    # Then the two unreadable completions fail with the reason, without tokens, and wait for another batch
+    assert (result.completed, result.failed) == (1, 2)
+    with sessionmaker(pg_engine)() as db:
+        failed = db.execute(
+            select(AIProcessingRequest.error_message, AIProcessingRequest.prompt_tokens).where(
+                AIProcessingRequest.processing_status == AIRequestStatus.PROCESSING_FAILED
+            )
+        ).all()
+        answered = db.scalar(select(AIProcessingRequest.prompt_tokens).where(AIProcessingRequest.success))
+    assert sorted(failed) == [
+        ("unreadable completion: Field required", 0),
+        ("unreadable completion: Input should be a valid integer, unable to parse string as an integer", 0),
+    ]
+    assert result.prompt_tokens == answered and answered
+    assert _ai_statuses(pg_engine) == {ProcessingStatus.COMPLETED: 1, ProcessingStatus.IN_PROGRESS: 2}
+
+
+def _stored_analysis(engine: Engine, session_id: uuid.UUID) -> dict[str, Any]:
+    """What a session holds after its analysis was applied, without ids: fields, stage rows, questions."""
+    with sessionmaker(engine)() as db:
+        chat = db.get_one(ChatSession, session_id)
+        stages = db.scalars(
+            select(SessionProcessingStatus)
+            .where(
+                SessionProcessingStatus.session_id == session_id,
+                SessionProcessingStatus.stage.in_(
+                    [ProcessingStage.AI_ANALYSIS, ProcessingStage.QUESTION_EXTRACTION]
+                ),
+            )
+            .order_by(SessionProcessingStatus.stage)
+        ).all()
+        questions = db.execute(
+            select(SessionQuestion.order, Question.content)
+            .join(Question, Question.id == SessionQuestion.question_id)
+            .where(SessionQuestion.session_id == session_id)
+            .order_by(SessionQuestion.order)
+        ).all()
+    return {
+        "session": (
+            chat.language,
+            chat.sentiment,
+            chat.escalated,
+            chat.forwarded_hr,
+            chat.category,
+            chat.summary,
+            chat.updated_at,
+        ),
+        "stages": [
+            (
+                stage.stage,
+                stage.status,
+                stage.started_at,
+                stage.completed_at,
+                stage.error_message,
+                stage.retry_count,
+                stage.stage_metadata,
+                stage.lease_expires_at,
+                stage.leased_by,
+                stage.updated_at,
+            )
+            for stage in stages
+        ],
+        "questions": [tuple(row) for row in questions],
+    }
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    "questions",
+    [
+        ["When is my schedule online?", "  when is my schedule online? ", "Can I swap a shift?"],
+        [],
+    ],
+)
+def test_a_chunk_written_set_based_stores_exactly_what_the_row_by_row_path_stores(
+    pg_engine: Engine, questions: list[str]
+) -> None:
+    # Given two alike sessions whose AI analysis is in progress, holding questions of an earlier analysis
+    now = utcnow()
+    with sessionmaker(pg_engine).begin() as db:
+        company = make_company(db)
+        sessions = [make_analysable_session(db, company, TURNS).id for _ in range(2)]
+        apply_stage_changes(
+            db,
+            [
+                StageChange(session_id, ProcessingStage.AI_ANALYSIS, ProcessingStatus.FAILED, "earlier")
+                for session_id in sessions
+            ],
+            now - timedelta(hours=1),
+        )
+        db.execute(
+            update(SessionProcessingStatus)
+            .where(SessionProcessingStatus.stage == ProcessingStage.AI_ANALYSIS)
+            .values(
+                status=ProcessingStatus.IN_PROGRESS,
+                started_at=now - timedelta(minutes=5),
+                completed_at=None,
+                error_message=None,
+                lease_expires_at=now + timedelta(minutes=5),
+                leased_by="worker-1",
+            )
+        )
+        earlier = {
+            session_id: Applied(
+                _analysis(session_id, ["An old question?", "Can I swap a shift?"]), "gpt-4o", None
+            )
+            for session_id in sessions
+        }
+        apply_analyses(db, earlier, now - timedelta(minutes=1))
+
+    # When the same answer is applied to one row by row (the synchronous path) and to the other set-based
+    row_by_row, set_based = sessions
+    with sessionmaker(pg_engine).begin() as db:
+        applied = {row_by_row: Applied(_analysis(row_by_row, questions), "gpt-4o", "req_1")}
+        apply_stage_changes(db, apply_analyses(db, applied, now), now)
+    with sessionmaker(pg_engine).begin() as db:
+        answer = answer_of(_analysis(set_based, questions), "gpt-4o", "req_1")
+        complete_analyses(db, {set_based: answer}, now)
+
+    # Then both sessions hold the same: AI fields, both stage rows and their metadata, the questions
+    assert _stored_analysis(pg_engine, set_based) == _stored_analysis(pg_engine, row_by_row)
+    stored = _stored_analysis(pg_engine, set_based)
+    assert [row[1] for row in stored["stages"]] == [ProcessingStatus.COMPLETED] * 2
+    assert len(stored["questions"]) == len({question.strip().casefold() for question in questions})
+
+
+def _analysis(session_id: uuid.UUID, questions: list[str]) -> SessionAnalysis:
+    return SessionAnalysis(
+        language="nl",
+        sentiment=SentimentCategory.NEGATIVE,
+        escalated=True,
+        forwarded_hr=False,
+        category=SessionCategory.SCHEDULE_HOURS,
+        questions=questions,
+        summary="The user asked when the schedule is published.",
+        session_id=str(session_id),
+    )
+
+
+@pytest.fixture
+def sqlite_batch_settings(sqlite_settings: Settings, emulator: OpenAIEmulator) -> Settings:
+    emulator.reset()
+    emulator.knobs = Knobs(**INSTANT)
+    return sqlite_settings.model_copy(
+        update={
+            "openai_base_url": emulator.url,
+            "batch_min_requests": 1,
+            "batch_max_requests": 1000,
+            "batch_max_attempts": 2,
+        }
+    )
+
+
+def test_the_embedded_sqlite_ingests_row_by_row_with_the_same_outcome(
+    sqlite_engine: Engine, sqlite_batch_settings: Settings, emulator: OpenAIEmulator
+) -> None:
+    # Given the embedded SQLite, three attempts per request, and a batch of 6 where half the lines fail
+    settings = sqlite_batch_settings.model_copy(update={"batch_max_attempts": 3})
+    session_ids = _queued_sessions(sqlite_engine, settings, 6)
+    emulator.knobs.batch_error_fraction = 0.5
+
+    with openai_client(settings) as sdk:
+        # When it is processed
+        _run_batches(sqlite_engine, settings, sdk, rounds=1)
+
+        # Then the failed lines carry their message and wait for the next batch, the others are applied
+        assert _failure_messages(sqlite_engine) == ["HTTP 500: " + _SERVER_ERROR] * 3
+        assert _ai_statuses(sqlite_engine) == {
+            ProcessingStatus.COMPLETED: 3,
+            ProcessingStatus.IN_PROGRESS: 3,
+        }
+
+        # When the retry batch answers one of them with an invalid analysis, and the last one answers well
+        emulator.knobs.batch_error_fraction = 0.0
+        retried = [session_id for session_id in session_ids if not _analysed(sqlite_engine, session_id)]
+        emulator.knobs.session_faults = {str(retried[0]): "schema_violation"}
+        _run_batches(sqlite_engine, settings, sdk, rounds=1)
+        emulator.knobs.session_faults = {}
+        _run_batches(sqlite_engine, settings, sdk, rounds=1)
+
+    # Then the invalid answer was recorded with its cost, and every session ends analysed with its questions
+    assert _ai_statuses(sqlite_engine) == {ProcessingStatus.COMPLETED: 6}
+    with sessionmaker(sqlite_engine)() as db:
+        invalid = db.execute(
+            select(AIProcessingRequest.error_message, AIProcessingRequest.total_cost_eur).where(
+                AIProcessingRequest.error_message.startswith("invalid answer")
+            )
+        ).all()
+        extracted = db.scalars(
+            select(SessionProcessingStatus.stage_metadata).where(
+                SessionProcessingStatus.stage == ProcessingStage.QUESTION_EXTRACTION,
+                SessionProcessingStatus.status == ProcessingStatus.COMPLETED,
+            )
+        ).all()
+        stored = db.scalar(select(func.count()).select_from(SessionQuestion))
+    assert len(invalid) == 1 and invalid[0][1] > 0
+    assert len(extracted) == 6
+    assert stored == sum(metadata["questionsProcessed"] for metadata in extracted if metadata)
+    assert stored
+    # Billed: the 3 answers, then the 3 retries (the invalid one too), then the last retry; error lines never
+    assert len(emulator.ledger()) == 3 + 3 + 1
