@@ -10,9 +10,11 @@ from collections.abc import Iterator
 import dramatiq
 import pytest
 from dramatiq.brokers.stub import StubBroker
+from sqlalchemy import Engine
 
+from pipeline.actors import periodic
 from pipeline.logs import LogContext, configure_logging, log_context, redact
-from pipeline.settings import load_settings
+from pipeline.settings import Settings, load_settings
 
 logger = logging.getLogger("pipeline.test")
 
@@ -114,3 +116,22 @@ def test_messages_processed_by_a_worker_carry_their_message_id_and_actor(output:
         "csv-import",
         "c-42",
     )
+
+
+def test_a_tick_logs_with_its_scheduler_id(
+    output: io.StringIO, sqlite_engine: Engine, sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a tick function of the csv-import scheduler, recorded as cron ticks are
+    configure_logging(load_settings(log_format="json"), stream=output)
+    monkeypatch.setattr(periodic, "get_engine", lambda: sqlite_engine)
+    monkeypatch.setattr(periodic, "get_settings", lambda: sqlite_settings)
+
+    @periodic.recorded_tick("csv-import")
+    def tick() -> int:
+        logger.info("fanning out")
+        return 0
+
+    # When it runs, then what it logs names its scheduler
+    tick()
+    [record] = [json.loads(line) for line in output.getvalue().splitlines() if '"fanning out"' in line]
+    assert record["scheduler"] == "csv-import"

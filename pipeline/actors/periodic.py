@@ -13,6 +13,7 @@ from typing import Any
 from periodiq import cron
 
 from pipeline.db.engine import get_engine
+from pipeline.logs import log_context
 from pipeline.scheduling.cron import normalize_cron
 from pipeline.scheduling.runs import recorded_run
 from pipeline.settings import get_settings
@@ -33,7 +34,10 @@ def recorded_tick(job_id: str) -> Callable[[Callable[[], int]], Callable[..., No
         @functools.wraps(tick)
         def run(tick_id: str | None = None) -> None:
             settings = get_settings()
-            with recorded_run(get_engine(), job_id, tick_id, settings.scheduler_instance_id) as record:
+            with (
+                log_context(scheduler=job_id),
+                recorded_run(get_engine(), job_id, tick_id, settings.scheduler_instance_id) as record,
+            ):
                 if record is not None:
                     record.items = tick()
 

@@ -25,6 +25,7 @@ from pipeline import metrics
 from pipeline.db.enums import AIBatchRequestStatus, AIRequestStatus
 from pipeline.db.models import AIBatchRequest, AIProcessingRequest
 from pipeline.db.types import utcnow
+from pipeline.logs import log_context
 from pipeline.settings import Settings
 from pipeline.stages.batch_ingest import IngestResult, ingest_batch, open_requests, release_requests
 from pipeline.stages.batch_submit import STATUS_FROM_OPENAI, claim_batch, submit_batch
@@ -162,6 +163,53 @@ def _record_metrics(engine: Engine, now: datetime) -> None:
     metrics.OLDEST_OPEN_BATCH.set((now - oldest).total_seconds() if oldest else 0.0)
 
 
+def _check_one(
+    engine: Engine,
+    settings: Settings,
+    client: openai.OpenAI,
+    batch: AIBatchRequest,
+    result: CheckResult,
+    now: datetime,
+) -> None:
+    """Poll one batch and act on its state: ingest, release, cancel, or resubmit one never created."""
+    try:
+        if batch.openai_batch_id is None:
+            if submit_batch(engine, client, batch.id) is not None:
+                result.resubmitted += 1
+            return
+        remote = client.batches.retrieve(batch.openai_batch_id)
+    except openai.APIError as exc:
+        result.poll_errors += 1
+        logger.warning("batch %s could not be polled, trying again next tick: %s", batch.id, exc)
+        return
+    result.polled += 1
+    _update_status(engine, batch.id, remote)
+    if remote.status in _INGESTED:
+        if not claim_batch(engine, batch.id, _FINISHED, INGEST_LEASE):
+            return
+        ingested = ingest_batch(
+            engine,
+            settings,
+            client,
+            batch.id,
+            remote_status=remote.status,
+            output_file_id=remote.output_file_id,
+            error_file_id=remote.error_file_id,
+        )
+        result.ingested += 1
+        result.fallback += ingested.fallback
+    elif remote.status == "failed":
+        if not claim_batch(engine, batch.id, OPEN_STATUSES, INGEST_LEASE):
+            return
+        result.fallback += _release_failed_batch(engine, settings, batch.id, _failure_reason(remote))
+        result.failed += 1
+    elif remote.status != "cancelling" and batch.created_at < now - timedelta(
+        hours=settings.batch_timeout_hours
+    ):
+        client.batches.cancel(batch.openai_batch_id)
+        result.cancelled += 1
+
+
 def check_batches(
     engine: Engine,
     settings: Settings,
@@ -188,42 +236,8 @@ def check_batches(
             )
         )
     for batch in batches:
-        try:
-            if batch.openai_batch_id is None:
-                if submit_batch(engine, client, batch.id) is not None:
-                    result.resubmitted += 1
-                continue
-            remote = client.batches.retrieve(batch.openai_batch_id)
-        except openai.APIError as exc:
-            result.poll_errors += 1
-            logger.warning("batch %s could not be polled, trying again next tick: %s", batch.id, exc)
-            continue
-        result.polled += 1
-        _update_status(engine, batch.id, remote)
-        if remote.status in _INGESTED:
-            if not claim_batch(engine, batch.id, _FINISHED, INGEST_LEASE):
-                continue
-            ingested = ingest_batch(
-                engine,
-                settings,
-                client,
-                batch.id,
-                remote_status=remote.status,
-                output_file_id=remote.output_file_id,
-                error_file_id=remote.error_file_id,
-            )
-            result.ingested += 1
-            result.fallback += ingested.fallback
-        elif remote.status == "failed":
-            if not claim_batch(engine, batch.id, OPEN_STATUSES, INGEST_LEASE):
-                continue
-            result.fallback += _release_failed_batch(engine, settings, batch.id, _failure_reason(remote))
-            result.failed += 1
-        elif remote.status != "cancelling" and batch.created_at < now - timedelta(
-            hours=settings.batch_timeout_hours
-        ):
-            client.batches.cancel(batch.openai_batch_id)
-            result.cancelled += 1
+        with log_context(batch_id=str(batch.id)):
+            _check_one(engine, settings, client, batch, result, now)
     if result.fallback and analyse_sync is not None:
         analyse_sync(result.fallback)
     _record_metrics(engine, now)
