@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from pipeline.db.models import SchedulerTick
 from pipeline.db.types import utcnow
 from pipeline.metrics import SCHEDULER_LOOP_ERRORS, SCHEDULER_TICKS
+from pipeline.scheduling.history import prune_history
 from pipeline.scheduling.jobs import Job, scheduled_jobs
 from pipeline.scheduling.ticks import Publish, TickDecision, record_tick
 from pipeline.settings import Settings
@@ -34,6 +35,8 @@ logger = logging.getLogger(__name__)
 LATENESS = timedelta(seconds=90)
 #: Longest sleep between passes, so a clock jump or a changed schedule is noticed within it.
 MAX_SLEEP_SECONDS = 60.0
+#: How often a scheduler prunes old ticks and runs.
+PRUNE_EVERY = timedelta(hours=1)
 #: Backoff after a failed pass (broker or database down): doubles up to the maximum.
 MIN_RETRY_SECONDS = 1.0
 MAX_RETRY_SECONDS = 30.0
@@ -57,6 +60,8 @@ class SchedulerLoop:
         self.jobs = scheduled_jobs(settings)
         self.catchup = max(timedelta(seconds=settings.scheduler_catchup_window), LATENESS)
         self.overlap_timeout = timedelta(seconds=settings.scheduler_overlap_timeout)
+        self.history = timedelta(days=settings.scheduler_history_days)
+        self.pruned_at: datetime | None = None
 
     def _last_tick(self, job: Job) -> datetime | None:
         with Session(self.engine) as db:
@@ -100,6 +105,15 @@ class SchedulerLoop:
             decisions.append(decision)
         return decisions
 
+    def prune_if_due(self, now: datetime) -> None:
+        """Delete ticks and runs past ``SCHEDULER_HISTORY_DAYS``, at most once per ``PRUNE_EVERY``."""
+        if self.pruned_at is not None and now - self.pruned_at < PRUNE_EVERY:
+            return
+        pruned = prune_history(self.engine, now, self.history)
+        self.pruned_at = now
+        if pruned.runs or pruned.ticks:
+            logger.info("pruned %d runs and %d ticks older than %s", pruned.runs, pruned.ticks, self.history)
+
     def seconds_until_next(self, now: datetime) -> float:
         """Seconds from ``now`` to the earliest next fire time of any job, capped at ``MAX_SLEEP_SECONDS``."""
         zone = self.settings.scheduler_timezone
@@ -112,6 +126,7 @@ class SchedulerLoop:
         while not stop.is_set():
             try:
                 self.run_pass(self.clock())
+                self.prune_if_due(self.clock())
             except Exception:
                 SCHEDULER_LOOP_ERRORS.inc()
                 logger.exception("scheduler pass failed; retrying in %.0f s", retry)
