@@ -7,5 +7,6 @@ scheduler replicas, catch-up after downtime, an overlap policy, operator control
 - :mod:`pipeline.scheduling.runs`: the run history written by the tick actors.
 - :mod:`pipeline.scheduling.control`: pause, resume, start, stop and trigger as database state.
 - :mod:`pipeline.scheduling.overview`: per-scheduler figures derived from the history.
+- :mod:`pipeline.scheduling.history`: pruning ticks and runs past their retention.
 - :mod:`pipeline.scheduling.loop`: the scheduler process.
 """
