@@ -135,25 +135,22 @@ def _apply(action: str, scheduler_id: str) -> ActionResult:
     from pipeline.db.engine import get_engine
     from pipeline.scheduling.control import apply_action
 
-    settings = get_settings()
-    try:
-        find_job(settings, scheduler_id)
-    except UnknownScheduler as exc:
-        exit_with_usage_error(str(exc))
-
     def publish_with_workers(message: Message[None]) -> Message[None]:
         from pipeline.actors import broker
 
         return broker.enqueue(message)
 
-    return apply_action(
-        get_engine(),
-        settings,
-        action,
-        scheduler_id,
-        publish=publish_with_workers,
-        requested_by="livedash CLI",
-    )
+    try:
+        return apply_action(
+            get_engine(),
+            get_settings(),
+            action,
+            scheduler_id,
+            publish=publish_with_workers,
+            requested_by="livedash CLI",
+        )
+    except UnknownScheduler as exc:
+        exit_with_usage_error(str(exc))
 
 
 @app.command()

@@ -18,7 +18,7 @@ from pathlib import Path
 from pipeline.scheduling.jobs import find_job
 from pipeline.settings import Settings
 
-__all__ = ["WorkerCommand", "worker_command"]
+__all__ = ["WorkerCommand", "reset_metrics_directory", "worker_command"]
 
 
 @dataclass(frozen=True)
