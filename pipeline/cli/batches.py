@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from pipeline.cli.errors import exit_with_usage_error
+from pipeline.cli.paging import BEFORE_HELP, parse_before
 from pipeline.db.engine import get_engine, get_session_factory
 from pipeline.db.models import AIBatchRequest, AIProcessingRequest, Company
 from pipeline.settings import get_settings
@@ -49,22 +52,28 @@ def _batch_id(value: str) -> uuid.UUID:
         exit_with_usage_error(f"no batch with id {value!r}")
 
 
+def newest_batches(db: Session, *, limit: int, before: datetime | None = None) -> list[dict[str, Any]]:
+    """The newest batches created before ``before`` (all when None), newest first: one index walk."""
+    statement = (
+        select(AIBatchRequest, Company.name)
+        .join(Company, Company.id == AIBatchRequest.company_id)
+        .order_by(AIBatchRequest.created_at.desc(), AIBatchRequest.id.desc())
+        .limit(limit)
+    )
+    if before is not None:
+        statement = statement.where(AIBatchRequest.created_at < before)
+    return [_describe(batch, company) for batch, company in db.execute(statement)]
+
+
 @app.command("list")
 def list_(
     limit: int = typer.Option(50, "--limit", min=1, max=10_000, help="How many, newest first."),
+    before: str | None = typer.Option(None, "--before", metavar="TIME", help=BEFORE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """List the newest batches with their status, counts and cost."""
     with get_session_factory()() as db:
-        rows = [
-            _describe(batch, company)
-            for batch, company in db.execute(
-                select(AIBatchRequest, Company.name)
-                .join(Company, Company.id == AIBatchRequest.company_id)
-                .order_by(AIBatchRequest.created_at.desc())
-                .limit(limit)
-            )
-        ]
+        rows = newest_batches(db, limit=limit, before=parse_before(before))
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return

@@ -7,14 +7,19 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from sqlalchemy import create_engine
 
 from pipeline.cli.openai_emulator import openai
+from pipeline.db import migrate
+from pipeline.db.engine import normalize_database_url
 from pipeline.devtools.generate import DEFAULT_BASE_URL, generate_dataset
+from pipeline.devtools.seed import SeedPlan, default_now, seed_database
 from pipeline.devtools.source import serve_forever
 
 __all__ = ["app"]
@@ -86,6 +91,52 @@ def source(
         host,
         port,
         on_ready=lambda url: typer.echo(f"Serving {directory} at {url} (Ctrl-C to stop)"),
+    )
+
+
+@app.command()
+def seed(
+    database: Annotated[
+        str, typer.Argument(help="PostgreSQL URL of a database without companies (migrated here).")
+    ],
+    *,
+    companies: Annotated[int, typer.Option("--companies", min=1, help="Number of companies.")] = 1_000,
+    sessions: Annotated[
+        int, typer.Option("--sessions", min=1, help="Sessions over all companies.")
+    ] = 1_000_000,
+    fetch_days: Annotated[
+        float, typer.Option("--fetch-days", min=0, help="Days of CSV fetch history.")
+    ] = 2.0,
+    scheduler_days: Annotated[
+        float, typer.Option("--scheduler-days", min=0, help="Days of scheduler tick and run history.")
+    ] = 7.0,
+) -> None:
+    """Fill a database with a year of many companies' sessions in every pipeline state, through COPY."""
+    engine = create_engine(normalize_database_url(database), execution_options={"preserve_rowcount": True})
+    if engine.dialect.name != "postgresql":
+        raise typer.BadParameter("seeding writes with COPY: give a PostgreSQL URL", param_hint="DATABASE")
+    started = time.perf_counter()
+    try:
+        migrate.upgrade(engine)
+        plan = SeedPlan(
+            companies=companies,
+            sessions=sessions,
+            now=default_now(),
+            fetch_history=timedelta(days=fetch_days),
+            scheduler_history=timedelta(days=scheduler_days),
+        )
+        report = seed_database(
+            engine, plan, progress=lambda table, rows: typer.echo(f"  {table}: {rows:,} rows", err=True)
+        )
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        engine.dispose()
+    total = sum(report.rows.values())
+    typer.echo(
+        f"Seeded {companies:,} companies and {sessions:,} sessions ({total:,} rows) in "
+        f"{time.perf_counter() - started:.1f} s"
     )
 
 

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.cli.errors import exit_with_usage_error
+from pipeline.cli.paging import BEFORE_HELP, parse_before
 from pipeline.db.engine import get_session_factory
 from pipeline.stages.csv_reports import recent_row_errors
 
@@ -20,6 +21,7 @@ app = typer.Typer(help="CSV imports and their row errors.", no_args_is_help=True
 def errors(
     company: str | None = typer.Option(None, "--company", metavar="ID", help="Only this company's errors."),
     limit: int = typer.Option(50, "--limit", min=1, max=10_000, help="How many, newest first."),
+    before: str | None = typer.Option(None, "--before", metavar="TIME", help=BEFORE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """List recent CSV row errors with their line numbers and reasons."""
@@ -30,7 +32,7 @@ def errors(
         except ValueError:
             exit_with_usage_error(f"no company with id {company!r}")
     with get_session_factory()() as db:
-        rows = recent_row_errors(db, company_id=company_id, limit=limit)
+        rows = recent_row_errors(db, company_id=company_id, limit=limit, before=parse_before(before))
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.cli.errors import exit_with_usage_error
+from pipeline.cli.paging import BEFORE_HELP, parse_before
 from pipeline.companies import UnknownCompany, get_company
 from pipeline.db.engine import get_session_factory
 from pipeline.db.enums import ProcessingStage
@@ -30,12 +31,13 @@ def _stage(value: str) -> ProcessingStage:
 def failed(
     stage: str | None = typer.Option(None, "--stage", help=f"Only this stage: {_STAGES}."),
     limit: int = typer.Option(100, "--limit", min=1, max=10_000),
+    before: str | None = typer.Option(None, "--before", metavar="TIME", help=BEFORE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """List failed sessions (and imports that failed before becoming one), newest first, with the reason."""
     chosen = _stage(stage) if stage else None
     with get_session_factory()() as db:
-        rows = failed_sessions(db, stage=chosen, limit=limit)
+        rows = failed_sessions(db, stage=chosen, limit=limit, before=parse_before(before))
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return

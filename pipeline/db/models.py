@@ -149,6 +149,20 @@ class SessionImport(Base):
             postgresql_where=text("derive_status <> 'COMPLETED'"),
             sqlite_where=text("derive_status <> 'COMPLETED'"),
         ),
+        # Failed derivations whose retry is scheduled (the sweep's due query), and all failed ones by recency
+        # (``sessions failed``): both as small as the failures, whatever the history.
+        Index(
+            "ix_session_import_derive_retry",
+            "derive_next_attempt_at",
+            postgresql_where=text("derive_status = 'FAILED' AND derive_next_attempt_at IS NOT NULL"),
+            sqlite_where=text("derive_status = 'FAILED' AND derive_next_attempt_at IS NOT NULL"),
+        ),
+        Index(
+            "ix_session_import_derive_failed",
+            "updated_at",
+            postgresql_where=text("derive_status = 'FAILED'"),
+            sqlite_where=text("derive_status = 'FAILED'"),
+        ),
         CheckConstraint("derive_attempts >= 0", name="derive_attempts_nonneg"),
         CheckConstraint("messages_sent IS NULL OR messages_sent >= 0", name="messages_sent_nonneg"),
         CheckConstraint(
@@ -311,6 +325,12 @@ class SessionProcessingStatus(Base):
             postgresql_where=text("status = 'FAILED'"),
             sqlite_where=text("status = 'FAILED'"),
         ),
+        Index(
+            "ix_session_processing_status_failed_at",
+            "completed_at",
+            postgresql_where=text("status = 'FAILED'"),
+            sqlite_where=text("status = 'FAILED'"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
@@ -342,6 +362,15 @@ class AIBatchRequest(Base):
     __table_args__ = (
         Index(None, "company_id", "status"),
         Index(None, "status", "created_at"),
+        # ``batches list``, newest first, one page after the other.
+        Index("ix_ai_batch_request_created_at", "created_at", "id"),
+        # Closed batches whose files at OpenAI may still exist: what the retention deletes them from.
+        Index(
+            "ix_ai_batch_request_closed",
+            "completed_at",
+            postgresql_where=text("status IN ('PROCESSED', 'FAILED') AND input_file_id IS NOT NULL"),
+            sqlite_where=text("status IN ('PROCESSED', 'FAILED') AND input_file_id IS NOT NULL"),
+        ),
         CheckConstraint("request_count >= 0", name="request_count_nonneg"),
     )
 
@@ -391,6 +420,20 @@ class AIProcessingRequest(Base):
             unique=True,
             postgresql_where=text("processing_status IN ('PENDING_BATCHING', 'BATCHING_IN_PROGRESS')"),
             sqlite_where=text("processing_status IN ('PENDING_BATCHING', 'BATCHING_IN_PROGRESS')"),
+        ),
+        # The backlog batch planning reads, oldest first; and the dead (unbilled) requests retention prunes.
+        Index(
+            "ix_ai_processing_request_batch_backlog",
+            "requested_at",
+            "id",
+            postgresql_where=text("processing_status = 'PENDING_BATCHING' AND batch_id IS NULL"),
+            sqlite_where=text("processing_status = 'PENDING_BATCHING' AND batch_id IS NULL"),
+        ),
+        Index(
+            "ix_ai_processing_request_dead",
+            "completed_at",
+            postgresql_where=text("processing_status = 'PROCESSING_FAILED' AND total_cost_eur = 0"),
+            sqlite_where=text("processing_status = 'PROCESSING_FAILED' AND total_cost_eur = 0"),
         ),
         *(
             CheckConstraint(f"{column} >= 0", name=f"{column}_nonneg")
@@ -564,6 +607,7 @@ class CsvFetch(Base):
     __tablename__ = "csv_fetch"
     __table_args__ = (
         Index(None, "company_id", "started_at"),
+        Index("ix_csv_fetch_started_at", "started_at"),
         # Never two imports of the same company at once: a second RUNNING row is refused.
         Index(
             "uq_csv_fetch_running_company",
@@ -603,7 +647,11 @@ class CsvRowError(Base):
     """A CSV row that could not be imported, with its line and the reason."""
 
     __tablename__ = "csv_row_error"
-    __table_args__ = (Index(None, "company_id", "created_at"), Index(None, "fetch_id"))
+    __table_args__ = (
+        Index(None, "company_id", "created_at"),
+        Index(None, "fetch_id"),
+        Index("ix_csv_row_error_created_at", "created_at", "id"),
+    )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
     fetch_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("csv_fetch.id", ondelete="CASCADE"))

@@ -23,6 +23,7 @@ from sqlalchemy.orm import sessionmaker
 
 from pipeline import metrics
 from pipeline.db.enums import AIBatchRequestStatus, AIRequestStatus
+from pipeline.db.estimates import count_by
 from pipeline.db.models import AIBatchRequest, AIProcessingRequest
 from pipeline.db.types import utcnow
 from pipeline.logs import log_context
@@ -43,6 +44,9 @@ OPEN_STATUSES = (
     AIBatchRequestStatus.COMPLETED,
     AIBatchRequestStatus.CANCELLED,
 )
+#: Counted exactly for the gauges (few, indexed); the finished ones are estimated once their tables are large.
+_COUNTED_BATCHES = (AIBatchRequestStatus.PENDING, *OPEN_STATUSES)
+_OPEN_REQUESTS = (AIRequestStatus.PENDING_BATCHING, AIRequestStatus.BATCHING_IN_PROGRESS)
 _INGESTED = ("completed", "expired", "cancelled")
 _FINISHED = (AIBatchRequestStatus.COMPLETED, AIBatchRequestStatus.CANCELLED)
 #: How long one ingestion holds its batch; a worker that dies mid-way leaves it to the next check after this.
@@ -138,25 +142,17 @@ def _update_status(engine: Engine, batch_id: uuid.UUID, remote: Any) -> None:
 
 def _record_metrics(engine: Engine, now: datetime) -> None:
     with sessionmaker(engine)() as db:
-        # Every status is set, those with no row to 0, so a status that emptied does not keep its old count.
-        batches = {
-            status: count
-            for status, count in db.execute(
-                select(AIBatchRequest.status, func.count()).group_by(AIBatchRequest.status)
-            )
-        }
+        # Open batches and requests are counted; the finished ones, which only grow, are estimated once their
+        # tables are large (pipeline.db.estimates). Every status is set, those with no row to 0, so a status
+        # that emptied does not keep its old count.
+        batches = count_by(db, "ai_batch_request", [AIBatchRequest.status], exact=_COUNTED_BATCHES).rows
         for batch_status in AIBatchRequestStatus:
-            metrics.BATCHES.labels(batch_status.value).set(batches.get(batch_status, 0))
-        requests = {
-            status: count
-            for status, count in db.execute(
-                select(AIProcessingRequest.processing_status, func.count()).group_by(
-                    AIProcessingRequest.processing_status
-                )
-            )
-        }
+            metrics.BATCHES.labels(batch_status.value).set(batches.get((batch_status.value,), 0))
+        requests = count_by(
+            db, "ai_processing_request", [AIProcessingRequest.processing_status], exact=_OPEN_REQUESTS
+        ).rows
         for request_status in AIRequestStatus:
-            metrics.AI_REQUESTS.labels(request_status.value).set(requests.get(request_status, 0))
+            metrics.AI_REQUESTS.labels(request_status.value).set(requests.get((request_status.value,), 0))
         oldest = db.scalar(
             select(func.min(AIBatchRequest.created_at)).where(AIBatchRequest.status.in_(OPEN_STATUSES))
         )

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import openai
-from sqlalchemy import ColumnElement, Engine, and_, func, or_, select, update
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy import Engine, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.analysis import PromptMessage, request_body
 from pipeline.db.enums import AIBatchRequestStatus, AIRequestStatus, CompanyStatus
@@ -79,15 +79,67 @@ def claim_batch(
     return bool(taken)
 
 
-def _pending_of(company_id: uuid.UUID, model: str) -> ColumnElement[bool]:
-    return and_(
-        AIProcessingRequest.processing_status == AIRequestStatus.PENDING_BATCHING,
-        AIProcessingRequest.batch_id.is_(None),
-        AIProcessingRequest.model == model,
-        AIProcessingRequest.session_id.in_(
-            select(ChatSession.id).where(ChatSession.company_id == company_id)
-        ),
-    )
+def _backlog(db: Session) -> dict[tuple[uuid.UUID, str], list[tuple[uuid.UUID, datetime]]]:
+    """Every request waiting for a batch, of ACTIVE companies, by (company, model), oldest first.
+
+    One read of the backlog through its partial index, instead of one per group (which re-read the whole
+    backlog for each of them): its cost follows the backlog, not the number of groups or the history.
+    """
+    groups: dict[tuple[uuid.UUID, str], list[tuple[uuid.UUID, datetime]]] = {}
+    for request_id, requested_at, company_id, model in db.execute(
+        select(AIProcessingRequest.id, AIProcessingRequest.requested_at, ChatSession.company_id,
+               AIProcessingRequest.model)
+        .join(ChatSession, ChatSession.id == AIProcessingRequest.session_id)
+        .join(Company, Company.id == ChatSession.company_id)
+        .where(
+            AIProcessingRequest.processing_status == AIRequestStatus.PENDING_BATCHING,
+            AIProcessingRequest.batch_id.is_(None),
+            Company.status == CompanyStatus.ACTIVE,
+        )
+        .order_by(AIProcessingRequest.requested_at, AIProcessingRequest.id)
+    ):  # fmt: skip
+        groups.setdefault((company_id, model), []).append((request_id, requested_at))
+    return groups
+
+
+def _claim_batch_requests(
+    factory: sessionmaker[Session],
+    company_id: uuid.UUID,
+    model: str,
+    candidates: list[uuid.UUID],
+    now: datetime,
+) -> uuid.UUID | None:
+    """Commit one batch of those ``candidates`` still waiting (not taken meanwhile); None if none was left."""
+    with factory.begin() as db:
+        ids = db.scalars(
+            select(AIProcessingRequest.id)
+            .where(
+                AIProcessingRequest.id.in_(candidates),
+                AIProcessingRequest.processing_status == AIRequestStatus.PENDING_BATCHING,
+                AIProcessingRequest.batch_id.is_(None),
+            )
+            .with_for_update(skip_locked=True)
+        ).all()
+        if not ids:
+            return None
+        batch = AIBatchRequest(
+            company_id=company_id,
+            model=model,
+            idempotency_key=uuid.uuid4().hex,
+            request_count=len(ids),
+            status=AIBatchRequestStatus.UPLOADING,
+            # Claimable at once by the submission its message starts (see claim_batch).
+            lease_expires_at=now,
+        )
+        db.add(batch)
+        db.flush()
+        db.execute(
+            update(AIProcessingRequest)
+            .where(AIProcessingRequest.id.in_(ids))
+            .values(processing_status=AIRequestStatus.BATCHING_IN_PROGRESS, batch_id=batch.id)
+            .execution_options(synchronize_session=False)
+        )
+        return batch.id
 
 
 def plan_batches(engine: Engine, settings: Settings, *, now: datetime | None = None) -> list[uuid.UUID]:
@@ -95,57 +147,21 @@ def plan_batches(engine: Engine, settings: Settings, *, now: datetime | None = N
     now = now or utcnow()
     factory = sessionmaker(engine, expire_on_commit=False)
     with factory() as db:
-        groups = db.execute(
-            select(
-                ChatSession.company_id,
-                AIProcessingRequest.model,
-                func.count(),
-                func.min(AIProcessingRequest.requested_at),
-            )
-            .join(ChatSession, ChatSession.id == AIProcessingRequest.session_id)
-            .join(Company, Company.id == ChatSession.company_id)
-            .where(
-                AIProcessingRequest.processing_status == AIRequestStatus.PENDING_BATCHING,
-                AIProcessingRequest.batch_id.is_(None),
-                Company.status == CompanyStatus.ACTIVE,
-            )
-            .group_by(ChatSession.company_id, AIProcessingRequest.model)
-        ).all()
+        groups = _backlog(db)
     planned: list[uuid.UUID] = []
-    for company_id, model, count, oldest in groups:
-        if count < settings.batch_min_requests and oldest > now - timedelta(seconds=settings.batch_max_wait):
+    for (company_id, model), waiting in groups.items():
+        oldest = waiting[0][1]
+        if len(waiting) < settings.batch_min_requests and oldest > now - timedelta(
+            seconds=settings.batch_max_wait
+        ):
             continue
-        while True:
-            with factory.begin() as db:
-                ids = db.scalars(
-                    select(AIProcessingRequest.id)
-                    .where(_pending_of(company_id, model))
-                    .order_by(AIProcessingRequest.requested_at, AIProcessingRequest.id)
-                    .limit(settings.batch_max_requests)
-                    .with_for_update(skip_locked=True)
-                ).all()
-                if not ids:
-                    break
-                batch = AIBatchRequest(
-                    company_id=company_id,
-                    model=model,
-                    idempotency_key=uuid.uuid4().hex,
-                    request_count=len(ids),
-                    status=AIBatchRequestStatus.UPLOADING,
-                    # Claimable at once by the submission its message starts (see claim_batch).
-                    lease_expires_at=now,
-                )
-                db.add(batch)
-                db.flush()
-                db.execute(
-                    update(AIProcessingRequest)
-                    .where(AIProcessingRequest.id.in_(ids))
-                    .values(processing_status=AIRequestStatus.BATCHING_IN_PROGRESS, batch_id=batch.id)
-                    .execution_options(synchronize_session=False)
-                )
-            planned.append(batch.id)
-            if len(ids) < settings.batch_max_requests:
-                break
+        ids = [request_id for request_id, _ in waiting]
+        for start in range(0, len(ids), settings.batch_max_requests):
+            batch_id = _claim_batch_requests(
+                factory, company_id, model, ids[start : start + settings.batch_max_requests], now
+            )
+            if batch_id is not None:
+                planned.append(batch_id)
     return planned
 
 

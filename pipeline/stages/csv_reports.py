@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
+from pipeline.db.estimates import EXACT_COUNT_ROWS, estimated_rows, value_shares
 from pipeline.db.models import Company, CsvFetch, CsvRowError, SessionImport
 
 __all__ = ["company_import_status", "recent_row_errors"]
@@ -17,24 +19,49 @@ def _iso(value: object) -> str | None:
     return value.isoformat() if value is not None else None  # type: ignore[attr-defined]
 
 
+_FETCH_COLUMNS = (
+    "outcome", "started_at", "finished_at", "http_status", "bytes_read", "rows_total", "rows_new",
+    "rows_changed", "rows_duplicate", "rows_invalid", "error",
+)  # fmt: skip
+
+
+def _imports_per_company(db: Session) -> tuple[dict[str, int], bool]:
+    """Stored imports per company id: counted while ``session_import`` is small, estimated after."""
+    total = estimated_rows(db, "session_import")
+    if total is None or total < EXACT_COUNT_ROWS:
+        counts = db.execute(select(SessionImport.company_id, func.count()).group_by(SessionImport.company_id))
+        return {str(company_id): count for company_id, count in counts}, False
+    return {company_id: round(share * total) for (company_id,), share in value_shares(
+        db, "session_import", ["company_id"]
+    ).items()}, True  # fmt: skip
+
+
 def company_import_status(db: Session) -> list[dict[str, Any]]:
-    """Per company: its status, stored import count, and its last fetch with that fetch's counts."""
-    ranked = select(
-        CsvFetch,
-        func.row_number()
-        .over(partition_by=CsvFetch.company_id, order_by=CsvFetch.started_at.desc())
-        .label("rank"),
-    ).subquery()
-    last_fetch = select(ranked).where(ranked.c.rank == 1).subquery()
-    import_counts = (
-        select(SessionImport.company_id, func.count().label("imports"))
-        .group_by(SessionImport.company_id)
-        .subquery()
+    """Per company: its status, stored import count, and its last fetch with that fetch's counts.
+
+    The last fetch is one index lookup per company (a correlated subquery), however long the fetch history.
+    Import counts are estimates (``imports_estimated``) once ``session_import`` is large; a company too small
+    to be among the planner's common values then shows none.
+    """
+    fetches = aliased(CsvFetch)
+    last_fetch_id = (
+        select(fetches.id)
+        .where(fetches.company_id == Company.id)
+        .order_by(fetches.started_at.desc())
+        .limit(1)
+        .correlate(Company)
+        .scalar_subquery()
     )
+    imports, estimated = _imports_per_company(db)
     rows = db.execute(
-        select(Company.id, Company.name, Company.status, Company.region, import_counts.c.imports, last_fetch)
-        .outerjoin(import_counts, import_counts.c.company_id == Company.id)
-        .outerjoin(last_fetch, last_fetch.c.company_id == Company.id)
+        select(
+            Company.id.label("company_key"),
+            Company.name,
+            Company.status,
+            Company.region,
+            *(getattr(CsvFetch, column) for column in _FETCH_COLUMNS),
+        )
+        .outerjoin(CsvFetch, CsvFetch.id == last_fetch_id)
         .order_by(Company.name, Company.id)
     ).mappings()
     report = []
@@ -56,11 +83,12 @@ def company_import_status(db: Session) -> list[dict[str, Any]]:
             }
         report.append(
             {
-                "id": str(row["id"]),
+                "id": str(row["company_key"]),
                 "name": row["name"],
                 "status": row["status"].value,
                 "region": row["region"],
-                "imports": row["imports"] or 0,
+                "imports": imports.get(str(row["company_key"]), None if estimated else 0),
+                "imports_estimated": estimated,
                 "last_fetch": fetch,
             }
         )
@@ -68,9 +96,9 @@ def company_import_status(db: Session) -> list[dict[str, Any]]:
 
 
 def recent_row_errors(
-    db: Session, *, company_id: uuid.UUID | None = None, limit: int = 50
+    db: Session, *, company_id: uuid.UUID | None = None, limit: int = 50, before: datetime | None = None
 ) -> list[dict[str, Any]]:
-    """The newest CSV row errors, optionally of one company."""
+    """The newest CSV row errors (created before ``before`` if given), optionally of one company."""
     statement = (
         select(CsvRowError, Company.name)
         .join(Company, Company.id == CsvRowError.company_id)
@@ -79,6 +107,8 @@ def recent_row_errors(
     )
     if company_id is not None:
         statement = statement.where(CsvRowError.company_id == company_id)
+    if before is not None:
+        statement = statement.where(CsvRowError.created_at < before)
     return [
         {
             "company_id": str(error.company_id),

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from pipeline.db.enums import ProcessingStage, ProcessingStatus
+from pipeline.db.estimates import EXACT_COUNT_ROWS, count_by, estimated_rows
 from pipeline.db.models import ChatSession, Company, SessionImport, SessionProcessingStatus
 
 __all__ = ["DERIVATION_STAGES", "failed_sessions", "pipeline_status", "retry_failed"]
@@ -21,29 +23,42 @@ DERIVATION_STAGES = (
 )
 
 
+#: Stage and import states counted exactly whatever the table's size: the work waiting, running or failed.
+_AT_WORK = (ProcessingStatus.PENDING, ProcessingStatus.IN_PROGRESS, ProcessingStatus.FAILED)
+
+
 def pipeline_status(db: Session) -> dict[str, Any]:
-    """Counts by status of every stage (upstream's getPipelineStatus) and of import derivation."""
+    """Counts by status of every stage (upstream's getPipelineStatus) and of import derivation.
+
+    Work waiting, running or failed is counted; the finished rows are estimated once their tables are large
+    (``estimated`` is then true; see ``pipeline.db.estimates``), so that the cost stays flat as history grows.
+    """
+    stage_counts = count_by(
+        db,
+        "session_processing_status",
+        [SessionProcessingStatus.stage, SessionProcessingStatus.status],
+        exact=_AT_WORK,
+    )
     stages: dict[str, dict[str, int]] = {stage.value: {} for stage in ProcessingStage}
-    for stage, status, count in db.execute(
-        select(SessionProcessingStatus.stage, SessionProcessingStatus.status, func.count()).group_by(
-            SessionProcessingStatus.stage, SessionProcessingStatus.status
-        )
-    ):
-        stages[stage.value][status.value] = count
-    imports = {
-        status.value: count
-        for status, count in db.execute(
-            select(SessionImport.derive_status, func.count()).group_by(SessionImport.derive_status)
-        )
-    }
-    total = db.scalar(select(func.count()).select_from(ChatSession)) or 0
-    return {"totalSessions": total, "pipeline": stages, "imports": imports}
+    for (stage, status), count in stage_counts.rows.items():
+        stages[stage][status] = count
+    import_counts = count_by(db, "session_import", [SessionImport.derive_status], exact=_AT_WORK)
+    imports = {status: count for (status,), count in import_counts.rows.items()}
+    total = estimated_rows(db, "session")
+    if total is None or total < EXACT_COUNT_ROWS:
+        total = db.scalar(select(func.count()).select_from(ChatSession)) or 0
+    estimated = stage_counts.estimated or import_counts.estimated or total >= EXACT_COUNT_ROWS
+    return {"totalSessions": total, "pipeline": stages, "imports": imports, "estimated": estimated}
 
 
 def failed_sessions(
-    db: Session, *, stage: ProcessingStage | None = None, limit: int = 100
+    db: Session, *, stage: ProcessingStage | None = None, limit: int = 100, before: datetime | None = None
 ) -> list[dict[str, Any]]:
-    """FAILED stage rows, newest first; imports that failed before they had a session count as CSV_IMPORT."""
+    """FAILED stage rows, newest first; imports that failed before they had a session count as CSV_IMPORT.
+
+    ``before``: only failures older than it (the next page). Both reads walk partial indexes of the
+    failures from the newest, so a page costs the same however many failures the history holds.
+    """
     rows: list[dict[str, Any]] = []
     statement = (
         select(SessionProcessingStatus, ChatSession.company_id, Company.name)
@@ -55,6 +70,8 @@ def failed_sessions(
     )
     if stage is not None:
         statement = statement.where(SessionProcessingStatus.stage == stage)
+    if before is not None:
+        statement = statement.where(SessionProcessingStatus.completed_at < before)
     for row, company_id, company in db.execute(statement):
         rows.append(
             {
@@ -69,7 +86,7 @@ def failed_sessions(
             }
         )
     if stage in (None, ProcessingStage.CSV_IMPORT):
-        orphans = db.execute(
+        orphans_statement = (
             select(
                 SessionImport.id,
                 SessionImport.company_id,
@@ -86,7 +103,9 @@ def failed_sessions(
             .order_by(SessionImport.updated_at.desc())
             .limit(limit)
         )
-        for import_id, company_id, company, error, attempts, updated_at in orphans:
+        if before is not None:
+            orphans_statement = orphans_statement.where(SessionImport.updated_at < before)
+        for import_id, company_id, company, error, attempts, updated_at in db.execute(orphans_statement):
             rows.append(
                 {
                     "stage": ProcessingStage.CSV_IMPORT.value,
