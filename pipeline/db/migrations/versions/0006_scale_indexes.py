@@ -44,8 +44,8 @@ COMPANY_STATISTICS_TARGET = 1000
 
 def upgrade() -> None:
     for name, table, columns, where in INDEXES:
-        predicate = {"postgresql_where": sa.text(where), "sqlite_where": sa.text(where)} if where else {}
-        op.create_index(name, table, columns, unique=False, **predicate)
+        predicate = sa.text(where) if where else None
+        op.create_index(name, table, columns, unique=False, postgresql_where=predicate, sqlite_where=predicate)
     if op.get_bind().dialect.name == "postgresql":
         op.execute(
             "CREATE STATISTICS session_processing_status_stage_status (mcv) "
