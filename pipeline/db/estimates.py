@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-__all__ = ["EXACT_COUNT_ROWS", "Counts", "count_by", "estimated_rows", "value_shares"]
+__all__ = ["EXACT_COUNT_ROWS", "Counts", "count_by", "estimated_rows", "large_table_rows", "value_shares"]
 
 #: Tables with fewer rows than this (by the planner's estimate) are counted exactly: a few tens of ms at most.
 EXACT_COUNT_ROWS = 200_000
@@ -39,6 +39,12 @@ def estimated_rows(db: Session, table: str) -> int | None:
         return None
     rows = db.scalar(text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:table)"), {"table": table})
     return int(rows) if rows is not None and rows >= 0 else None
+
+
+def large_table_rows(db: Session, table: str) -> int | None:
+    """The planner's row count of ``table`` if it is too large to count (``EXACT_COUNT_ROWS``), else None."""
+    rows = estimated_rows(db, table)
+    return rows if rows is not None and rows >= EXACT_COUNT_ROWS else None
 
 
 def value_shares(db: Session, table: str, columns: Sequence[str]) -> dict[tuple[str, ...], float]:
@@ -86,9 +92,9 @@ def count_by(
     Rows whose last column is one of ``exact`` (the few, indexed ones still at work) are always counted; the
     others while the table is small, and estimated after.
     """
-    total = estimated_rows(db, table)
+    total = large_table_rows(db, table)
     grouped = select(*columns, func.count()).group_by(*columns)
-    if total is None or total < EXACT_COUNT_ROWS:
+    if total is None:
         return Counts({_key(row[:-1]): row[-1] for row in db.execute(grouped)}, estimated=False)
     counted = {member.value for member in exact}
     rows = {

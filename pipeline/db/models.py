@@ -355,6 +355,11 @@ class SessionProcessingStatus(Base):
     updated_at: Mapped[datetime] = _updated_at()
 
 
+_OPEN_BATCH = (
+    "status IN ('PENDING', 'UPLOADING', 'VALIDATING', 'IN_PROGRESS', 'FINALIZING', 'COMPLETED', 'CANCELLED')"
+)
+
+
 class AIBatchRequest(Base):
     """One OpenAI batch job, written ahead of its creation at OpenAI (architecture §4.4)."""
 
@@ -362,6 +367,14 @@ class AIBatchRequest(Base):
     __table_args__ = (
         Index(None, "company_id", "status"),
         Index(None, "status", "created_at"),
+        # The batches still open: what every check lists and counts, a handful whatever the history.
+        Index(
+            "ix_ai_batch_request_open",
+            "status",
+            "created_at",
+            postgresql_where=text(_OPEN_BATCH),
+            sqlite_where=text(_OPEN_BATCH),
+        ),
         # ``batches list``, newest first, one page after the other.
         Index("ix_ai_batch_request_created_at", "created_at", "id"),
         # Closed batches whose files at OpenAI may still exist: what the retention deletes them from.

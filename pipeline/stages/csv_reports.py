@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
-from pipeline.db.estimates import EXACT_COUNT_ROWS, estimated_rows, value_shares
+from pipeline.db.estimates import large_table_rows, value_shares
 from pipeline.db.models import Company, CsvFetch, CsvRowError, SessionImport
 
 __all__ = ["company_import_status", "recent_row_errors"]
@@ -27,8 +27,8 @@ _FETCH_COLUMNS = (
 
 def _imports_per_company(db: Session) -> tuple[dict[str, int], bool]:
     """Stored imports per company id: counted while ``session_import`` is small, estimated after."""
-    total = estimated_rows(db, "session_import")
-    if total is None or total < EXACT_COUNT_ROWS:
+    total = large_table_rows(db, "session_import")
+    if total is None:
         counts = db.execute(select(SessionImport.company_id, func.count()).group_by(SessionImport.company_id))
         return {str(company_id): count for company_id, count in counts}, False
     return {company_id: round(share * total) for (company_id,), share in value_shares(

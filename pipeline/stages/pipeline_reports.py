@@ -10,7 +10,7 @@ from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from pipeline.db.enums import ProcessingStage, ProcessingStatus
-from pipeline.db.estimates import EXACT_COUNT_ROWS, count_by, estimated_rows
+from pipeline.db.estimates import count_by, large_table_rows
 from pipeline.db.models import ChatSession, Company, SessionImport, SessionProcessingStatus
 
 __all__ = ["DERIVATION_STAGES", "failed_sessions", "pipeline_status", "retry_failed"]
@@ -44,10 +44,9 @@ def pipeline_status(db: Session) -> dict[str, Any]:
         stages[stage][status] = count
     import_counts = count_by(db, "session_import", [SessionImport.derive_status], exact=_AT_WORK)
     imports = {status: count for (status,), count in import_counts.rows.items()}
-    total = estimated_rows(db, "session")
-    if total is None or total < EXACT_COUNT_ROWS:
-        total = db.scalar(select(func.count()).select_from(ChatSession)) or 0
-    estimated = stage_counts.estimated or import_counts.estimated or total >= EXACT_COUNT_ROWS
+    estimated_total = large_table_rows(db, "session")
+    total = estimated_total or db.scalar(select(func.count()).select_from(ChatSession)) or 0
+    estimated = stage_counts.estimated or import_counts.estimated or estimated_total is not None
     return {"totalSessions": total, "pipeline": stages, "imports": imports, "estimated": estimated}
 
 

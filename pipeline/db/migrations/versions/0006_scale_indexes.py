@@ -31,6 +31,9 @@ INDEXES = (
      "processing_status = 'PENDING_BATCHING' AND batch_id IS NULL"),
     ("ix_ai_processing_request_dead", "ai_processing_request", ["completed_at"],
      "processing_status = 'PROCESSING_FAILED' AND total_cost_eur = 0"),
+    ("ix_ai_batch_request_open", "ai_batch_request", ["status", "created_at"],
+     "status IN ('PENDING', 'UPLOADING', 'VALIDATING', 'IN_PROGRESS', 'FINALIZING', 'COMPLETED', "
+     "'CANCELLED')"),
     ("ix_ai_batch_request_created_at", "ai_batch_request", ["created_at", "id"], None),
     ("ix_ai_batch_request_closed", "ai_batch_request", ["completed_at"],
      "status IN ('PROCESSED', 'FAILED') AND input_file_id IS NOT NULL"),
@@ -45,7 +48,7 @@ COMPANY_STATISTICS_TARGET = 1000
 def upgrade() -> None:
     for name, table, columns, where in INDEXES:
         predicate = sa.text(where) if where else None
-        op.create_index(name, table, columns, unique=False, postgresql_where=predicate, sqlite_where=predicate)
+        op.create_index(name, table, columns, postgresql_where=predicate, sqlite_where=predicate)
     if op.get_bind().dialect.name == "postgresql":
         op.execute(
             "CREATE STATISTICS session_processing_status_stage_status (mcv) "
