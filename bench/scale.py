@@ -200,6 +200,10 @@ def seeded(prefix: str, size: int, companies: int, keep: bool) -> Iterator[Engin
         migrate.upgrade(engine)
         with engine.connect() as connection:
             have = connection.execute(text("SELECT count(*) FROM company")).scalar_one()
+        if have:
+            # A kept database may have been seeded before the newest migration: fresh planner statistics.
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                connection.execute(text("ANALYZE"))
         if not have:
             started = time.perf_counter()
             seed_database(engine, SeedPlan(companies=companies, sessions=size, now=default_now()))

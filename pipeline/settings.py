@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     scheduler_catchup_window: Annotated[int, Field(ge=0)] = 3600
     scheduler_overlap_timeout: PositiveInt = 3600
     scheduler_history_days: PositiveInt = 30
+    csv_fetch_retention_days: PositiveInt = 30
+    csv_row_error_retention_days: PositiveInt = 30
+    ai_request_retention_days: PositiveInt = 90
+    batch_file_retention_days: PositiveInt = 30
     scheduler_max_restarts: Annotated[int, Field(ge=0)] = 5
     scheduler_restart_backoff_ms: Milliseconds = 1_000
     scheduler_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9192

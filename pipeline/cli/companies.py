@@ -1,4 +1,4 @@
-"""``livedash companies``: add, list, suspend and activate tenants."""
+"""``livedash companies``: add, list, suspend, activate and delete tenants."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from rich.table import Table
 
 from pipeline import companies as company_service
 from pipeline.cli.errors import exit_with_usage_error
-from pipeline.db.engine import get_session_factory
+from pipeline.company_deletion import delete_company
+from pipeline.db.engine import get_engine, get_session_factory
 from pipeline.db.enums import CompanyStatus
 from pipeline.db.models import Company
 from pipeline.db.secrets import PasswordBox
@@ -102,3 +103,28 @@ def suspend(company_id: str = typer.Argument(..., metavar="ID")) -> None:
 def activate(company_id: str = typer.Argument(..., metavar="ID")) -> None:
     """Resume processing a company."""
     _set_status(company_id, CompanyStatus.ACTIVE)
+
+
+@app.command()
+def delete(
+    company_id: str = typer.Argument(..., metavar="ID"),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+) -> None:
+    """Delete a company with all its sessions, messages, analyses, imports, batches and fetch history."""
+    with get_session_factory()() as db:
+        try:
+            company = company_service.get_company(db, company_id)
+        except company_service.UnknownCompany as exc:
+            exit_with_usage_error(str(exc))
+        name, key = company.name, company.id
+    if not yes:
+        typer.confirm(
+            f"Delete company {name!r} ({key}) and every row it owns? This cannot be undone.", abort=True
+        )
+    deleted = delete_company(get_engine(), key)
+    if deleted is None:
+        exit_with_usage_error(f"no company with id {company_id!r}")
+    typer.echo(
+        f"deleted {key}: {deleted.sessions} sessions, {deleted.imports} imports, {deleted.batches} batches, "
+        f"{deleted.fetches} fetches, {deleted.row_errors} row errors"
+    )

@@ -86,11 +86,14 @@ def count_by(
     columns: Sequence[InstrumentedAttribute[Any]],
     *,
     exact: Sequence[StrEnum],
+    leading: Sequence[StrEnum] = (),
 ) -> Counts:
     """Rows of ``table`` per value of ``columns``.
 
     Rows whose last column is one of ``exact`` (the few, indexed ones still at work) are always counted; the
-    others while the table is small, and estimated after.
+    others while the table is small, and estimated after. ``leading``, when grouping by two columns, lists
+    every value of the first, so that the exact count seeks each (first, last) pair in a two-column index
+    instead of filtering all of it.
     """
     total = large_table_rows(db, table)
     grouped = select(*columns, func.count()).group_by(*columns)
@@ -102,6 +105,9 @@ def count_by(
         for value, share in value_shares(db, table, [column.key for column in columns]).items()
         if value[-1] not in counted
     }
-    for row in db.execute(grouped.where(columns[-1].in_(exact))):
+    counting = grouped.where(columns[-1].in_(exact))
+    if leading:
+        counting = counting.where(columns[0].in_(leading))
+    for row in db.execute(counting):
         rows[_key(row[:-1])] = row[-1]
     return Counts({value: count for value, count in rows.items() if count}, estimated=True)

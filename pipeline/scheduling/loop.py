@@ -18,9 +18,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from pipeline.analysis.openai_calls import openai_client
 from pipeline.db.models import SchedulerTick
 from pipeline.db.types import utcnow
 from pipeline.metrics import SCHEDULER_LOOP_ERRORS, SCHEDULER_TICKS
+from pipeline.retention import prune_retained
 from pipeline.scheduling.history import prune_history
 from pipeline.scheduling.jobs import Job, scheduled_jobs
 from pipeline.scheduling.ticks import Publish, TickDecision, record_tick
@@ -106,13 +108,15 @@ class SchedulerLoop:
         return decisions
 
     def prune_if_due(self, now: datetime) -> None:
-        """Delete ticks and runs past ``SCHEDULER_HISTORY_DAYS``, at most once per ``PRUNE_EVERY``."""
+        """Delete ticks and runs past ``SCHEDULER_HISTORY_DAYS`` and what the retention settings let go
+        (``pipeline.retention``), at most once per ``PRUNE_EVERY``."""
         if self.pruned_at is not None and now - self.pruned_at < PRUNE_EVERY:
             return
         pruned = prune_history(self.engine, now, self.history)
-        self.pruned_at = now
         if pruned.runs or pruned.ticks:
             logger.info("pruned %d runs and %d ticks older than %s", pruned.runs, pruned.ticks, self.history)
+        prune_retained(self.engine, self.settings, now, lambda: openai_client(self.settings))
+        self.pruned_at = now
 
     def seconds_until_next(self, now: datetime) -> float:
         """Seconds from ``now`` to the earliest next fire time of any job, capped at ``MAX_SLEEP_SECONDS``."""

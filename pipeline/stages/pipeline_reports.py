@@ -23,14 +23,16 @@ DERIVATION_STAGES = (
 )
 
 
-#: Stage and import states counted exactly whatever the table's size: the work waiting, running or failed.
-_AT_WORK = (ProcessingStatus.PENDING, ProcessingStatus.IN_PROGRESS, ProcessingStatus.FAILED)
+#: Stage and import states counted exactly whatever the table's size: the work waiting or running. Failures
+#: stay in the table for ever, so their count is estimated with the rest at scale (``sessions failed`` lists
+#: them).
+_AT_WORK = (ProcessingStatus.PENDING, ProcessingStatus.IN_PROGRESS)
 
 
 def pipeline_status(db: Session) -> dict[str, Any]:
     """Counts by status of every stage (upstream's getPipelineStatus) and of import derivation.
 
-    Work waiting, running or failed is counted; the finished rows are estimated once their tables are large
+    Work waiting or running is counted; the other rows are estimated once their tables are large
     (``estimated`` is then true; see ``pipeline.db.estimates``), so that the cost stays flat as history grows.
     """
     stage_counts = count_by(
@@ -38,6 +40,7 @@ def pipeline_status(db: Session) -> dict[str, Any]:
         "session_processing_status",
         [SessionProcessingStatus.stage, SessionProcessingStatus.status],
         exact=_AT_WORK,
+        leading=list(ProcessingStage),
     )
     stages: dict[str, dict[str, int]] = {stage.value: {} for stage in ProcessingStage}
     for (stage, status), count in stage_counts.rows.items():
