@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
 from typing import Any
 
 import typer
@@ -17,6 +16,7 @@ from pipeline.cli.errors import exit_with_usage_error
 from pipeline.cli.paging import BEFORE_HELP, parse_before
 from pipeline.db.engine import get_engine, get_session_factory
 from pipeline.db.models import AIBatchRequest, AIProcessingRequest, Company
+from pipeline.db.paging import Cursor, older_than
 from pipeline.settings import get_settings
 
 app = typer.Typer(help="OpenAI batches: list, show and cancel them.", no_args_is_help=True)
@@ -52,8 +52,8 @@ def _batch_id(value: str) -> uuid.UUID:
         exit_with_usage_error(f"no batch with id {value!r}")
 
 
-def newest_batches(db: Session, *, limit: int, before: datetime | None = None) -> list[dict[str, Any]]:
-    """The newest batches created before ``before`` (all when None), newest first: one index walk."""
+def newest_batches(db: Session, *, limit: int, before: Cursor | None = None) -> list[dict[str, Any]]:
+    """The newest batches after the cursor ``before`` (from the newest when None): one index walk."""
     statement = (
         select(AIBatchRequest, Company.name)
         .join(Company, Company.id == AIBatchRequest.company_id)
@@ -61,8 +61,11 @@ def newest_batches(db: Session, *, limit: int, before: datetime | None = None) -
         .limit(limit)
     )
     if before is not None:
-        statement = statement.where(AIBatchRequest.created_at < before)
-    return [_describe(batch, company) for batch, company in db.execute(statement)]
+        statement = statement.where(older_than(before, AIBatchRequest.created_at, AIBatchRequest.id))
+    return [
+        {**_describe(batch, company), "cursor": Cursor.of(batch.created_at, batch.id)}
+        for batch, company in db.execute(statement)
+    ]
 
 
 @app.command("list")

@@ -1,28 +1,31 @@
-"""Keyset pagination of the operator lists: ``--before`` the time of the last entry of the previous page.
+"""``--before CURSOR`` of the operator lists: the ``cursor`` of the last entry of a page gives the next page.
 
-A page is read by walking an index from that time backwards, so the hundredth page costs what the first does
-(an ``OFFSET`` would read and throw away every entry before it).
+See ``pipeline.db.paging`` for why pages are keyset pages.
 """
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 from pipeline.cli.errors import exit_with_usage_error
+from pipeline.db.paging import Cursor
 
 __all__ = ["BEFORE_HELP", "parse_before"]
 
 BEFORE_HELP = (
-    "Only entries older than this ISO 8601 time (UTC unless it says otherwise); pass the time of the last "
-    "entry of a page to get the next one."
+    "The next page: entries after this cursor (the `cursor` of the last entry of a page, in --json), or "
+    "older than an ISO 8601 time (UTC unless it says otherwise)."
 )
 
 
-def parse_before(value: str | None) -> datetime | None:
+def parse_before(value: str | None) -> Cursor | None:
     if value is None:
         return None
+    moment, _, key = value.partition(",")
     try:
-        moment = datetime.fromisoformat(value)
+        time = datetime.fromisoformat(moment)
+        entry = uuid.UUID(key) if key else None
     except ValueError:
-        exit_with_usage_error(f"--before {value!r} is not an ISO 8601 time")
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        exit_with_usage_error(f"--before {value!r} is neither a cursor nor an ISO 8601 time")
+    return Cursor(time if time.tzinfo is not None else time.replace(tzinfo=UTC), entry)

@@ -160,6 +160,7 @@ class SessionImport(Base):
         Index(
             "ix_session_import_derive_failed",
             "updated_at",
+            "id",
             postgresql_where=text("derive_status = 'FAILED'"),
             sqlite_where=text("derive_status = 'FAILED'"),
         ),
@@ -328,6 +329,7 @@ class SessionProcessingStatus(Base):
         Index(
             "ix_session_processing_status_failed_at",
             "completed_at",
+            "id",
             postgresql_where=text("status = 'FAILED'"),
             sqlite_where=text("status = 'FAILED'"),
         ),

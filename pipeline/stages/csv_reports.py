@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -11,6 +10,7 @@ from sqlalchemy.orm import Session, aliased
 
 from pipeline.db.estimates import large_table_rows, value_shares
 from pipeline.db.models import Company, CsvFetch, CsvRowError, SessionImport
+from pipeline.db.paging import Cursor, older_than
 
 __all__ = ["company_import_status", "recent_row_errors"]
 
@@ -96,19 +96,19 @@ def company_import_status(db: Session) -> list[dict[str, Any]]:
 
 
 def recent_row_errors(
-    db: Session, *, company_id: uuid.UUID | None = None, limit: int = 50, before: datetime | None = None
+    db: Session, *, company_id: uuid.UUID | None = None, limit: int = 50, before: Cursor | None = None
 ) -> list[dict[str, Any]]:
-    """The newest CSV row errors (created before ``before`` if given), optionally of one company."""
+    """The newest CSV row errors (after the cursor ``before`` if given), optionally of one company."""
     statement = (
         select(CsvRowError, Company.name)
         .join(Company, Company.id == CsvRowError.company_id)
-        .order_by(CsvRowError.created_at.desc(), CsvRowError.line_number)
+        .order_by(CsvRowError.created_at.desc(), CsvRowError.id.desc())
         .limit(limit)
     )
     if company_id is not None:
         statement = statement.where(CsvRowError.company_id == company_id)
     if before is not None:
-        statement = statement.where(CsvRowError.created_at < before)
+        statement = statement.where(older_than(before, CsvRowError.created_at, CsvRowError.id))
     return [
         {
             "company_id": str(error.company_id),
@@ -118,6 +118,7 @@ def recent_row_errors(
             "reason": error.reason,
             "raw": error.raw_excerpt,
             "created_at": _iso(error.created_at),
+            "cursor": Cursor.of(error.created_at, error.id),
         }
         for error, name in db.execute(statement)
     ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, exists, func, select, update
@@ -12,6 +11,7 @@ from sqlalchemy.orm import Session
 from pipeline.db.enums import ProcessingStage, ProcessingStatus
 from pipeline.db.estimates import count_by, large_table_rows
 from pipeline.db.models import ChatSession, Company, SessionImport, SessionProcessingStatus
+from pipeline.db.paging import Cursor, older_than
 
 __all__ = ["DERIVATION_STAGES", "failed_sessions", "pipeline_status", "retry_failed"]
 
@@ -54,11 +54,11 @@ def pipeline_status(db: Session) -> dict[str, Any]:
 
 
 def failed_sessions(
-    db: Session, *, stage: ProcessingStage | None = None, limit: int = 100, before: datetime | None = None
+    db: Session, *, stage: ProcessingStage | None = None, limit: int = 100, before: Cursor | None = None
 ) -> list[dict[str, Any]]:
     """FAILED stage rows, newest first; imports that failed before they had a session count as CSV_IMPORT.
 
-    ``before``: only failures older than it (the next page). Both reads walk partial indexes of the
+    ``before``: only failures after that cursor (the next page). Both reads walk partial indexes of the
     failures from the newest, so a page costs the same however many failures the history holds.
     """
     rows: list[dict[str, Any]] = []
@@ -67,13 +67,15 @@ def failed_sessions(
         .join(ChatSession, ChatSession.id == SessionProcessingStatus.session_id)
         .join(Company, Company.id == ChatSession.company_id)
         .where(SessionProcessingStatus.status == ProcessingStatus.FAILED)
-        .order_by(SessionProcessingStatus.completed_at.desc())
+        .order_by(SessionProcessingStatus.completed_at.desc(), SessionProcessingStatus.id.desc())
         .limit(limit)
     )
     if stage is not None:
         statement = statement.where(SessionProcessingStatus.stage == stage)
     if before is not None:
-        statement = statement.where(SessionProcessingStatus.completed_at < before)
+        statement = statement.where(
+            older_than(before, SessionProcessingStatus.completed_at, SessionProcessingStatus.id)
+        )
     for row, company_id, company in db.execute(statement):
         rows.append(
             {
@@ -85,6 +87,7 @@ def failed_sessions(
                 "error": row.error_message,
                 "retries": row.retry_count,
                 "failed_at": row.completed_at.isoformat() if row.completed_at else None,
+                "cursor": Cursor.of(row.completed_at, row.id),
             }
         )
     if stage in (None, ProcessingStage.CSV_IMPORT):
@@ -102,11 +105,13 @@ def failed_sessions(
                 SessionImport.derive_status == ProcessingStatus.FAILED,
                 ~exists().where(ChatSession.import_id == SessionImport.id),
             )
-            .order_by(SessionImport.updated_at.desc())
+            .order_by(SessionImport.updated_at.desc(), SessionImport.id.desc())
             .limit(limit)
         )
         if before is not None:
-            orphans_statement = orphans_statement.where(SessionImport.updated_at < before)
+            orphans_statement = orphans_statement.where(
+                older_than(before, SessionImport.updated_at, SessionImport.id)
+            )
         for import_id, company_id, company, error, attempts, updated_at in db.execute(orphans_statement):
             rows.append(
                 {
@@ -118,9 +123,11 @@ def failed_sessions(
                     "error": error,
                     "retries": attempts,
                     "failed_at": updated_at.isoformat(),
+                    "cursor": Cursor.of(updated_at, import_id),
                 }
             )
-    rows.sort(key=lambda row: row["failed_at"] or "", reverse=True)
+    # Both lists in the order of their cursors (time, then id), as the next page continues them.
+    rows.sort(key=lambda row: row["cursor"] or "", reverse=True)
     return rows[:limit]
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import uuid
 
+from typer.testing import CliRunner
+
+from pipeline.cli import app
 from tests.cli.conftest import Invoke
 
 
@@ -107,3 +110,26 @@ def test_help_lists_the_command_groups(livedash: Invoke) -> None:
     assert result.exit_code == 0
     for group in ("db", "companies", "devtools", "schedulers", "imports", "status"):
         assert group in result.stdout
+
+
+def test_delete_asks_for_confirmation_and_removes_the_company(livedash: Invoke) -> None:
+    # Given a company
+    company_id = livedash(
+        "companies", "add", "--name", "Acme", "--csv-url", "http://acme.example/s.csv"
+    ).stdout.strip()
+    runner = CliRunner()
+
+    # When its deletion is not confirmed, then it is aborted and the company stays
+    refused = runner.invoke(app, ["companies", "delete", company_id], input="n\n")
+    assert refused.exit_code == 1
+    assert "Aborted" in refused.output
+    assert len(json.loads(livedash("companies", "list", "--json").stdout)) == 1
+
+    # When it is confirmed, then the company is gone
+    confirmed = runner.invoke(app, ["companies", "delete", company_id], input="y\n")
+    assert confirmed.exit_code == 0, confirmed.output
+    assert f"deleted {company_id}" in confirmed.output
+    assert json.loads(livedash("companies", "list", "--json").stdout) == []
+
+    # And an unknown id is a usage error
+    assert livedash("companies", "delete", company_id, "--yes").exit_code == 2

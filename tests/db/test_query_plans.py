@@ -30,6 +30,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, select
 from sqlalchemy.orm import Session
 
 from pipeline.cli.batches import newest_batches
+from pipeline.cli.paging import parse_before
 from pipeline.db import estimates, migrate
 from pipeline.db.claims import IMPORT_DERIVATION, claim
 from pipeline.db.engine import normalize_database_url
@@ -137,6 +138,11 @@ def _reading(function: Callable[[Session], object]) -> Callable[[Engine, Setting
     return run
 
 
+def _next_page(db: Session, listing: Callable[..., list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    first = listing(db, limit=20)
+    return listing(db, limit=20, before=parse_before(first[-1]["cursor"]))
+
+
 HOT_QUERIES: dict[str, Callable[[Engine, Settings], object]] = {
     "import sweep": lambda engine, settings: sweep_imports(engine, settings, lambda _ids: None),
     "session sweep": lambda engine, settings: sweep_sessions(engine, settings, lambda _ids: None),
@@ -152,6 +158,9 @@ HOT_QUERIES: dict[str, Callable[[Engine, Settings], object]] = {
     "imports errors": _reading(lambda db: recent_row_errors(db, limit=50)),
     "sessions failed": _reading(lambda db: failed_sessions(db, limit=100)),
     "batches list": _reading(lambda db: newest_batches(db, limit=50)),
+    "imports errors, next page": _reading(lambda db: _next_page(db, recent_row_errors)),
+    "sessions failed, next page": _reading(lambda db: _next_page(db, failed_sessions)),
+    "batches list, next page": _reading(lambda db: _next_page(db, newest_batches)),
 }
 
 
