@@ -8,12 +8,13 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from pipeline.db.enums import SchedulerRunStatus, TickOutcome
-from pipeline.db.models import SchedulerRun, SchedulerTick
+from pipeline.db.enums import CsvFetchOutcome, SchedulerRunStatus, TickOutcome
+from pipeline.db.models import CsvFetch, CsvRowError, SchedulerRun, SchedulerTick
 from pipeline.scheduling import history
 from pipeline.scheduling.history import prune_history
 from pipeline.scheduling.loop import SchedulerLoop
 from pipeline.settings import Settings
+from tests.factories import make_company
 from tests.scheduling.conftest import RecordingPublisher
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -78,3 +79,31 @@ def test_the_loop_prunes_at_most_once_an_hour(database: tuple[Engine, Settings])
     assert _ages(engine) == ([50], 1)
     loop.prune_if_due(NOW + timedelta(minutes=61))
     assert _ages(engine) == ([], 0)
+
+
+def test_the_hourly_prune_also_applies_the_retention_settings(database: tuple[Engine, Settings]) -> None:
+    engine, settings = database
+    # Given a company with a CSV row error and two fetches from 40 and 35 days ago
+    with Session(engine) as db, db.begin():
+        company = make_company(db)
+        fetches = [
+            CsvFetch(
+                company_id=company.id, outcome=CsvFetchOutcome.IMPORTED, started_at=NOW - timedelta(days=d)
+            )
+            for d in (40, 35)
+        ]
+        db.add_all(fetches)
+        db.flush()
+        db.add(
+            CsvRowError(fetch_id=fetches[1].id, company_id=company.id, line_number=2, reason="bad",
+                        created_at=NOW - timedelta(days=35))
+        )  # fmt: skip
+    loop = SchedulerLoop(engine, settings, RecordingPublisher())
+
+    # When the loop's hourly prune runs (retention: 30 days)
+    loop.prune_if_due(NOW)
+
+    # Then the row error and the older fetch are gone, and the company's newest fetch is kept
+    with Session(engine) as db:
+        assert db.scalar(select(func.count()).select_from(CsvRowError)) == 0
+        assert list(db.scalars(select(CsvFetch.started_at))) == [NOW - timedelta(days=35)]
