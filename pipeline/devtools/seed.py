@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from typing import Any
 
 from psycopg.types.json import Jsonb
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from pipeline.db.enums import (
     AIBatchRequestStatus,
@@ -632,6 +633,83 @@ def _scheduler_history(plan: SeedPlan) -> tuple[list[tuple[Any, ...]], list[tupl
     return ticks, runs
 
 
+#: Tables whose indexes (those not behind a constraint) are dropped for the load and built after it: one sort
+#: per index instead of millions of insertions at random places in it.
+_BULK_TABLES = (
+    "session_import", "session", "message", "session_processing_status", "ai_processing_request",
+    "session_question", "csv_fetch", "csv_row_error",
+)  # fmt: skip
+
+
+@contextmanager
+def _indexes_built_after(connection: Connection) -> Iterator[None]:
+    indexes = connection.execute(
+        text(
+            "SELECT indexname, indexdef FROM pg_indexes i WHERE schemaname = current_schema() "
+            "AND tablename = ANY(:tables) "
+            "AND NOT EXISTS (SELECT FROM pg_constraint c WHERE c.conname = i.indexname)"
+        ),
+        {"tables": list(_BULK_TABLES)},
+    ).all()
+    for name, _ in indexes:
+        connection.execute(text(f'DROP INDEX "{name}"'))
+    yield
+    for _, definition in indexes:
+        connection.execute(text(definition))
+
+
+def _copier(connection: Connection, progress: Callable[[str, int], None] | None) -> _Copy:
+    driver: Any = connection.connection.driver_connection
+
+    def copy(table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+        quoted = ", ".join(f'"{column}"' for column in columns)
+        written = 0
+        with driver.cursor() as cursor, cursor.copy(f'COPY "{table}" ({quoted}) FROM STDIN') as stream:
+            for row in rows:
+                stream.write_row(row)
+                written += 1
+        if progress is not None:
+            progress(table, written)
+        return written
+
+    return copy
+
+
+def _write(copy: _Copy, plan: SeedPlan) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    counts["company"] = copy(
+        "company",
+        ("id", "name", "status", "csv_url", "max_users", "timezone", "created_at", "updated_at"),
+        _companies(plan),
+    )
+    _Writer(plan, copy, _Batches.empty(plan), counts).sessions()
+    errors: list[tuple[Any, ...]] = []
+    counts["csv_fetch"] = copy(
+        "csv_fetch",
+        ("id", "company_id", "outcome", "started_at", "finished_at", "http_status", "bytes_read",
+         "rows_total", "rows_new", "rows_changed", "rows_duplicate", "rows_invalid", "content_hash", "error"),
+        _fetches(plan, errors),
+    )  # fmt: skip
+    counts["csv_row_error"] = copy(
+        "csv_row_error",
+        ("id", "fetch_id", "company_id", "line_number", "reason", "raw_excerpt", "created_at"),
+        errors,
+    )
+    ticks, runs = _scheduler_history(plan)
+    counts["scheduler_tick"] = copy(
+        "scheduler_tick",
+        ("id", "job", "tick_at", "outcome", "instance_id", "message_id", "recorded_at"),
+        ticks,
+    )
+    counts["scheduler_run"] = copy(
+        "scheduler_run",
+        ("id", "job", "tick_id", "status", "instance_id", "started_at", "finished_at", "items_processed",
+         "error"),
+        runs,
+    )  # fmt: skip
+    return counts
+
+
 def seed_database(
     engine: Engine, plan: SeedPlan, *, progress: Callable[[str, int], None] | None = None
 ) -> SeedReport:
@@ -639,76 +717,11 @@ def seed_database(
 
     Everything goes in one transaction: a seed that fails leaves the database as it was.
     """
-    counts: dict[str, int] = {}
     with engine.begin() as connection:
         if connection.execute(text("SELECT EXISTS (SELECT FROM company)")).scalar():
             raise ValueError("the database already holds companies: seed an empty one")
-        driver: Any = connection.connection.driver_connection
-
-        def copy(table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
-            quoted = ", ".join(f'"{column}"' for column in columns)
-            written = 0
-            with driver.cursor() as cursor, cursor.copy(f'COPY "{table}" ({quoted}) FROM STDIN') as stream:
-                for row in rows:
-                    stream.write_row(row)
-                    written += 1
-            if progress is not None:
-                progress(table, written)
-            return written
-
-        counts["company"] = copy(
-            "company",
-            ("id", "name", "status", "csv_url", "max_users", "timezone", "created_at", "updated_at"),
-            _companies(plan),
-        )
-        _Writer(plan, copy, _Batches.empty(plan), counts).sessions()
-        errors: list[tuple[Any, ...]] = []
-        counts["csv_fetch"] = copy(
-            "csv_fetch",
-            (
-                "id",
-                "company_id",
-                "outcome",
-                "started_at",
-                "finished_at",
-                "http_status",
-                "bytes_read",
-                "rows_total",
-                "rows_new",
-                "rows_changed",
-                "rows_duplicate",
-                "rows_invalid",
-                "content_hash",
-                "error",
-            ),
-            _fetches(plan, errors),
-        )
-        counts["csv_row_error"] = copy(
-            "csv_row_error",
-            ("id", "fetch_id", "company_id", "line_number", "reason", "raw_excerpt", "created_at"),
-            errors,
-        )
-        ticks, runs = _scheduler_history(plan)
-        counts["scheduler_tick"] = copy(
-            "scheduler_tick",
-            ("id", "job", "tick_at", "outcome", "instance_id", "message_id", "recorded_at"),
-            ticks,
-        )
-        counts["scheduler_run"] = copy(
-            "scheduler_run",
-            (
-                "id",
-                "job",
-                "tick_id",
-                "status",
-                "instance_id",
-                "started_at",
-                "finished_at",
-                "items_processed",
-                "error",
-            ),
-            runs,
-        )
+        with _indexes_built_after(connection):
+            counts = _write(_copier(connection, progress), plan)
     # Fresh statistics, so that the planner sees the seeded tables as they are (autovacuum would, later).
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(text("VACUUM ANALYZE"))

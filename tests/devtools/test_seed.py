@@ -51,6 +51,7 @@ STATES = {
 
 def test_a_seeded_database_holds_every_state_and_the_rows_reported(pg_engine: Engine) -> None:
     # Given a migrated, empty database
+    indexes = _indexes(pg_engine)
     # When it is seeded with 5 companies and 4,000 sessions
     report = seed_database(pg_engine, SeedPlan(companies=5, sessions=4_000, now=default_now()))
 
@@ -65,6 +66,23 @@ def test_a_seeded_database_holds_every_state_and_the_rows_reported(pg_engine: En
     assert stored == report.rows
     assert report.rows["session_import"] == 4_000
     assert report.rows["company"] == 5
+    # And the indexes dropped for the load are all back
+    assert _indexes(pg_engine) == indexes
+
+
+def _indexes(engine: Engine) -> set[tuple[str, ...]]:
+    """Each index with its table, columns, uniqueness and whether it is partial (PostgreSQL words a rebuilt
+    predicate differently, so its text is not compared)."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT c.relname, t.relname, i.indisunique, i.indpred IS NOT NULL, i.indkey::text "
+                "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                "JOIN pg_class t ON t.oid = i.indrelid "
+                "JOIN pg_namespace n ON n.oid = t.relnamespace WHERE n.nspname = 'public'"
+            )
+        )
+        return {tuple(str(value) for value in row) for row in rows}
 
 
 def test_seeding_refuses_a_database_that_holds_companies(pg_engine: Engine) -> None:
