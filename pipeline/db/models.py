@@ -326,6 +326,14 @@ class SessionProcessingStatus(Base):
             postgresql_where=text("status = 'FAILED'"),
             sqlite_where=text("status = 'FAILED'"),
         ),
+        # Failed stage rows whose retry is scheduled (``ClaimPolicy``'s due retries), and all failures by
+        # recency (``sessions failed``).
+        Index(
+            "ix_session_processing_status_retry",
+            "next_attempt_at",
+            postgresql_where=text("status = 'FAILED' AND next_attempt_at IS NOT NULL"),
+            sqlite_where=text("status = 'FAILED' AND next_attempt_at IS NOT NULL"),
+        ),
         Index(
             "ix_session_processing_status_failed_at",
             "completed_at",

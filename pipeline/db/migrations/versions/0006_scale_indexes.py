@@ -25,6 +25,8 @@ INDEXES = (
     ("ix_session_import_derive_retry", "session_import", ["derive_next_attempt_at"],
      "derive_status = 'FAILED' AND derive_next_attempt_at IS NOT NULL"),
     ("ix_session_import_derive_failed", "session_import", ["updated_at", "id"], "derive_status = 'FAILED'"),
+    ("ix_session_processing_status_retry", "session_processing_status", ["next_attempt_at"],
+     "status = 'FAILED' AND next_attempt_at IS NOT NULL"),
     ("ix_session_processing_status_failed_at", "session_processing_status", ["completed_at", "id"],
      "status = 'FAILED'"),
     ("ix_ai_processing_request_batch_backlog", "ai_processing_request", ["requested_at", "id"],
