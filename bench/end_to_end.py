@@ -7,8 +7,9 @@ directory) are served over local HTTP by the demo source; the OpenAI emulator (b
 completes batches at once. One real ``dramatiq pipeline.actors`` pool consumes every queue on the real
 RabbitMQ (``BENCH_RABBITMQ_URL``) and writes to a scratch PostgreSQL database. The clock starts when one CSV
 import tick is sent; while sessions remain unanalysed, the benchmark sends a batch submit tick and a batch
-check tick every ``--tick-seconds`` (what the schedulers do on their crons). It stops when every session is
-analysed.
+check tick every ``--tick-seconds`` and both sweeps every ``--sweep-seconds`` (what the schedulers do on their
+crons). It stops when every
+session is analysed.
 
 Printed:
 
@@ -109,8 +110,11 @@ def messages_processed(directory: str) -> float:
     )
 
 
-def wait_until_analysed(engine: Engine, sessions: int, worker: subprocess.Popen[bytes], every: float) -> None:
+def wait_until_analysed(
+    engine: Engine, sessions: int, worker: subprocess.Popen[bytes], every: float, sweep_every: float
+) -> None:
     deadline = time.monotonic() + 3 * 3600
+    swept = time.monotonic()
     while True:
         with engine.connect() as connection:
             if connection.execute(text(SETTLED)).scalar_one() >= sessions:
@@ -119,6 +123,12 @@ def wait_until_analysed(engine: Engine, sessions: int, worker: subprocess.Popen[
             raise SystemExit(f"the worker pool exited with code {worker.returncode}")
         if time.monotonic() > deadline:
             raise SystemExit("gave up after 3 hours")
+        # What the schedulers send on their crons: the sweeps retry what failed for a while (a transcript
+        # that timed out), the batch ticks submit and check.
+        if time.monotonic() - swept > sweep_every:
+            enqueue("import-processing", "import_processing_sweep", [()])
+            enqueue("session-processing", "session_processing_sweep", [()])
+            swept = time.monotonic()
         enqueue("batch-processing", "batch_submit_tick", [()])
         enqueue("batch-processing", "batch_check_tick", [()])
         time.sleep(every)
@@ -132,7 +142,10 @@ def main() -> None:
     parser.add_argument("--companies", type=int, default=100)
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument("--tick-seconds", type=float, default=5.0)
+    parser.add_argument("--tick-seconds", type=float, default=5.0, help="Between batch ticks.")
+    parser.add_argument(
+        "--sweep-seconds", type=float, default=120.0, help="Between sweeps (their default cron)."
+    )
     args = parser.parse_args()
 
     directory = Path(tempfile.mkdtemp(prefix="bench-end-to-end-"))
@@ -169,7 +182,7 @@ def main() -> None:
             backends_before = {pid: cpu_seconds(pid) for pid in postgres_backends(engine)}
             started = time.perf_counter()
             enqueue("csv-import", "csv_import_tick", [()])
-            wait_until_analysed(engine, sessions, worker, args.tick_seconds)
+            wait_until_analysed(engine, sessions, worker, args.tick_seconds, args.sweep_seconds)
             elapsed = time.perf_counter() - started
             backends = postgres_backends(engine)
             used = {
