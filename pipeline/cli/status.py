@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -12,6 +13,13 @@ from pipeline.db.engine import get_session_factory
 from pipeline.db.enums import ProcessingStatus
 from pipeline.stages.csv_reports import company_import_status
 from pipeline.stages.pipeline_reports import pipeline_status
+
+
+def _imports(company: dict[str, Any]) -> str:
+    """The stored import count, ``~`` before an estimate, ``-`` for a company too small to be estimated."""
+    if company["imports"] is None:
+        return "-"
+    return f"~{company['imports']}" if company["imports_estimated"] else str(company["imports"])
 
 
 def status(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
@@ -28,7 +36,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
         table.add_row(
             company["name"],
             company["status"],
-            str(company["imports"]),
+            _imports(company),
             f"{fetch.get('outcome', '-')} {fetch.get('finished_at') or ''}".strip(),
             str(fetch.get("rows_new", "")),
             str(fetch.get("rows_changed", "")),
@@ -38,7 +46,9 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
     console = Console()
     console.print(table)
     stages = Table(
-        "stage", *(status.value for status in ProcessingStatus), title=f"{pipeline['totalSessions']} sessions"
+        "stage",
+        *(status.value for status in ProcessingStatus),
+        title=f"{'~' if pipeline['estimated'] else ''}{pipeline['totalSessions']} sessions",
     )
     for stage, counts in pipeline["pipeline"].items():
         stages.add_row(stage, *(str(counts.get(status.value, 0)) for status in ProcessingStatus))
