@@ -16,6 +16,7 @@ from pipeline.demo.scenario import WRONG_CREDENTIALS, InjectedRow, Scenario
 
 if TYPE_CHECKING:
     from dramatiq.brokers.stub import StubBroker
+    from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = [
     "CompanyOutcome",
@@ -185,8 +186,8 @@ def build_report(
     broker: StubBroker,
     problems: list[str],
     log_records: int,
+    sessions: sessionmaker[Session],
 ) -> DemoReport:
-    from pipeline.db.engine import get_session_factory
     from pipeline.db.enums import (
         AIBatchRequestStatus,
         AIRequestStatus,
@@ -211,7 +212,7 @@ def build_report(
     )
     from pipeline.stages.pipeline_reports import failed_sessions, pipeline_status
 
-    with get_session_factory()() as db:
+    with sessions() as db:
 
         def count(model: Any, *where: Any) -> int:
             return db.scalar(select(func.count()).select_from(model).where(*where)) or 0

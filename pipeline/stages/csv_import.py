@@ -1,7 +1,7 @@
 """The CSV import stage: which companies are due, and importing one company's CSV.
 
-Callable without a broker: the actors in ``pipeline.actors.csv_import`` only wire these functions to
-queues. One company's import is one claim, one streamed fetch, one staged merge and one fetch record; its
+Callable without a broker: the ``csv-import`` actors run these functions through their entry points
+(``pipeline.stages.entry_points``). One company's import is one claim, one streamed fetch, one staged merge and one fetch record; its
 failure is recorded on its own fetch row and never touches another company's import.
 """
 

@@ -2,8 +2,8 @@
 
 For a chunk of import ids: claim them (lease on ``session_import``), parse their times in the company's
 zone, create or update their Sessions and stage rows, fetch the transcripts in parallel, parse them into
-messages, and hand the sessions that have messages to AI analysis. Callable without a broker; the actors in
-``pipeline.actors.import_processing`` wire it to the ``import-processing`` queue.
+messages, and hand the sessions that have messages to AI analysis. Callable without a broker; its entry points
+(``pipeline.stages.entry_points``) are what the ``import-processing`` actors run.
 
 Failures and what follows from them:
 
