@@ -1,8 +1,9 @@
 """The CSV import stage: which companies are due, and importing one company's CSV.
 
 Callable without a broker: the ``csv-import`` actors run these functions through their entry points
-(``pipeline.stages.entry_points``). One company's import is one claim, one streamed fetch, one staged merge and one fetch record; its
-failure is recorded on its own fetch row and never touches another company's import.
+(``pipeline.stages.entry_points``). One company's import is one claim, one streamed fetch, one staged merge
+and one fetch record; its failure is recorded on its own fetch row and never touches another company's
+import.
 """
 
 from __future__ import annotations
