@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dramatiq
+from dramatiq import Message
 from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import Engine
 
@@ -22,13 +23,17 @@ class StubPipeline:
     broker: StubBroker
     runtime: StageRuntime
     actors: dict[str, dramatiq.Actor[..., None]]
+    #: Every message the actors sent (hand-overs and fan-outs), in order.
+    sent: list[Message[None]] = field(default_factory=list)
 
     def drain(self, *queues: str) -> None:
-        """Run every message of ``queues`` (all by default) and of what they send, until all are empty."""
-        worker = dramatiq.Worker(self.broker, worker_timeout=50)
+        """Work off ``queues`` (all by default) with real workers, until they are empty; messages sent to
+        other queues wait there."""
+        chosen = set(queues or ALL_QUEUES)
+        worker = dramatiq.Worker(self.broker, queues=chosen, worker_timeout=50)
         worker.start()
         try:
-            for queue in queues or ALL_QUEUES:
+            for queue in chosen:
                 self.broker.join(queue, fail_fast=True)
         finally:
             worker.stop()
@@ -39,9 +44,15 @@ def stub_pipeline(settings: Settings, engine: Engine) -> Iterator[StubPipeline]:
     """Every actor declared on a fresh in-memory broker, with a runtime over ``engine``."""
     broker = build_broker(settings.model_copy(update={"broker": "memory"}))
     assert isinstance(broker, StubBroker)
-    runtime = StageRuntime(settings, dispatch=BrokerDispatch(broker.enqueue), engine=engine)
+    sent: list[Message[None]] = []
+
+    def publish(message: Message[None]) -> Message[None]:
+        sent.append(message)
+        return broker.enqueue(message)
+
+    runtime = StageRuntime(settings, dispatch=BrokerDispatch(publish), engine=engine)
     actors = declare_actors(broker, settings, lambda: runtime)
     try:
-        yield StubPipeline(broker, runtime, actors)
+        yield StubPipeline(broker, runtime, actors, sent)
     finally:
         runtime.close()
