@@ -140,7 +140,7 @@ def _both_paths(
             emulator.knobs = knobs or Knobs(**INSTANT)
         setup(engine, settings)
         sent = path(engine, settings, scheduler_id)
-        billed = Counter(entry.kind for entry in emulator.ledger()) if emulator else Counter[str]()
+        billed = Counter[str](entry.kind for entry in emulator.ledger()) if emulator else Counter[str]()
         handed = _handed(sent, find_job(settings, scheduler_id).queue)
         outcomes.append(Outcome(_stored(engine), billed, handed))
         engine.dispose()
