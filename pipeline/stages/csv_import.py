@@ -80,13 +80,11 @@ def _region_filter(settings: Settings) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if settings.region:
         conditions.append(Company.region == settings.region)
-    if settings.csv_companies_filter:
-        kind, _, argument = settings.csv_companies_filter.partition(":")
-        if kind == "region":
-            conditions.append(Company.region == argument)
-        else:
-            ids = [uuid.UUID(part.strip()) for part in argument.split(",") if part.strip()]
-            conditions.append(Company.id.in_(ids))
+    chosen = settings.csv_companies_filter
+    if chosen is not None and chosen.region is not None:
+        conditions.append(Company.region == chosen.region)
+    elif chosen is not None:
+        conditions.append(Company.id.in_(chosen.ids))
     return conditions
 
 
