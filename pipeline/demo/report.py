@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from pipeline.demo.scenario import WRONG_CREDENTIALS, InjectedRow, Scenario
+from pipeline.scheduling.jobs import BATCH_CHECK_JOB, BATCH_SUBMIT_JOB, CSV_IMPORT_JOB
 
 if TYPE_CHECKING:
     from dramatiq.brokers.stub import StubBroker
@@ -444,7 +445,7 @@ def judge(report: DemoReport, scenario: Scenario, imported_ids: set[tuple[str, s
     wrong.extend(report.other_failures)
 
     jobs = {run.job for run in report.scheduler_runs}
-    for job in ("csv-import", "batch-processing", "batch-processing-check"):
+    for job in (CSV_IMPORT_JOB.id, BATCH_SUBMIT_JOB.id, BATCH_CHECK_JOB.id):
         if job not in jobs:
             wrong.append(f"no run of the {job} scheduler was recorded")
     for run in report.scheduler_runs:

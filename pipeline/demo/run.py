@@ -20,6 +20,7 @@ from pipeline.demo.progress import StageProgress, progress_feed
 from pipeline.demo.report import LOG_NAME, DemoReport, build_report
 from pipeline.demo.scenario import WRONG_CREDENTIALS, Scenario, prepare_scenario
 from pipeline.queues import BATCH_PROCESSING, CSV_IMPORT, IMPORT_PROCESSING, SESSION_PROCESSING
+from pipeline.scheduling.jobs import BATCH_CHECK_JOB, BATCH_SUBMIT_JOB, CSV_IMPORT_JOB
 from pipeline.settings import Settings, load_settings
 from pipeline.stages.runtime import BrokerDispatch, StageRuntime
 
@@ -123,15 +124,15 @@ def _drive(broker: StubBroker, runtime: StageRuntime) -> list[str]:
         with runtime.session_factory() as db:
             return _open_batches(db)
 
-    trigger("csv-import")
+    trigger(CSV_IMPORT_JOB.id)
     for queue in _QUEUES:
         _join(broker, queue, problems)
-    trigger("batch-processing")
+    trigger(BATCH_SUBMIT_JOB.id)
     _join(broker, BATCH_PROCESSING, problems)
     deadline = time.monotonic() + _BATCH_WAIT_SECONDS
     while open_batches() and time.monotonic() < deadline:
         time.sleep(0.2)
-        trigger("batch-processing-check")
+        trigger(BATCH_CHECK_JOB.id)
         _join(broker, BATCH_PROCESSING, problems)
     if still_open := open_batches():
         problems.append(f"{still_open} batches still open after {_BATCH_WAIT_SECONDS} s")

@@ -19,9 +19,14 @@ from pipeline.settings import Settings
 
 __all__ = [
     "ANALYZE_SESSIONS",
+    "BATCH_CHECK_JOB",
+    "BATCH_SUBMIT_JOB",
+    "CSV_IMPORT_JOB",
     "IMPORT_COMPANY",
+    "IMPORT_PROCESSING_JOB",
     "JOBS",
     "PROCESS_IMPORTS",
+    "SESSION_PROCESSING_JOB",
     "SUBMIT_BATCH",
     "ActorDefinition",
     "Job",
@@ -117,34 +122,45 @@ class JobDefinition:
     setting: str
     tick: ActorDefinition
     work: tuple[ActorDefinition, ...] = ()
+    #: The ``stage`` label of ``livedash_stage_lag_seconds`` that its sweep sets (the fan-out ticks set none).
+    lag_stage: str | None = None
 
     def cron(self, settings: Settings) -> str:
         expression: str = getattr(settings, self.setting.lower())
         return expression
 
 
-JOBS: tuple[JobDefinition, ...] = (
-    JobDefinition(
-        "csv-import", "CSV import", CSV_IMPORT, "CSV_IMPORT_INTERVAL",
-        _tick("csv_import_tick", CSV_IMPORT, _fixed(60_000)), (IMPORT_COMPANY,),
-    ),
-    JobDefinition(
-        "import-processing", "Import processing", IMPORT_PROCESSING, "IMPORT_PROCESSING_INTERVAL",
-        _tick("import_processing_sweep", IMPORT_PROCESSING, _fixed(60_000)), (PROCESS_IMPORTS,),
-    ),
-    JobDefinition(
-        "session-processing", "Session processing", SESSION_PROCESSING, "SESSION_PROCESSING_INTERVAL",
-        _tick("session_processing_sweep", SESSION_PROCESSING, _fixed(60_000)), (ANALYZE_SESSIONS,),
-    ),
-    JobDefinition(
-        "batch-processing", "Batch submit", BATCH_PROCESSING, "BATCH_PROCESSING_INTERVAL",
-        _tick("batch_submit_tick", BATCH_PROCESSING, _fixed(120_000)), (SUBMIT_BATCH,),
-    ),
-    JobDefinition(
-        "batch-processing-check", "Batch check", BATCH_PROCESSING, "BATCH_PROCESSING_CHECK_INTERVAL",
-        _tick("batch_check_tick", BATCH_PROCESSING, _actor_default),
-    ),
+CSV_IMPORT_JOB = JobDefinition(
+    "csv-import", "CSV import", CSV_IMPORT, "CSV_IMPORT_INTERVAL",
+    _tick("csv_import_tick", CSV_IMPORT, _fixed(60_000)), (IMPORT_COMPANY,),
 )  # fmt: skip
+IMPORT_PROCESSING_JOB = JobDefinition(
+    "import-processing", "Import processing", IMPORT_PROCESSING, "IMPORT_PROCESSING_INTERVAL",
+    _tick("import_processing_sweep", IMPORT_PROCESSING, _fixed(60_000)), (PROCESS_IMPORTS,),
+    lag_stage=IMPORT_PROCESSING,
+)  # fmt: skip
+SESSION_PROCESSING_JOB = JobDefinition(
+    "session-processing", "Session processing", SESSION_PROCESSING, "SESSION_PROCESSING_INTERVAL",
+    _tick("session_processing_sweep", SESSION_PROCESSING, _fixed(60_000)), (ANALYZE_SESSIONS,),
+    lag_stage=SESSION_PROCESSING,
+)  # fmt: skip
+BATCH_SUBMIT_JOB = JobDefinition(
+    "batch-processing", "Batch submit", BATCH_PROCESSING, "BATCH_PROCESSING_INTERVAL",
+    _tick("batch_submit_tick", BATCH_PROCESSING, _fixed(120_000)), (SUBMIT_BATCH,),
+)  # fmt: skip
+BATCH_CHECK_JOB = JobDefinition(
+    "batch-processing-check", "Batch check", BATCH_PROCESSING, "BATCH_PROCESSING_CHECK_INTERVAL",
+    _tick("batch_check_tick", BATCH_PROCESSING, _actor_default),
+)  # fmt: skip
+
+#: Every job, in pipeline order.
+JOBS: tuple[JobDefinition, ...] = (
+    CSV_IMPORT_JOB,
+    IMPORT_PROCESSING_JOB,
+    SESSION_PROCESSING_JOB,
+    BATCH_SUBMIT_JOB,
+    BATCH_CHECK_JOB,
+)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from pipeline.db.enums import CompanyStatus, ProcessingStage, ProcessingStatus
 from pipeline.db.models import ChatSession, Company, Message, SessionImport, SessionProcessingStatus
 from pipeline.db.secrets import PasswordBox
 from pipeline.db.types import utcnow
+from pipeline.queues import IMPORT_PROCESSING
 from pipeline.settings import Settings
 from pipeline.sources.http_fetch import Fetcher, FetchLimits
 from pipeline.sources.normalize import normalize_country, normalize_ip, normalize_language
@@ -59,7 +60,7 @@ __all__ = ["ImportProcessingResult", "process_imports", "transcript_fetcher_limi
 
 logger = logging.getLogger(__name__)
 
-STAGE = "import-processing"
+STAGE = IMPORT_PROCESSING
 _sessions = cast(Table, ChatSession.__table__)
 _messages = cast(Table, Message.__table__)
 _imports = cast(Table, SessionImport.__table__)
