@@ -22,12 +22,12 @@ from pipeline.demo.scenario import WRONG_CREDENTIALS, Scenario, prepare_scenario
 from pipeline.queues import BATCH_PROCESSING, CSV_IMPORT, IMPORT_PROCESSING, SESSION_PROCESSING
 from pipeline.scheduling.jobs import BATCH_CHECK_JOB, BATCH_SUBMIT_JOB, CSV_IMPORT_JOB
 from pipeline.settings import Settings, load_settings
-from pipeline.stages.runtime import BrokerDispatch, StageRuntime
 
 if TYPE_CHECKING:
     from dramatiq.brokers.stub import StubBroker
 
     from pipeline.devtools.manifest import DatasetManifest
+    from pipeline.stages.runtime import StageRuntime
 
 __all__ = ["run_demo"]
 
@@ -207,6 +207,7 @@ def run_demo(
     from pipeline.devtools.generate import generate_dataset
     from pipeline.devtools.openai_emulator import Knobs, OpenAIEmulator
     from pipeline.devtools.source import SourceServer
+    from pipeline.stages.runtime import BrokerDispatch, StageRuntime
 
     started = time.monotonic()
     kept = workdir is not None
