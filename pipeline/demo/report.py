@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from pipeline.demo.scenario import WRONG_CREDENTIALS, InjectedRow, Scenario
+from pipeline.scheduling.jobs import BATCH_CHECK_JOB, BATCH_SUBMIT_JOB, CSV_IMPORT_JOB
 
 if TYPE_CHECKING:
     from dramatiq.brokers.stub import StubBroker
+    from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = [
     "CompanyOutcome",
@@ -185,8 +187,8 @@ def build_report(
     broker: StubBroker,
     problems: list[str],
     log_records: int,
+    sessions: sessionmaker[Session],
 ) -> DemoReport:
-    from pipeline.db.engine import get_session_factory
     from pipeline.db.enums import (
         AIBatchRequestStatus,
         AIRequestStatus,
@@ -211,7 +213,7 @@ def build_report(
     )
     from pipeline.stages.pipeline_reports import failed_sessions, pipeline_status
 
-    with get_session_factory()() as db:
+    with sessions() as db:
 
         def count(model: Any, *where: Any) -> int:
             return db.scalar(select(func.count()).select_from(model).where(*where)) or 0
@@ -443,7 +445,7 @@ def judge(report: DemoReport, scenario: Scenario, imported_ids: set[tuple[str, s
     wrong.extend(report.other_failures)
 
     jobs = {run.job for run in report.scheduler_runs}
-    for job in ("csv-import", "batch-processing", "batch-processing-check"):
+    for job in (CSV_IMPORT_JOB.id, BATCH_SUBMIT_JOB.id, BATCH_CHECK_JOB.id):
         if job not in jobs:
             wrong.append(f"no run of the {job} scheduler was recorded")
     for run in report.scheduler_runs:

@@ -330,11 +330,10 @@ class _BrokerUnavailable(Exception):
 
 
 def enqueue_on_pipeline_broker(message: Message[None]) -> Message[None]:
-    """Publish on the pipeline's broker, imported on first use (it declares every actor)."""
-    from pipeline.actors import broker
+    """Publish by queue and actor name on a broker built at the first trigger (no actor is declared)."""
+    from pipeline.publishing import enqueue_by_name
 
-    published: Message[None] = broker.enqueue(message)
-    return published
+    return enqueue_by_name(message)
 
 
 def _guarded(publish: Publish) -> Publish:

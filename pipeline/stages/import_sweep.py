@@ -16,6 +16,7 @@ from pipeline import metrics
 from pipeline.db.enums import CompanyStatus, ProcessingStatus
 from pipeline.db.models import Company, SessionImport
 from pipeline.db.types import utcnow
+from pipeline.queues import IMPORT_PROCESSING
 from pipeline.settings import Settings
 from pipeline.stages.chunks import send_in_chunks
 
@@ -88,6 +89,6 @@ def sweep_imports(
             .limit(SWEEP_MAX_IMPORTS)
         ).all()
     lag = (now - oldest).total_seconds() if oldest is not None else 0.0
-    metrics.STAGE_LAG.labels("import-processing").set(lag)
+    metrics.STAGE_LAG.labels(IMPORT_PROCESSING).set(lag)
     send_in_chunks(due, settings.import_processing_batch_size, send)
     return SweepResult(retried, len(due), lag)

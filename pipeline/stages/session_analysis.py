@@ -36,6 +36,7 @@ from pipeline.db.models import (
     Message,
 )
 from pipeline.db.types import utcnow
+from pipeline.queues import SESSION_PROCESSING
 from pipeline.settings import Settings
 from pipeline.stages.analysis_claims import claim_analysable
 from pipeline.stages.analysis_results import Applied, answer_values, apply_analyses, validated
@@ -45,7 +46,7 @@ __all__ = ["AnalysisResult", "analyze_sessions"]
 
 logger = logging.getLogger(__name__)
 
-STAGE = "session-processing"
+STAGE = SESSION_PROCESSING
 _requests = cast(Table, AIProcessingRequest.__table__)
 _AI, _QUESTIONS = ProcessingStage.AI_ANALYSIS, ProcessingStage.QUESTION_EXTRACTION
 _LEASE_GRACE = timedelta(minutes=2)

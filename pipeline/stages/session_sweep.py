@@ -18,6 +18,7 @@ from pipeline import metrics
 from pipeline.db.enums import CompanyStatus, ProcessingStage, ProcessingStatus
 from pipeline.db.models import ChatSession, Company, SessionProcessingStatus
 from pipeline.db.types import utcnow
+from pipeline.queues import SESSION_PROCESSING
 from pipeline.settings import Settings
 from pipeline.stages.chunks import send_in_chunks
 
@@ -81,6 +82,6 @@ def sweep_sessions(
             )
         )
     lag = max((now - oldest).total_seconds(), 0.0) if oldest is not None else 0.0
-    metrics.STAGE_LAG.labels("session-processing").set(lag)
+    metrics.STAGE_LAG.labels(SESSION_PROCESSING).set(lag)
     send_in_chunks(due, settings.session_processing_batch_size, send)
     return SweepResult(len(due), lag)

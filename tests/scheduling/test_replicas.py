@@ -226,8 +226,8 @@ def test_a_scheduler_outlives_a_rabbitmq_outage_and_sends_the_tick_it_missed(
     with TcpProxy(("127.0.0.1", 5672)) as proxy:
         settings = load_settings(
             database_url=pg_settings.database_url,
-            # The test's own vhost (TEST_RABBITMQ_URL), reached through the proxy.
-            rabbitmq_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}{urlsplit(RABBITMQ_URL).path or '/%2F'}",
+            # The test's vhost, through the proxy
+            rabbitmq_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}{urlsplit(RABBITMQ_URL).path}",
             **SCHEDULE,
         )
         broker = build_broker(settings)
