@@ -21,9 +21,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import openai
 from sqlalchemy import ColumnElement, Engine, and_, delete, exists, select, update
 from sqlalchemy.orm import Session, aliased
 
@@ -31,6 +30,9 @@ from pipeline.db.enums import AIBatchRequestStatus, AIRequestStatus, CsvFetchOut
 from pipeline.db.models import AIBatchRequest, AIProcessingRequest, CsvFetch, CsvRowError
 from pipeline.scheduling.history import PRUNE_BATCH
 from pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    import openai
 
 __all__ = ["FILE_BATCHES", "Retained", "delete_batch_files", "prune_retained"]
 
@@ -89,6 +91,8 @@ def _closed_with_files(cutoff: datetime) -> ColumnElement[bool]:
 
 
 def _delete_file(client: openai.OpenAI, file_id: str | None) -> None:
+    import openai  # with the client that needs it: importing the schedulers loads no SDK
+
     if file_id is None:
         return
     # Gone already: deleted by an earlier pass that died before recording it, or expired at OpenAI.
@@ -108,6 +112,8 @@ def delete_batch_files(
             .order_by(AIBatchRequest.completed_at)
             .limit(limit)
         ).all()  # fmt: skip
+    import openai  # the SDK only when files are due (see _delete_file)
+
     deleted = 0
     for batch_id, *files in batches:
         try:

@@ -14,11 +14,11 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from pipeline.analysis.openai_calls import openai_client
 from pipeline.db.models import SchedulerTick
 from pipeline.db.types import utcnow
 from pipeline.metrics import SCHEDULER_LOOP_ERRORS, SCHEDULER_TICKS
@@ -27,6 +27,9 @@ from pipeline.scheduling.history import prune_history
 from pipeline.scheduling.jobs import Job, scheduled_jobs
 from pipeline.scheduling.ticks import Publish, TickDecision, record_tick
 from pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    import openai
 
 __all__ = ["LATENESS", "SchedulerLoop"]
 
@@ -115,8 +118,14 @@ class SchedulerLoop:
         pruned = prune_history(self.engine, now, self.history)
         if pruned.runs or pruned.ticks:
             logger.info("pruned %d runs and %d ticks older than %s", pruned.runs, pruned.ticks, self.history)
-        prune_retained(self.engine, self.settings, now, lambda: openai_client(self.settings))
+        prune_retained(self.engine, self.settings, now, self._openai)
         self.pruned_at = now
+
+    def _openai(self) -> openai.OpenAI:
+        # Imported when a batch's files are due, not with this module: importing the actors loads no SDK.
+        from pipeline.analysis.openai_calls import openai_client
+
+        return openai_client(self.settings)
 
     def seconds_until_next(self, now: datetime) -> float:
         """Seconds from ``now`` to the earliest next fire time of any job, capped at ``MAX_SLEEP_SECONDS``."""
