@@ -12,6 +12,7 @@ import uuid
 import dramatiq
 
 from pipeline.actors.periodic import periodic, recorded_tick
+from pipeline.actors.retries import should_retry
 from pipeline.actors.session_processing import analyse_synchronously, openai_for_worker
 from pipeline.db.engine import get_engine
 from pipeline.queues import BATCH_PROCESSING
@@ -40,7 +41,7 @@ def batch_submit_tick() -> int:
     return len(planned)
 
 
-@dramatiq.actor(queue_name=BATCH_PROCESSING, time_limit=settings.actor_time_limit_ms)
+@dramatiq.actor(queue_name=BATCH_PROCESSING, retry_when=should_retry, time_limit=settings.actor_time_limit_ms)
 def submit_batch(batch_id: str) -> None:
     """Upload and create one planned batch; a retry adopts what an earlier attempt already created."""
     status = batch_submit.submit_batch(get_engine(), openai_for_worker(), uuid.UUID(batch_id))

@@ -10,13 +10,14 @@ import dramatiq
 
 from pipeline.actors.handoff import send_imports_for_processing
 from pipeline.actors.periodic import periodic, recorded_tick
+from pipeline.actors.retries import should_retry
 from pipeline.db.engine import get_engine, get_session_factory
+from pipeline.errors import is_transient
 from pipeline.queues import CSV_IMPORT
 from pipeline.settings import get_settings
 from pipeline.sources.http_fetch import Fetcher
 from pipeline.stages.csv_import import (
     CsvImportFailed,
-    ImportCapacityReached,
     due_company_ids,
     fetch_limits,
     import_company_csv,
@@ -27,10 +28,6 @@ __all__ = ["csv_import_tick", "import_company"]
 logger = logging.getLogger(__name__)
 settings = get_settings()
 
-#: A company waiting for a free import slot retries this many times (with backoff) before the next tick
-#: takes over; waiting for capacity is not a failure of the company.
-CAPACITY_RETRIES = 30
-
 #: Margin between the import's own overall timeout and the actor's hard time limit.
 _TIME_LIMIT_MARGIN_MS = 60_000
 
@@ -39,12 +36,6 @@ _TIME_LIMIT_MARGIN_MS = 60_000
 def _fetcher() -> Fetcher:
     """One HTTP client per worker process, shared by its threads, so connections are reused."""
     return Fetcher(fetch_limits(settings))
-
-
-def _should_retry(retries: int, exception: BaseException) -> bool:
-    if isinstance(exception, ImportCapacityReached):
-        return retries < CAPACITY_RETRIES
-    return retries < settings.actor_max_retries
 
 
 @dramatiq.actor(
@@ -64,7 +55,7 @@ def csv_import_tick() -> int:
 
 @dramatiq.actor(
     queue_name=CSV_IMPORT,
-    retry_when=_should_retry,
+    retry_when=should_retry,
     time_limit=min(
         settings.csv_import_timeout + _TIME_LIMIT_MARGIN_MS,
         settings.rabbitmq_consumer_timeout_ms - _TIME_LIMIT_MARGIN_MS,
@@ -85,7 +76,7 @@ def import_company(company_id: str) -> None:
             hand_over=send_imports_for_processing,
         )
     except CsvImportFailed as failure:
-        if failure.transient:
+        if is_transient(failure):
             raise
         logger.warning(
             "company %s: import failed, not retried (recorded on its fetch): %s", company_id, failure

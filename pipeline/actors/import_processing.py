@@ -10,6 +10,7 @@ import dramatiq
 
 from pipeline.actors.handoff import send_imports_for_processing, send_sessions_for_analysis
 from pipeline.actors.periodic import periodic, recorded_tick
+from pipeline.actors.retries import should_retry
 from pipeline.db.engine import get_engine
 from pipeline.queues import IMPORT_PROCESSING
 from pipeline.settings import get_settings
@@ -28,7 +29,9 @@ def _fetcher() -> Fetcher:
     return Fetcher(import_processing.transcript_fetcher_limits(settings))
 
 
-@dramatiq.actor(queue_name=IMPORT_PROCESSING, time_limit=settings.import_processing_timeout)
+@dramatiq.actor(
+    queue_name=IMPORT_PROCESSING, retry_when=should_retry, time_limit=settings.import_processing_timeout
+)
 def process_imports(import_ids: list[str]) -> None:
     """Derive the sessions of a chunk of imports and hand the analysable ones to session processing."""
     result = import_processing.process_imports(

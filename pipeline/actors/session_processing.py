@@ -12,6 +12,7 @@ import openai
 
 from pipeline.actors.handoff import send_sessions_for_analysis
 from pipeline.actors.periodic import periodic, recorded_tick
+from pipeline.actors.retries import should_retry
 from pipeline.analysis.openai_calls import openai_client
 from pipeline.db.engine import get_engine
 from pipeline.queues import SESSION_PROCESSING
@@ -42,7 +43,9 @@ def analyse_synchronously(session_ids: list[uuid.UUID]) -> None:
     )
 
 
-@dramatiq.actor(queue_name=SESSION_PROCESSING, time_limit=settings.actor_time_limit_ms)
+@dramatiq.actor(
+    queue_name=SESSION_PROCESSING, retry_when=should_retry, time_limit=settings.actor_time_limit_ms
+)
 def analyze_sessions(session_ids: list[str]) -> None:
     """Queue a chunk of sessions for the Batch API, or analyse them at once (AI_PROCESSING_MODE)."""
     ids = [uuid.UUID(item) for item in session_ids]

@@ -32,6 +32,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from pipeline.db.enums import SentimentCategory, SessionCategory
+from pipeline.errors import PermanentError
 
 __all__ = [
     "MAX_QUESTIONS",
@@ -132,7 +133,7 @@ def _response_format() -> ResponseFormatJSONSchema:
 RESPONSE_FORMAT: Final[ResponseFormatJSONSchema] = _response_format()
 
 
-class InvalidAnalysis(ValueError):
+class InvalidAnalysis(PermanentError, ValueError):
     """An answer that cannot be used; ``reason`` says why in a few words, fit for an error column."""
 
     def __init__(self, reason: str) -> None:

@@ -36,10 +36,12 @@ import re
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
+from pipeline.errors import PermanentError
+
 __all__ = ["TimestampError", "parse_local_timestamp"]
 
 
-class TimestampError(ValueError):
+class TimestampError(PermanentError, ValueError):
     """Raised when a timestamp cannot be parsed.
 
     Parameters:

@@ -23,9 +23,10 @@ from pipeline.db.enums import CompanyStatus, CsvFetchOutcome
 from pipeline.db.models import Company, CsvFetch, CsvRowError
 from pipeline.db.secrets import PasswordBox
 from pipeline.db.types import utcnow
+from pipeline.errors import PermanentError, PipelineError, TransientError, is_transient
 from pipeline.settings import Settings
 from pipeline.sources.csv_format import parse_session_rows
-from pipeline.sources.http_fetch import Fetcher, FetchError, FetchLimits, TransientFetchError
+from pipeline.sources.http_fetch import Fetcher, FetchError, FetchLimits
 from pipeline.stages.csv_claims import ImportCapacityReached, claim_company_import, previous_fetch
 from pipeline.stages.csv_store import StoreResult, iter_fetch_import_ids, store_rows
 
@@ -33,6 +34,8 @@ __all__ = [
     "CsvImportFailed",
     "CsvImportResult",
     "ImportCapacityReached",
+    "PermanentCsvImportFailure",
+    "TransientCsvImportFailure",
     "due_company_ids",
     "fetch_limits",
     "import_company_csv",
@@ -44,13 +47,21 @@ logger = logging.getLogger(__name__)
 _LEASE_GRACE = timedelta(minutes=2)
 
 
-class CsvImportFailed(Exception):
-    """One company's import failed; ``transient`` says whether retrying later may help."""
+class CsvImportFailed(PipelineError):
+    """One company's import failed; the failure is recorded on its fetch row first."""
 
-    def __init__(self, company_id: uuid.UUID, reason: str, *, transient: bool) -> None:
+    def __init__(self, company_id: uuid.UUID, reason: str) -> None:
         super().__init__(f"company {company_id}: {reason}")
+        self.company_id = company_id
         self.reason = reason
-        self.transient = transient
+
+
+class TransientCsvImportFailure(CsvImportFailed, TransientError):
+    """The fetch failed in a way a later try may not (timeouts, 5xx), or the import broke unexpectedly."""
+
+
+class PermanentCsvImportFailure(CsvImportFailed, PermanentError):
+    """Retrying cannot help: a refused request (401, 404), a body that is no CSV, an unreadable password."""
 
 
 @dataclass(frozen=True)
@@ -142,12 +153,12 @@ def _fail(
     fetch_id: uuid.UUID,
     reason: str,
     *,
-    transient: bool,
+    kind: type[CsvImportFailed],
     **values: object,
 ) -> NoReturn:
     _finish(factory, fetch_id, outcome=CsvFetchOutcome.FAILED, error=reason, **values)
     metrics.CSV_FETCHES.labels("failed").inc()
-    raise CsvImportFailed(company_id, reason, transient=transient)
+    raise kind(company_id, reason)
 
 
 def import_company_csv(
@@ -188,7 +199,7 @@ def import_company_csv(
             else None
         )
     except RuntimeError as exc:
-        _fail(factory, company_id, fetch_id, str(exc), transient=False)
+        _fail(factory, company_id, fetch_id, str(exc), kind=PermanentCsvImportFailure)
 
     try:
         with fetcher.stream(
@@ -230,12 +241,13 @@ def import_company_csv(
             company_id,
             fetch_id,
             exc.reason,
-            transient=isinstance(exc, TransientFetchError),
+            kind=TransientCsvImportFailure if is_transient(exc) else PermanentCsvImportFailure,
             http_status=exc.status_code,
         )
     except Exception as exc:
         logger.exception("import of company %s failed unexpectedly", company_id)
-        _fail(factory, company_id, fetch_id, f"internal error: {type(exc).__name__}: {exc}", transient=True)
+        reason = f"internal error: {type(exc).__name__}: {exc}"
+        _fail(factory, company_id, fetch_id, reason, kind=TransientCsvImportFailure)
 
     metrics.CSV_FETCH_BYTES.observe(response.bytes_read)
     common = {
@@ -259,7 +271,7 @@ def import_company_csv(
             fetch_id,
             f"unparseable CSV: none of its {result.rows_total} rows is valid "
             f"(line {first.line_number}: {first.reason})",
-            transient=False,
+            kind=PermanentCsvImportFailure,
             **common,
         )
     _finish(

@@ -40,6 +40,7 @@ from pipeline.db.enums import CompanyStatus, ProcessingStage, ProcessingStatus
 from pipeline.db.models import ChatSession, Company, Message, SessionImport, SessionProcessingStatus
 from pipeline.db.secrets import PasswordBox
 from pipeline.db.types import utcnow
+from pipeline.errors import is_transient
 from pipeline.settings import Settings
 from pipeline.sources.http_fetch import Fetcher, FetchLimits
 from pipeline.sources.normalize import normalize_country, normalize_ip, normalize_language
@@ -216,10 +217,11 @@ def _decide(work: _Work, fetched: TranscriptOutcome | None, settings: Settings, 
         reason = fetched.error or "transcript fetch failed"
         outcome.set(_FETCH, ProcessingStatus.FAILED, reason)
         outcome.status, outcome.error = ProcessingStatus.FAILED, f"transcript fetch failed: {reason}"
-        if fetched.transient and row.derive_attempts < settings.import_processing_max_attempts:
+        transient = is_transient(fetched.failure)
+        if transient and row.derive_attempts < settings.import_processing_max_attempts:
             outcome.retry_at = now + _backoff(settings, row.derive_attempts)
         else:
-            if fetched.transient:
+            if transient:
                 reason = f"{reason} (gave up after {row.derive_attempts} attempts)"
             outcome.skip_later_stages(f"transcript unavailable: {reason}")
         return outcome

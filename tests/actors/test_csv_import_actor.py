@@ -11,25 +11,37 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from pipeline.actors import csv_import as csv_import_actors
-from pipeline.actors.csv_import import CAPACITY_RETRIES, _should_retry
+from pipeline.actors.retries import should_retry
 from pipeline.db.enums import CsvFetchOutcome
 from pipeline.db.models import CsvFetch
+from pipeline.errors import is_transient
 from pipeline.settings import Settings
 from pipeline.sources.http_fetch import Fetcher
 from pipeline.stages.csv_claims import ImportCapacityReached
-from pipeline.stages.csv_import import CsvImportFailed, fetch_limits, import_company_csv
+from pipeline.stages.csv_import import (
+    CsvImportFailed,
+    PermanentCsvImportFailure,
+    TransientCsvImportFailure,
+    fetch_limits,
+    import_company_csv,
+)
 from tests.demo_source import Source, add_source_company
 
 
 def test_transient_failures_retry_up_to_the_cap() -> None:
-    transient = CsvImportFailed(uuid.uuid4(), "HTTP 503 Service Unavailable", transient=True)
+    transient = TransientCsvImportFailure(uuid.uuid4(), "HTTP 503 Service Unavailable")
+    permanent = PermanentCsvImportFailure(uuid.uuid4(), "HTTP 401 Unauthorized")
 
     # A 5xx or a timeout is retried with backoff, until the retry cap
-    assert _should_retry(1, transient)
-    assert not _should_retry(10_000, transient)
+    assert should_retry(1, transient)
+    assert not should_retry(10_000, transient)
+    # A refused request is never retried
+    assert not should_retry(0, permanent)
     # Waiting for a free import slot is not a failure of the company: it gets many more turns
-    assert _should_retry(CAPACITY_RETRIES - 1, ImportCapacityReached(5))
-    assert not _should_retry(CAPACITY_RETRIES, ImportCapacityReached(5))
+    capacity = ImportCapacityReached.max_retries
+    assert capacity is not None
+    assert should_retry(capacity - 1, ImportCapacityReached(5))
+    assert not should_retry(capacity, ImportCapacityReached(5))
 
 
 @pytest.fixture
@@ -71,7 +83,7 @@ def test_a_transient_failure_is_raised_so_the_message_is_retried(
     # When its import message is handled, then the failure propagates to Dramatiq's retries
     with pytest.raises(CsvImportFailed) as failure:
         csv_import_actors.import_company.fn(str(company_id))
-    assert failure.value.transient
+    assert is_transient(failure.value)
 
 
 def _sample(name: str, labels: dict[str, str]) -> float:
