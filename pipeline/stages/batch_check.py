@@ -28,7 +28,7 @@ from pipeline.db.types import utcnow
 from pipeline.logs import log_context
 from pipeline.settings import Settings
 from pipeline.stages.batch_ingest import IngestResult, ingest_batch, open_requests, release_requests
-from pipeline.stages.batch_submit import STATUS_FROM_OPENAI, claim_batch, submit_batch
+from pipeline.stages.batch_submit import STATUS_FROM_OPENAI, claim_batch, fail_batch, submit_batch
 from pipeline.stages.stage_status import apply_stage_changes
 
 __all__ = ["OPEN_STATUSES", "CheckResult", "cancel_batch", "check_batches"]
@@ -80,17 +80,7 @@ def _release_failed_batch(
         apply_stage_changes(
             db, release_requests(db, [(request, reason) for request in waiting], settings, now, released), now
         )
-        db.execute(
-            update(AIBatchRequest)
-            .where(AIBatchRequest.id == batch_id)
-            .values(
-                status=AIBatchRequestStatus.FAILED,
-                error_message=reason,
-                completed_at=now,
-                lease_expires_at=None,
-                failed_count=len(waiting),
-            )
-        )
+        fail_batch(db, batch_id, reason, now=now, failed_count=len(waiting))
     return released.fallback
 
 

@@ -12,13 +12,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import NoReturn
 
 from sqlalchemy import ColumnElement, Engine, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline import metrics
+from pipeline.db.claims import lease_for
 from pipeline.db.enums import CompanyStatus, CsvFetchOutcome
 from pipeline.db.models import Company, CsvFetch, CsvRowError
 from pipeline.db.secrets import PasswordBox
@@ -42,9 +42,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-#: A claim outlives the import's own time limit by this much before another worker may take it over.
-_LEASE_GRACE = timedelta(minutes=2)
 
 
 class CsvImportFailed(PipelineError):
@@ -181,7 +178,7 @@ def import_company_csv(
         if company is None or company.status is not CompanyStatus.ACTIVE or not company.csv_url:
             logger.info("company %s is gone, inactive or has no CSV URL: nothing to import", company_id)
             return CsvImportResult(company_id, None, None)
-        lease = timedelta(milliseconds=settings.csv_import_timeout) + _LEASE_GRACE
+        lease = lease_for(settings.csv_import_timeout)
         fetch_id = claim_company_import(
             db, company_id, max_concurrent=settings.csv_import_max_concurrent, lease=lease, now=utcnow()
         )

@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline import metrics
 from pipeline.db.bulk import bulk_insert, upsert_statement
-from pipeline.db.claims import IMPORT_DERIVATION, claim
+from pipeline.db.claims import IMPORT_DERIVATION, claim, lease_for
 from pipeline.db.enums import CompanyStatus, ProcessingStage, ProcessingStatus
 from pipeline.db.models import ChatSession, Company, Message, SessionImport, SessionProcessingStatus
 from pipeline.db.secrets import PasswordBox
@@ -65,7 +65,6 @@ _sessions = cast(Table, ChatSession.__table__)
 _messages = cast(Table, Message.__table__)
 _imports = cast(Table, SessionImport.__table__)
 _statuses = cast(Table, SessionProcessingStatus.__table__)
-_LEASE_GRACE = timedelta(minutes=2)
 _MAX_WARNINGS = 20
 
 _CSV, _FETCH, _CREATE = (
@@ -173,7 +172,7 @@ def _claim(
             limit=len(import_ids),
             owner=settings.scheduler_instance_id,
             now=now,
-            lease=timedelta(milliseconds=settings.import_processing_timeout) + _LEASE_GRACE,
+            lease=lease_for(settings.import_processing_timeout),
             where=[SessionImport.id.in_(import_ids), SessionImport.company_id.in_(active)],
         )
         if not claimed:
