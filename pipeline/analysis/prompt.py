@@ -23,13 +23,22 @@ import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 from pipeline.analysis.schema import MAX_QUESTIONS, RESPONSE_FORMAT, SUMMARY_MAX_CHARS, SUMMARY_MIN_CHARS
 from pipeline.db.enums import SentimentCategory, SessionCategory
 
-if TYPE_CHECKING:
-    from pipeline.db.models import Message
+
+class MessageRow(Protocol):
+    """What :meth:`PromptMessage.from_row` reads of a stored message."""
+
+    @property
+    def role(self) -> str: ...
+    @property
+    def content(self) -> str: ...
+    @property
+    def timestamp(self) -> datetime | None: ...
+
 
 __all__ = [
     "CATEGORY_GUIDE",
@@ -105,7 +114,7 @@ class PromptMessage:
             raise ValueError(f"naive timestamp {self.timestamp!r}: prompt times must be aware")
 
     @classmethod
-    def from_row(cls, message: Message) -> PromptMessage:
+    def from_row(cls, message: MessageRow) -> PromptMessage:
         return cls(role=message.role, content=message.content, timestamp=message.timestamp)
 
     def line(self) -> str:

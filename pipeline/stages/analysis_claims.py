@@ -11,11 +11,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pipeline.analysis import choose_model
 from pipeline.db.claims import STAGE_STATUS, claim
 from pipeline.db.enums import CompanyStatus, ProcessingStage, ProcessingStatus
 from pipeline.db.models import ChatSession, Company, SessionProcessingStatus
 from pipeline.settings import Settings
+from pipeline.stages.ai_models import choose_model
 
 __all__ = ["ClaimedSession", "claim_analysable"]
 
