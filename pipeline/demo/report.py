@@ -125,44 +125,6 @@ class DemoReport:
     def log(self) -> Path:
         return self.workdir / LOG_NAME
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "unexpected": self.unexpected,
-            "seconds": round(self.seconds, 3),
-            "sessions_per_company": self.sessions_per_company,
-            # Left behind when asked for (--keep) or when something was unexpected; otherwise removed.
-            "workdir": str(self.workdir) if self.workdir.exists() else None,
-            "companies": [company.__dict__ for company in self.companies],
-            "sessions": {
-                "good_rows": self.good_rows,
-                "imported": self.imported,
-                "created": self.sessions,
-                "messages": self.messages,
-                "analysed": self.analysed,
-            },
-            "sentiment": self.sentiment,
-            "categories": self.categories,
-            "questions": self.questions,
-            "cost": {
-                "eur": round(self.cost_eur, 6),
-                "prompt_tokens": self.prompt_tokens,
-                "completion_tokens": self.completion_tokens,
-                "total_tokens": self.total_tokens,
-            },
-            "batches": {"submitted": self.batches_submitted, "processed": self.batches_processed},
-            "scheduler_runs": [run.__dict__ for run in self.scheduler_runs],
-            "failures": {
-                "fetches": [failure.__dict__ for failure in self.fetch_failures],
-                "csv_rows": [error.__dict__ for error in self.row_errors],
-                "sessions": [failure.__dict__ for failure in self.session_failures],
-                "other": self.other_failures,
-            },
-            "injected": [row.__dict__ for row in self.injected],
-            "pipeline": self.pipeline,
-            "log_records": self.log_records,
-        }
-
 
 def _dead_letters(broker: StubBroker) -> list[str]:
     """Every dead-lettered message, with its error: none is expected (a 401 is recorded, not raised)."""
@@ -378,9 +340,8 @@ def build_report(
     return report
 
 
-def judge(report: DemoReport, scenario: Scenario, imported_ids: set[tuple[str, str]]) -> list[str]:
-    """Every way the run differs from what the data set must produce."""
-    wrong: list[str] = []
+def _import_mismatches(scenario: Scenario, imported_ids: set[tuple[str, str]]) -> list[str]:
+    wrong = []
     expected_ids = {
         (name, session_id)
         for name, session_ids in scenario.good_ids.items()
@@ -391,11 +352,12 @@ def judge(report: DemoReport, scenario: Scenario, imported_ids: set[tuple[str, s
         wrong.append(f"{len(missing)} good CSV rows were not imported, e.g. {min(missing)}")
     if extra := imported_ids - expected_ids:
         wrong.append(f"{len(extra)} rows were imported that should not have been, e.g. {min(extra)}")
+    return wrong
 
-    for company in report.companies:
-        if company.scenario != WRONG_CREDENTIALS and company.fetch != "IMPORTED":
-            wrong.append(f"the fetch of {company.name} ended {company.fetch}, not IMPORTED")
 
+def _row_error_mismatches(report: DemoReport, scenario: Scenario) -> list[str]:
+    """Every injected row refused for its column, and no other row refused."""
+    wrong = []
     found = {(error.company, error.line): error for error in report.row_errors}
     for row in scenario.injected:
         error = found.pop((scenario.broken, row.line), None)
@@ -408,25 +370,45 @@ def judge(report: DemoReport, scenario: Scenario, imported_ids: set[tuple[str, s
                 f"line {row.line} of {scenario.broken} ({row.problem}) was refused for {error.reason!r}, "
                 f"not for its {row.column}"
             )
-    for (name, line), error in sorted(found.items()):
-        wrong.append(f"unexpected CSV row error at line {line} of {name}: {error.reason}")
+    wrong.extend(
+        f"unexpected CSV row error at line {line} of {name}: {error.reason}"
+        for (name, line), error in sorted(found.items())
+    )
+    return wrong
 
+
+def _company_mismatches(report: DemoReport) -> list[str]:
+    """Every company's last fetch IMPORTED but the locked-out one's."""
+    return [
+        f"the fetch of {company.name} ended {company.fetch}, not IMPORTED"
+        for company in report.companies
+        if company.scenario != WRONG_CREDENTIALS and company.fetch != "IMPORTED"
+    ]
+
+
+def _fetch_mismatches(report: DemoReport, scenario: Scenario) -> list[str]:
+    """The locked-out company's fetch fails once with a 401 and is not retried; no other fetch fails."""
+    wrong = []
     locked_out = [failure for failure in report.fetch_failures if failure.company == scenario.locked_out]
-    others = [failure for failure in report.fetch_failures if failure.company != scenario.locked_out]
+    who = f"{scenario.locked_out} (wrong password)"
     if not locked_out:
-        wrong.append(f"{scenario.locked_out} (wrong password) has no failed fetch")
+        wrong.append(f"{who} has no failed fetch")
     for failure in locked_out:
         if failure.http_status != 401:
-            wrong.append(
-                f"{scenario.locked_out} (wrong password) failed with {failure.error!r}, not HTTP 401"
-            )
+            wrong.append(f"{who} failed with {failure.error!r}, not HTTP 401")
         if failure.attempts != 1:
-            wrong.append(
-                f"{scenario.locked_out} (wrong password) was retried as if transient: "
-                f"{failure.attempts} fetches"
-            )
-    wrong.extend(f"the fetch of {failure.company} failed: {failure.error}" for failure in others)
+            wrong.append(f"{who} was retried as if transient: {failure.attempts} fetches")
+    wrong.extend(
+        f"the fetch of {failure.company} failed: {failure.error}"
+        for failure in report.fetch_failures
+        if failure.company != scenario.locked_out
+    )
+    return wrong
 
+
+def _analysis_mismatches(report: DemoReport) -> list[str]:
+    """Every good row a session, analysed and priced, through batches that all ended PROCESSED."""
+    wrong = []
     if report.sessions != report.good_rows:
         wrong.append(f"{report.sessions} sessions were created from {report.good_rows} good rows")
     if report.analysed != report.good_rows:
@@ -441,14 +423,32 @@ def judge(report: DemoReport, scenario: Scenario, imported_ids: set[tuple[str, s
         for failure in report.session_failures
     )
     wrong.extend(report.other_failures)
+    return wrong
 
+
+def _run_mismatches(report: DemoReport) -> list[str]:
+    """A run of each scheduler the demo ticks, none failed, each with its tick."""
     jobs = {run.job for run in report.scheduler_runs}
-    for job in ("csv-import", "batch-processing", "batch-processing-check"):
-        if job not in jobs:
-            wrong.append(f"no run of the {job} scheduler was recorded")
+    wrong = [
+        f"no run of the {job} scheduler was recorded"
+        for job in ("csv-import", "batch-processing", "batch-processing-check")
+        if job not in jobs
+    ]
     for run in report.scheduler_runs:
         if run.status == "FAILED":
             wrong.append(f"a run of the {run.job} scheduler failed: {run.error}")
         if run.tick is None:
             wrong.append(f"a run of the {run.job} scheduler has no recorded tick")
     return wrong
+
+
+def judge(report: DemoReport, scenario: Scenario, imported_ids: set[tuple[str, str]]) -> list[str]:
+    """Every way the run differs from what the data set must produce."""
+    return [
+        *_import_mismatches(scenario, imported_ids),
+        *_company_mismatches(report),
+        *_row_error_mismatches(report, scenario),
+        *_fetch_mismatches(report, scenario),
+        *_analysis_mismatches(report),
+        *_run_mismatches(report),
+    ]
