@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from sqlalchemy import ColumnElement, Engine, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -158,6 +158,42 @@ def _fail(
     raise kind(company_id, reason)
 
 
+def _record_imported(
+    factory: sessionmaker[Session],
+    fetch_id: uuid.UUID,
+    result: StoreResult,
+    started: float,
+    common: dict[str, Any],
+) -> None:
+    _finish(
+        factory,
+        fetch_id,
+        outcome=CsvFetchOutcome.IMPORTED,
+        rows_total=result.rows_total,
+        rows_new=result.rows_new,
+        rows_changed=result.rows_changed,
+        rows_duplicate=result.rows_duplicate,
+        rows_invalid=result.rows_invalid,
+        **common,
+    )
+    metrics.CSV_FETCHES.labels("imported").inc()
+    for name in ("new", "changed", "duplicate", "invalid"):
+        metrics.CSV_ROWS.labels(name).inc(getattr(result, f"rows_{name}"))
+    metrics.CSV_FETCH_DURATION.observe(time.monotonic() - started)
+
+
+def _hand_over(
+    engine: Engine, fetch_id: uuid.UUID, chunk_size: int, hand_over: Callable[[list[uuid.UUID]], None]
+) -> int:
+    """Hand the fetch's new and changed imports to the next stage in chunks; how many were handed over."""
+    handed_over = 0
+    with engine.connect() as connection:
+        for chunk in iter_fetch_import_ids(connection, fetch_id, chunk_size):
+            hand_over(chunk)
+            handed_over += len(chunk)
+    return handed_over
+
+
 def import_company_csv(
     engine: Engine,
     settings: Settings,
@@ -247,7 +283,7 @@ def import_company_csv(
         _fail(factory, company_id, fetch_id, reason, kind=TransientCsvImportFailure)
 
     metrics.CSV_FETCH_BYTES.observe(response.bytes_read)
-    common = {
+    common: dict[str, Any] = {
         "http_status": response.status_code,
         "bytes_read": response.bytes_read,
         "content_hash": response.sha256,
@@ -271,27 +307,8 @@ def import_company_csv(
             kind=PermanentCsvImportFailure,
             **common,
         )
-    _finish(
-        factory,
-        fetch_id,
-        outcome=CsvFetchOutcome.IMPORTED,
-        rows_total=result.rows_total,
-        rows_new=result.rows_new,
-        rows_changed=result.rows_changed,
-        rows_duplicate=result.rows_duplicate,
-        rows_invalid=result.rows_invalid,
-        **common,
-    )
-    metrics.CSV_FETCHES.labels("imported").inc()
-    for name in ("new", "changed", "duplicate", "invalid"):
-        metrics.CSV_ROWS.labels(name).inc(getattr(result, f"rows_{name}"))
-    metrics.CSV_FETCH_DURATION.observe(time.monotonic() - started)
-
-    handed_over = 0
-    with engine.connect() as connection:
-        for chunk in iter_fetch_import_ids(connection, fetch_id, settings.import_processing_batch_size):
-            hand_over(chunk)
-            handed_over += len(chunk)
+    _record_imported(factory, fetch_id, result, started, common)
+    handed_over = _hand_over(engine, fetch_id, settings.import_processing_batch_size, hand_over)
     return CsvImportResult(
         company_id,
         fetch_id,
