@@ -7,15 +7,16 @@ The shapes are the ones the dashboard reads (``docs/health.md`` shows them); bui
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from pipeline.health.aggregator import HealthAggregator, HealthReport, SchedulerHealth
+from pipeline.health.aggregator import HealthAggregator, HealthReport, QueueView, SchedulerHealth
 from pipeline.health.rules import EndpointState
 from pipeline.scheduling.control import SINGLE_ACTIONS, Action
+from pipeline.scheduling.overview import SchedulerOverview
 from pipeline.settings import Settings
 
 __all__ = [
@@ -222,10 +223,70 @@ def _endpoint_body(state: EndpointState | None) -> EndpointBody:
     )
 
 
+def _run_figures(overview: SchedulerOverview | None) -> RunFigures:
+    if overview is None:
+        return RunFigures(
+            window="24h", totalRuns=None, successfulRuns=None, failedRuns=None, averageRunSeconds=None
+        )
+    return RunFigures(
+        window="24h",
+        totalRuns=overview.recent_runs,
+        successfulRuns=overview.recent_successes,
+        failedRuns=overview.recent_failures,
+        averageRunSeconds=overview.average_run_seconds,
+    )
+
+
+def _queue_state(queue: QueueView | None) -> QueueState:
+    if queue is None:
+        return QueueState(
+            depth=None, unacked=None, consumers=None, delayed=None, deadLetters=None, declared=None
+        )
+    return QueueState(
+        depth=queue.ready,
+        unacked=queue.unacked,
+        consumers=queue.consumers,
+        delayed=queue.delayed,
+        deadLetters=queue.dead_letters,
+        declared=queue.declared,
+    )
+
+
+#: The entry's fields read from the run history, in the order :func:`_history` gives their values.
+_HISTORY_FIELDS = (
+    "control",
+    "runningNow",
+    "lastRun",
+    "lastRunStatus",
+    "lastError",
+    "lastErrorAt",
+    "lastTick",
+    "lastTickOutcome",
+    "nextRun",
+    "consecutiveFailures",
+)
+
+
+def _history(overview: SchedulerOverview | None) -> dict[str, Any]:
+    """The entry's fields read from the run history; all null when the database could not be read."""
+    if overview is None:
+        return dict.fromkeys(_HISTORY_FIELDS)
+    values = (
+        overview.control if overview.control in ("ACTIVE", "PAUSED", "STOPPED") else None,
+        overview.running_now,
+        overview.last_run_at,
+        overview.last_run_status,
+        overview.last_error,
+        overview.last_error_at,
+        overview.last_tick_at,
+        overview.last_tick_outcome,
+        overview.next_run_at,
+        overview.consecutive_failures,
+    )
+    return dict(zip(_HISTORY_FIELDS, values, strict=True))
+
+
 def _entry(scheduler: SchedulerHealth, settings: Settings) -> SchedulerEntry:
-    overview = scheduler.overview
-    queue = scheduler.queue
-    control = overview.control if overview else None
     return SchedulerEntry(
         id=scheduler.job.id,
         name=scheduler.job.name,
@@ -234,36 +295,14 @@ def _entry(scheduler: SchedulerHealth, settings: Settings) -> SchedulerEntry:
         timezone=settings.scheduler_timezone,
         status=scheduler.status.value,
         healthy=scheduler.healthy,
-        control=control if control in ("ACTIVE", "PAUSED", "STOPPED") else None,
         enabled=settings.scheduler_enabled,
-        runningNow=overview.running_now if overview else None,
-        lastRun=overview.last_run_at if overview else None,
-        lastRunStatus=overview.last_run_status if overview else None,
         lastSuccess=scheduler.last_success,
-        lastError=overview.last_error if overview else None,
-        lastErrorAt=overview.last_error_at if overview else None,
-        lastTick=overview.last_tick_at if overview else None,
-        lastTickOutcome=overview.last_tick_outcome if overview else None,
-        nextRun=overview.next_run_at if overview else None,
-        consecutiveFailures=overview.consecutive_failures if overview else None,
-        metrics=RunFigures(
-            window="24h",
-            totalRuns=overview.recent_runs if overview else None,
-            successfulRuns=overview.recent_successes if overview else None,
-            failedRuns=overview.recent_failures if overview else None,
-            averageRunSeconds=overview.average_run_seconds if overview else None,
-        ),
-        queueStats=QueueState(
-            depth=queue.ready if queue else None,
-            unacked=queue.unacked if queue else None,
-            consumers=queue.consumers if queue else None,
-            delayed=queue.delayed if queue else None,
-            deadLetters=queue.dead_letters if queue else None,
-            declared=queue.declared if queue else None,
-        ),
+        metrics=_run_figures(scheduler.overview),
+        queueStats=_queue_state(scheduler.queue),
         lagSeconds=scheduler.lag_seconds,
         metricsEndpoint=_endpoint_body(scheduler.metrics_endpoint),
         reasons=list(scheduler.reasons),
+        **_history(scheduler.overview),
     )
 
 

@@ -11,14 +11,14 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, and_, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import Engine, select
 
 from pipeline.db.claims import STAGE_STATUS
-from pipeline.db.enums import CompanyStatus, ProcessingStage, ProcessingStatus
-from pipeline.db.models import ChatSession, Company, SessionProcessingStatus
+from pipeline.db.enums import ProcessingStage, ProcessingStatus
+from pipeline.db.models import SessionProcessingStatus
 from pipeline.db.types import utcnow
 from pipeline.settings import Settings
+from pipeline.stages.analysis_claims import analysable_sessions
 from pipeline.stages.sweeps import SWEEP_GRACE, Swept, sweep
 
 __all__ = ["SWEEP_GRACE", "sweep_sessions"]
@@ -34,22 +34,8 @@ def sweep_sessions(
 ) -> Swept:
     """Send every overdue AI_ANALYSIS of an ACTIVE company's session whose messages exist, in chunks."""
     analysis = SessionProcessingStatus
-    creation = aliased(SessionProcessingStatus)
-    candidates = (
-        select(analysis.session_id)
-        .join(
-            creation,
-            and_(
-                creation.session_id == analysis.session_id, creation.stage == ProcessingStage.SESSION_CREATION
-            ),
-        )
-        .join(ChatSession, ChatSession.id == analysis.session_id)
-        .join(Company, Company.id == ChatSession.company_id)
-        .where(
-            analysis.stage == ProcessingStage.AI_ANALYSIS,
-            creation.status == ProcessingStatus.COMPLETED,
-            Company.status == CompanyStatus.ACTIVE,
-        )
+    candidates = select(analysis.session_id).where(
+        analysis.stage == ProcessingStage.AI_ANALYSIS, analysis.session_id.in_(analysable_sessions())
     )
     return sweep(
         engine,
