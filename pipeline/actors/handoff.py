@@ -1,8 +1,8 @@
 """Handing work to the next stage: chunks of ids as messages, never one message per row.
 
-A message is only a nudge (architecture §4.0): if publishing fails, the work is still in the database and the
-next stage's sweep finds it, so a failed publish is counted and logged, not raised into the stage that
-already committed its work.
+A message is only a nudge (``docs/architecture.md``, invariant 1): if publishing fails, the work is still in
+the database and the next stage's sweep finds it, so a failed publish is counted and logged, not raised into
+the stage that already committed its work.
 """
 
 from __future__ import annotations

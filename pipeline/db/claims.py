@@ -1,4 +1,4 @@
-"""Claiming work in the database: the one way every stage decides who does what (architecture §4.2).
+"""Claiming work in the database: the one way every stage decides who does what (``docs/architecture.md``).
 
 A claim takes up to N items of a kind whose status is pending, or whose lease has expired, and marks them
 in progress with a lease, in one ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING``.

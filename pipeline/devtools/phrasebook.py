@@ -13,7 +13,7 @@ from pipeline.db.enums import SessionCategory
 
 __all__ = ["CATEGORIES", "Exchange", "Phrasebook"]
 
-#: The topics a chat can be about: the ``SessionCategory`` values (domain spec §1.10), in their order.
+#: The topics a chat can be about: the ``SessionCategory`` values, in their order.
 CATEGORIES: tuple[str, ...] = tuple(category.value for category in SessionCategory)
 
 Exchange = tuple[str, str]

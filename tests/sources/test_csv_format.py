@@ -12,7 +12,7 @@ from sqlalchemy import String
 from pipeline.db.models import SessionImport
 from pipeline.sources.csv_format import COLUMNS, ColumnKind, RowError, SessionRow, parse_session_rows
 
-#: The four sample rows of domain.md §2, verbatim.
+#: Four sample rows of a real export, verbatim.
 SAMPLE = (
     "a068d62a-439b-4d70-924f-3d45ffba673b,30.04.2025 11:38:14,30.04.2025 11:38:14,31.176.221.57,BA,,1,,,,"
     "https://proto.notso.ai/jumbo/chats/a068d62a-439b-4d70-924f-3d45ffba673b.txt,2.051,6470,0.0009,,test\n"

@@ -20,7 +20,7 @@ from pipeline.sources.transcript_format import (
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
-#: The shape of domain.md §3, with the times of the sample session ef6b43f6 (01.05.2025 12:11-12:14, CEST).
+#: The shape of docs/import-processing.md, with the times of a sample session (01.05.2025 12:11-12:14, CEST).
 SAMPLE = (
     "[01.05.2025 12:11:18] User: whats up\n"
     "[01.05.2025 12:11:21] Assistant: Hallo! Waarmee kan ik je helpen?\n"
