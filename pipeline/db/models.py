@@ -511,7 +511,7 @@ class SchedulerState(Base):
     scheduler_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
     paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # Stopped: ticks are recorded as skipped until started again (the seed's stop/start, beside pause/resume).
+    # Stopped: ticks are recorded as skipped until started again (stop/start, beside pause/resume).
     stopped: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     config: Mapped[dict[str, Any] | None] = mapped_column(JSONColumn)

@@ -23,7 +23,7 @@ Exchange = tuple[str, str]
 class Phrasebook:
     """Everything said in one language.
 
-    ``labels`` are the upstream CSV's free-text spellings of the language (``english``, ``Dutch`` ...).
+    ``labels`` are the exported CSV's free-text spellings of the language (``english``, ``Dutch`` ...).
     In ``hr_referrals`` the placeholder ``{hr}`` stands for the company's HR address.
     """
 

@@ -1,4 +1,4 @@
-"""The scheduled jobs: the seed's scheduler ids, the cron setting of each and the tick actor it sends.
+"""The scheduled jobs: the scheduler ids, the cron setting of each and the tick actor it sends.
 
 Jobs name their actor rather than import it, so that the health aggregator and the CLI can list and control
 schedulers without declaring any actor.
@@ -25,7 +25,7 @@ class UnknownScheduler(LookupError):
 
 @dataclass(frozen=True)
 class Job:
-    """One cron job: ``id`` is the seed's scheduler id and the ``scheduler`` label of its metrics."""
+    """One cron job: ``id`` is its scheduler id (admin API) and the ``scheduler`` label of its metrics."""
 
     id: str
     name: str

@@ -107,7 +107,7 @@ def validated(completion: ChatCompletion, session_id: uuid.UUID) -> SessionAnaly
 
 
 def _detail(source: Any, name: str) -> int | None:
-    # Upstream stores 0 as NULL: "not reported" and "none used" read the same.
+    # 0 is stored as NULL: "not reported" and "none used" read the same.
     return (getattr(source, name, None) or None) if source is not None else None
 
 

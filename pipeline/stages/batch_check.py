@@ -5,7 +5,7 @@ failed). A completed, expired or cancelled batch is ingested (expired and cancel
 results); a failed one releases its requests with the reason. A batch open longer than
 ``BATCH_TIMEOUT_HOURS`` is cancelled at OpenAI, and its unfinished requests come back when the cancellation
 ends. A batch whose submission a worker left half done is submitted again. A polling error only skips the
-batch until the next tick: it never marks a batch failed locally (upstream's double-spend bug).
+batch until the next tick: it never marks a batch failed locally, which could pay twice for its requests.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ DERIVATION_STAGES = (
 
 
 def pipeline_status(db: Session) -> dict[str, Any]:
-    """Counts by status of every stage (upstream's getPipelineStatus) and of import derivation."""
+    """Counts by status of every stage and of import derivation."""
     stages: dict[str, dict[str, int]] = {stage.value: {} for stage in ProcessingStage}
     for stage, status, count in db.execute(
         select(SessionProcessingStatus.stage, SessionProcessingStatus.status, func.count()).group_by(

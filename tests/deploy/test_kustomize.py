@@ -271,7 +271,7 @@ def test_the_region_overlay_imports_only_its_regions_companies_in_its_own_namesp
     resources = render("overlays/region-eu")
     config = configmap_data(resources)
 
-    # Then the deployment is restricted to eu companies (the seed's geographic distribution)
+    # Then the deployment is restricted to eu companies (geographic distribution)
     assert config["REGION"] == "eu"
     assert config["CSV_COMPANIES_FILTER"] == "region:eu"
     # And every namespaced resource lives in the region's namespace

@@ -63,7 +63,7 @@ def chunked(data: bytes, size: int) -> Iterator[bytes]:
 
 
 def test_the_sample_rows_parse_exactly() -> None:
-    # Given the sample rows of the upstream CSV
+    # Given the sample rows of a real export
     # When I parse them
     rows = parse(SAMPLE)
 
@@ -397,7 +397,7 @@ def test_zero_stays_zero() -> None:
     # When I parse it
     row = parse_one(text)
 
-    # Then I expect zeros, not None (the upstream turned "0" into null)
+    # Then I expect zeros, not None ("0" is a number, not "unknown")
     assert isinstance(row, SessionRow)
     assert (row.messages_sent, row.avg_response_time_seconds, row.tokens, row.tokens_eur) == (0, 0.0, 0, 0.0)
 

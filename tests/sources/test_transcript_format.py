@@ -47,7 +47,7 @@ def cest(day: int, month: int, hour: int, minute: int, second: int) -> datetime:
 
 
 def test_the_sample_transcript_parses_into_ordered_messages_with_utc_timestamps() -> None:
-    # Given a transcript in the upstream's format, of a company in Amsterdam
+    # Given a transcript in the export format, of a company in Amsterdam
     # When I parse it
     parsed = parse(SAMPLE)
 

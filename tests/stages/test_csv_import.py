@@ -90,7 +90,7 @@ def _fetches(engine: Engine, company_id: uuid.UUID) -> list[CsvFetch]:
 def test_a_company_csv_is_imported_and_its_fetch_recorded(
     pg_engine: Engine, pg_settings: Settings, source: Source, fetcher: Fetcher
 ) -> None:
-    # Given a company whose CSV holds the upstream's sample rows (CRLF, quoted commas and quotes)
+    # Given a company whose CSV holds a real export's sample rows (CRLF, quoted commas and quotes)
     source.write_csv(0, SAMPLE)
     company_id = add_source_company(pg_engine, source, 0)
     handover = Handover()
