@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from multiprocessing.synchronize import Barrier
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pika
@@ -47,6 +48,12 @@ SCHEDULE = {
 }
 MOMENTS = [datetime(2026, 11, 26, 12, minute, 1, tzinfo=UTC) for minute in range(0, 60, 10)]
 REPLICAS = 3
+
+
+def _through(port: int) -> str:
+    """RABBITMQ_URL, with its credentials and vhost, reached through a local port."""
+    parts = urlsplit(RABBITMQ_URL)
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:{parts.password}@127.0.0.1:{port}"))
 
 
 def _queue_depth(queue: str) -> int:
@@ -225,7 +232,7 @@ def test_a_scheduler_outlives_a_rabbitmq_outage_and_sends_the_tick_it_missed(
     with TcpProxy(("127.0.0.1", 5672)) as proxy:
         settings = load_settings(
             database_url=pg_settings.database_url,
-            rabbitmq_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/%2F",
+            rabbitmq_url=_through(proxy.port),
             **SCHEDULE,
         )
         broker = build_broker(settings)
