@@ -97,3 +97,16 @@ def test_the_actors_retry_with_the_configured_cap() -> None:
     assert actor_should_retry(cap - 1, RuntimeError("boom"))
     assert not actor_should_retry(cap, RuntimeError("boom"))
     assert not actor_should_retry(0, PermanentCallFailure("HTTP 400"))
+
+
+def test_every_work_actor_decides_its_retries_by_the_error_tree() -> None:
+    # Given every actor the pipeline declares
+    from pipeline.actors import broker
+
+    actors = [broker.get_actor(name) for name in broker.get_declared_actors()]
+    # Then the ticks are never retried, and every other actor retries by the kind of its error
+    work = [actor for actor in actors if actor.options.get("max_retries") != 0]
+    assert work
+    assert {actor.actor_name: actor.options.get("retry_when") for actor in work} == {
+        actor.actor_name: actor_should_retry for actor in work
+    }
