@@ -114,24 +114,28 @@ def configure_logging(settings: Settings, *, stream: Any = None) -> None:
     root.setLevel(settings.log_level)
 
 
-#: Actor arguments that name what a message is about, by actor: (position, context field).
-_ARGUMENT_FIELDS = {
-    "import_company": (0, "company_id"),
-    "submit_batch": (0, "batch_id"),
-}
+def _argument_fields(message: MessageProxy) -> dict[str, str]:
+    """The message's arguments that are context fields (``company_id``, ``batch_id``...), named by the job
+    registry's definition of its actor."""
+    from pipeline.scheduling.jobs import find_actor
+
+    actor = find_actor(message.actor_name)
+    if actor is None:
+        return {}
+    named = {**dict(zip(actor.arguments, message.args, strict=False)), **message.kwargs}
+    return {name: str(value) for name, value in named.items() if name in CONTEXT_FIELDS}
 
 
 class LogContext(Middleware):
-    """Binds the message id, actor and stage (its queue) to every record logged while a message runs."""
+    """Binds the message id, actor and stage (its queue), and the arguments that name what the message is
+    about, to every record logged while a message runs."""
 
     def __init__(self) -> None:
         self._tokens: dict[str, Any] = {}
 
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         fields = {"message_id": message.message_id, "actor": message.actor_name, "stage": message.queue_name}
-        position_field = _ARGUMENT_FIELDS.get(message.actor_name)
-        if position_field and len(message.args) > position_field[0]:
-            fields[position_field[1]] = str(message.args[position_field[0]])
+        fields.update(_argument_fields(message))
         self._tokens[message.message_id] = _context.set({**_context.get(), **fields})
 
     def _unbind(self, message: MessageProxy) -> None:

@@ -11,16 +11,26 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pipeline.scheduling.cron import CronError, normalize_cron
 
-__all__ = ["CronExpression", "Settings", "SettingsError", "get_settings", "load_settings"]
+__all__ = [
+    "CompaniesFilter",
+    "CronExpression",
+    "Settings",
+    "SettingsError",
+    "Unit",
+    "get_settings",
+    "load_settings",
+]
 
 #: RabbitMQ closes a channel whose delivery stays unacknowledged longer than this (its default).
 RABBITMQ_DEFAULT_CONSUMER_TIMEOUT_MS = 30 * 60 * 1000
@@ -44,19 +54,57 @@ def _validate_timezone(name: str) -> str:
     return name
 
 
-def _validate_companies_filter(value: str | None) -> str | None:
-    if value is None or not value.strip():
+@dataclass(frozen=True)
+class CompaniesFilter:
+    """``CSV_COMPANIES_FILTER`` parsed: the companies of one region, or the companies with these ids."""
+
+    region: str | None = None
+    ids: tuple[uuid.UUID, ...] = ()
+
+    def __str__(self) -> str:
+        return f"region:{self.region}" if self.region is not None else "id:" + ",".join(map(str, self.ids))
+
+
+def _parse_companies_filter(value: object) -> CompaniesFilter | None:
+    """``region:<name>`` or ``id:<uuid>[,<uuid>...]``, read once at start-up."""
+    if value is None or isinstance(value, CompaniesFilter):
+        return value
+    text = str(value).strip()
+    if not text:
         return None
-    kind, _, argument = value.strip().partition(":")
-    if kind not in {"region", "id"} or not argument.strip():
-        raise ValueError(f"expected 'region:<name>' or 'id:<id>[,<id>...]', got {value!r}")
-    return f"{kind}:{argument.strip()}"
+    kind, _, argument = text.partition(":")
+    argument = argument.strip()
+    if kind == "region" and argument:
+        return CompaniesFilter(region=argument)
+    if kind == "id" and argument:
+        return CompaniesFilter(ids=tuple(_company_id(part) for part in argument.split(",") if part.strip()))
+    raise ValueError(f"expected 'region:<name>' or 'id:<uuid>[,<uuid>...]', got {text!r}")
+
+
+def _company_id(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text.strip())
+    except ValueError:
+        raise ValueError(f"{text.strip()!r} is not a company id (a UUID)") from None
 
 
 CronExpression = Annotated[str, AfterValidator(_validate_cron)]
 TimeZoneName = Annotated[str, AfterValidator(_validate_timezone)]
 PositiveInt = Annotated[int, Field(ge=1)]
-Milliseconds = Annotated[int, Field(ge=1)]
+
+
+@dataclass(frozen=True)
+class Unit:
+    """The unit of a duration setting; ``docs/configuration.md`` states it in the setting's row (tested)."""
+
+    name: Literal["ms", "seconds", "hours", "days"]
+
+
+Milliseconds = Annotated[int, Field(ge=1), Unit("ms")]
+Seconds = Annotated[int, Field(ge=1), Unit("seconds")]
+SecondsOrZero = Annotated[int, Field(ge=0), Unit("seconds")]
+Hours = Annotated[int, Field(ge=1), Unit("hours")]
+Days = Annotated[int, Field(ge=1), Unit("days")]
 
 
 def _default_instance_id() -> str:
@@ -87,16 +135,15 @@ class Settings(BaseSettings):
     actor_max_retries: Annotated[int, Field(ge=0)] = 5
     actor_min_backoff_ms: Milliseconds = 1_000
     actor_max_backoff_ms: Milliseconds = 5 * 60 * 1000
-    claim_lease_seconds: PositiveInt = 15 * 60
 
     # Schedulers
     scheduler_enabled: bool = True
     scheduler_auto_restart: bool = True
     scheduler_instance_id: str = Field(default_factory=_default_instance_id, min_length=1)
     scheduler_timezone: TimeZoneName = "UTC"
-    scheduler_catchup_window: Annotated[int, Field(ge=0)] = 3600
-    scheduler_overlap_timeout: PositiveInt = 3600
-    scheduler_history_days: PositiveInt = 30
+    scheduler_catchup_window: SecondsOrZero = 3600
+    scheduler_overlap_timeout: Seconds = 3600
+    scheduler_history_days: Days = 30
     scheduler_max_restarts: Annotated[int, Field(ge=0)] = 5
     scheduler_restart_backoff_ms: Milliseconds = 1_000
     scheduler_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9192
@@ -122,7 +169,9 @@ class Settings(BaseSettings):
 
     # Tenancy
     region: str | None = None
-    csv_companies_filter: Annotated[str | None, AfterValidator(_validate_companies_filter)] = None
+    csv_companies_filter: Annotated[
+        CompaniesFilter | None, NoDecode, BeforeValidator(_parse_companies_filter)
+    ] = None
     csv_allow_private_networks: bool = False
 
     # AI
@@ -135,16 +184,16 @@ class Settings(BaseSettings):
     openai_max_retry_wait_ms: Milliseconds = 60_000
     eur_per_usd: Annotated[float, Field(gt=0)] = 0.85
     batch_min_requests: PositiveInt = 10
-    batch_max_wait: PositiveInt = 30 * 60
+    batch_max_wait: Seconds = 30 * 60
     batch_max_requests: Annotated[int, Field(ge=1, le=50_000)] = 1000
     batch_max_attempts: PositiveInt = 3
-    batch_timeout_hours: PositiveInt = 24
+    batch_timeout_hours: Hours = 24
     batch_sync_fallback: bool = False
 
     # Worker pools (`livedash worker`, `livedash run`)
     worker_processes: PositiveInt = 2
     worker_threads: PositiveInt = 4
-    worker_shutdown_grace_seconds: PositiveInt = 600
+    worker_shutdown_grace_seconds: Seconds = 600
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9191
 
     # Health aggregator and admin API (`livedash health`)
@@ -156,7 +205,7 @@ class Settings(BaseSettings):
     health_source_timeout_ms: Milliseconds = 3_000
     health_success_interval_factor: Annotated[float, Field(gt=0)] = 3.0
     health_max_consecutive_failures: PositiveInt = 3
-    health_max_lag_seconds: PositiveInt = 3600
+    health_max_lag_seconds: Seconds = 3600
 
     # Security and operations
     admin_api_token: SecretStr = SecretStr("")

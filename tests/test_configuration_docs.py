@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pipeline.settings import Settings
+from pipeline.settings import Settings, Unit
 
 DOC = Path(__file__).parents[1] / "docs" / "configuration.md"
 
@@ -32,3 +32,28 @@ def test_documented_defaults_match_the_code() -> None:
         if variable == "SCHEDULER_INSTANCE_ID":
             continue
         assert shown == documented, f"{variable}: documented {documented!r}, code says {shown!r}"
+
+
+#: A variable whose name says it is a duration must declare its unit in the settings.
+_DURATION_NAME = re.compile(r"_(MS|TIMEOUT|SECONDS|HOURS|DAYS|WAIT|WINDOW)$")
+#: How each unit reads in a row, and the unit it must not be mistaken for.
+_STATED = {
+    "ms": (r"\bms\b|millisecond", r"\bseconds\b"),
+    "seconds": (r"\bseconds\b", r"\bms\b|millisecond"),
+    "hours": (r"\bhours\b", r"\bms\b|millisecond"),
+    "days": (r"\bdays\b", r"\bms\b|millisecond"),
+}
+
+
+def test_every_duration_states_its_unit_and_no_other() -> None:
+    # Given the meaning column of every documented variable, and the unit each duration has in the code
+    rows = dict(re.findall(r"^\| `([A-Z0-9_]+)` \| [^|]* \| (.*) \|$", DOC.read_text(), flags=re.MULTILINE))
+    for name, field in Settings.model_fields.items():
+        variable = name.upper()
+        units = [item.name for item in field.metadata if isinstance(item, Unit)]
+        # Then every duration has a unit in the code, and its row states that unit, not the other one
+        assert units or not _DURATION_NAME.search(variable), f"{variable}: no Unit in pipeline/settings.py"
+        for unit in units:
+            stated, mistaken = _STATED[unit]
+            assert re.search(stated, rows[variable], flags=re.IGNORECASE), f"{variable}: say it is in {unit}"
+            assert not re.search(mistaken, rows[variable]), f"{variable}: its row names another unit"

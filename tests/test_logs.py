@@ -12,9 +12,10 @@ import pytest
 from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import Engine
 
-from pipeline.actors import periodic
 from pipeline.logs import LogContext, configure_logging, log_context, redact
+from pipeline.scheduling.jobs import SUBMIT_BATCH
 from pipeline.settings import Settings, load_settings
+from tests.stub_pipeline import stub_pipeline
 
 logger = logging.getLogger("pipeline.test")
 
@@ -119,19 +120,35 @@ def test_messages_processed_by_a_worker_carry_their_message_id_and_actor(output:
 
 
 def test_a_tick_logs_with_its_scheduler_id(
-    output: io.StringIO, sqlite_engine: Engine, sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch
+    output: io.StringIO, sqlite_engine: Engine, sqlite_settings: Settings
 ) -> None:
-    # Given a tick function of the csv-import scheduler, recorded as cron ticks are
+    # Given the csv-import tick actor on an in-memory broker
     configure_logging(load_settings(log_format="json"), stream=output)
-    monkeypatch.setattr(periodic, "get_engine", lambda: sqlite_engine)
-    monkeypatch.setattr(periodic, "get_settings", lambda: sqlite_settings)
-
-    @periodic.recorded_tick("csv-import")
-    def tick() -> int:
-        logger.info("fanning out")
-        return 0
-
-    # When it runs, then what it logs names its scheduler
-    tick()
-    [record] = [json.loads(line) for line in output.getvalue().splitlines() if '"fanning out"' in line]
+    with stub_pipeline(sqlite_settings, sqlite_engine) as pipeline:
+        # When its tick runs, then what it logs names its scheduler
+        pipeline.actors["csv_import_tick"].send()
+        pipeline.drain("csv-import")
+    [record] = [json.loads(line) for line in output.getvalue().splitlines() if "companies sent" in line]
     assert record["scheduler"] == "csv-import"
+
+
+def test_a_message_names_its_batch_from_the_registrys_argument_names(output: io.StringIO) -> None:
+    # Given a broker with the LogContext middleware and an actor that logs, named like the registry's
+    configure_logging(load_settings(log_format="json"), stream=output)
+    broker = StubBroker(middleware=[LogContext()])
+    broker.emit_after("process_boot")
+
+    @dramatiq.actor(broker=broker, queue_name="batch-processing", actor_name=SUBMIT_BATCH.name)
+    def submit(anything: str) -> None:
+        logger.info("submitting")
+
+    # When a message is processed
+    submit.send("b-7")
+    worker = dramatiq.Worker(broker, worker_threads=1)
+    worker.start()
+    broker.join("batch-processing")
+    worker.stop()
+
+    # Then its record names the batch by the registry's name of the argument, whatever the function calls it
+    [record] = [json.loads(line) for line in output.getvalue().splitlines() if '"submitting"' in line]
+    assert record["batch_id"] == "b-7"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
 
 import pytest
 
-from pipeline.settings import Settings, SettingsError, load_settings
+from pipeline.settings import CompaniesFilter, Settings, SettingsError, load_settings
 
 
 def test_defaults_follow_the_seed() -> None:
@@ -40,7 +41,16 @@ def test_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch)
     # Then they win over the defaults
     assert settings.csv_import_interval == "*/15 * * * *"
     assert settings.session_processing_batch_size == 200
-    assert settings.csv_companies_filter == "region:eu"
+    assert settings.csv_companies_filter == CompaniesFilter(region="eu")
+
+
+def test_a_companies_filter_by_id_is_parsed_once_into_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a filter naming two companies, with spaces around the second id
+    first, second = uuid.uuid4(), uuid.uuid4()
+    monkeypatch.setenv("CSV_COMPANIES_FILTER", f"id:{first}, {second} ")
+
+    # When the settings are read, then the filter holds the two ids, parsed
+    assert load_settings().csv_companies_filter == CompaniesFilter(ids=(first, second))
 
 
 @pytest.mark.parametrize(
@@ -54,6 +64,8 @@ def test_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch)
         ("BATCH_MAX_REQUESTS", "60000", "less than or equal to 50000"),
         ("SCHEDULER_TIMEZONE", "Mars/Olympus", "unknown time zone"),
         ("CSV_COMPANIES_FILTER", "europe", "expected 'region:<name>'"),
+        ("CSV_COMPANIES_FILTER", "id:not-a-uuid", "'not-a-uuid' is not a company id"),
+        ("CSV_COMPANIES_FILTER", "region:", "expected 'region:<name>'"),
         ("ACTOR_TIME_LIMIT_MS", "3600000", "must stay below RABBITMQ_CONSUMER_TIMEOUT_MS"),
     ],
 )

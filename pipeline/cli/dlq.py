@@ -59,13 +59,17 @@ def replay(
     message_id: str | None = typer.Option(None, "--id", help="Only this message."),
 ) -> None:
     """Send dead letters back to their queue with a fresh retry budget (every actor is idempotent)."""
-    from pipeline.actors import broker
     from pipeline.dead_letters import replay_dead_letters
+    from pipeline.publishing import Publisher
 
     (chosen,) = _queues(queue)
-    replayed = replay_dead_letters(
-        get_settings().rabbitmq_url, chosen, message_id=message_id, publish=broker.enqueue
-    )
+    publisher = Publisher(get_settings())
+    try:
+        replayed = replay_dead_letters(
+            get_settings().rabbitmq_url, chosen, message_id=message_id, publish=publisher
+        )
+    finally:
+        publisher.close()
     if message_id is not None and not replayed:
         exit_with_usage_error(f"no dead letter {message_id!r} in {chosen}.XQ")
     typer.echo(f"{len(replayed)} message(s) sent back to {chosen}")

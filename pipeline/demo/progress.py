@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = ["StageProgress", "progress_feed", "read_progress"]
 
@@ -75,15 +75,16 @@ def read_progress(db: Session) -> StageProgress:
 
 
 @contextmanager
-def progress_feed(on_progress: Callable[[StageProgress], None] | None) -> Iterator[None]:
+def progress_feed(
+    on_progress: Callable[[StageProgress], None] | None, sessions: sessionmaker[Session]
+) -> Iterator[None]:
     """Feed ``on_progress`` fresh counts from a background thread while the block runs, and once after."""
     if on_progress is None:
         yield
         return
-    from pipeline.db.engine import get_session_factory
 
     def poll() -> None:
-        with get_session_factory()() as db:
+        with sessions() as db:
             on_progress(read_progress(db))
 
     stop = threading.Event()

@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.demo.scenario import WRONG_CREDENTIALS, InjectedRow, Scenario
+from pipeline.scheduling.jobs import BATCH_CHECK_JOB, BATCH_SUBMIT_JOB, CSV_IMPORT_JOB
 
 if TYPE_CHECKING:
     from dramatiq.brokers.stub import StubBroker
+    from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = [
     "CompanyOutcome",
@@ -131,15 +133,15 @@ def build_report(
     broker: StubBroker,
     problems: list[str],
     log_records: int,
+    sessions: sessionmaker[Session],
 ) -> DemoReport:
     """The report of a finished run, read from the demo's database and judged against ``scenario``."""
-    from pipeline.db.engine import get_session_factory
     from pipeline.db.enums import SchedulerRunStatus
     from pipeline.db.models import ChatSession
     from pipeline.demo.collect import Stored
     from pipeline.stages.pipeline_reports import pipeline_status
 
-    with get_session_factory()() as db:
+    with sessions() as db:
         stored = Stored(db)
         runs = stored.scheduler_runs()
         if any(run.status == SchedulerRunStatus.RUNNING.value for run in runs):
@@ -272,7 +274,7 @@ def _run_mismatches(report: DemoReport) -> list[str]:
     jobs = {run.job for run in report.scheduler_runs}
     wrong = [
         f"no run of the {job} scheduler was recorded"
-        for job in ("csv-import", "batch-processing", "batch-processing-check")
+        for job in (CSV_IMPORT_JOB.id, BATCH_SUBMIT_JOB.id, BATCH_CHECK_JOB.id)
         if job not in jobs
     ]
     for run in report.scheduler_runs:

@@ -4,7 +4,6 @@ triggered as an operator would."""
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import tempfile
 import time
@@ -15,19 +14,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from pipeline.demo.progress import StageProgress, progress_feed
 from pipeline.demo.report import LOG_NAME, DemoReport, build_report
-from pipeline.demo.scenario import WRONG_CREDENTIALS, prepare_scenario
+from pipeline.demo.scenario import WRONG_CREDENTIALS, Scenario, prepare_scenario
+from pipeline.queues import BATCH_PROCESSING, CSV_IMPORT, IMPORT_PROCESSING, SESSION_PROCESSING
+from pipeline.scheduling.jobs import BATCH_CHECK_JOB, BATCH_SUBMIT_JOB, CSV_IMPORT_JOB
+from pipeline.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from dramatiq.brokers.stub import StubBroker
 
+    from pipeline.devtools.manifest import DatasetManifest
+    from pipeline.stages.runtime import StageRuntime
+
 __all__ = ["run_demo"]
 
-_QUEUES = ("csv-import", "import-processing", "session-processing")
-_BATCH_QUEUE = "batch-processing"
+_QUEUES = (CSV_IMPORT, IMPORT_PROCESSING, SESSION_PROCESSING)
 #: How long the demo polls its batches at most (the emulator finishes them in well under a second).
 _BATCH_WAIT_SECONDS = 60
 #: A queue that has not drained after this long is reported, not waited for forever.
@@ -36,28 +40,21 @@ _SECRET_KEY = "demo-secret"
 _REQUESTED_BY = "livedash demo"
 
 
-def _configure(workdir: Path, openai_url: str) -> None:
-    """Point this process at the embedded setup; the settings are read after this, once."""
-    os.environ.update(
-        {
-            "DATABASE_URL": f"sqlite:///{workdir / 'livedash.sqlite3'}",
-            "BROKER": "memory",
-            "SECRET_KEY": _SECRET_KEY,
-            "CSV_ALLOW_PRIVATE_NETWORKS": "true",
-            "OPENAI_BASE_URL": openai_url,
-            "OPENAI_API_KEY": "demo",
-            "SCHEDULER_ENABLED": "false",
-            "SESSION_PROCESSING_CONCURRENCY": "16",
-            "AI_PROCESSING_MODE": "batch",
-            "BATCH_MIN_REQUESTS": "1",
-        }
+def _demo_settings(workdir: Path, openai_url: str) -> Settings:
+    """The embedded setup: SQLite in ``workdir``, the in-memory broker, the emulator, no cron ticks. The
+    environment is read as usual and these win over it; nothing process-wide is changed."""
+    return load_settings(
+        database_url=f"sqlite:///{workdir / 'livedash.sqlite3'}",
+        broker="memory",
+        secret_key=_SECRET_KEY,
+        csv_allow_private_networks=True,
+        openai_base_url=openai_url,
+        openai_api_key="demo",
+        scheduler_enabled=False,
+        session_processing_concurrency=16,
+        ai_processing_mode="batch",
+        batch_min_requests=1,
     )
-    from pipeline.db.engine import get_engine, get_session_factory
-    from pipeline.settings import get_settings
-
-    get_settings.cache_clear()
-    get_engine.cache_clear()
-    get_session_factory.cache_clear()
 
 
 @contextmanager
@@ -107,18 +104,16 @@ def _open_batches(db: Session) -> int:
     )
 
 
-def _drive(broker: StubBroker) -> list[str]:
+def _drive(broker: StubBroker, runtime: StageRuntime) -> list[str]:
     """Trigger the ticks as an operator would and wait for every stage; returns what went wrong doing so."""
-    from pipeline.db.engine import get_engine, get_session_factory
     from pipeline.scheduling.control import apply_action
-    from pipeline.settings import get_settings
 
     problems: list[str] = []
 
     def trigger(scheduler_id: str) -> None:
         apply_action(
-            get_engine(),
-            get_settings(),
+            runtime.engine,
+            runtime.settings,
             "trigger",
             scheduler_id,
             publish=broker.enqueue,
@@ -126,22 +121,59 @@ def _drive(broker: StubBroker) -> list[str]:
         )
 
     def open_batches() -> int:
-        with get_session_factory()() as db:
+        with runtime.session_factory() as db:
             return _open_batches(db)
 
-    trigger("csv-import")
+    trigger(CSV_IMPORT_JOB.id)
     for queue in _QUEUES:
         _join(broker, queue, problems)
-    trigger("batch-processing")
-    _join(broker, _BATCH_QUEUE, problems)
+    trigger(BATCH_SUBMIT_JOB.id)
+    _join(broker, BATCH_PROCESSING, problems)
     deadline = time.monotonic() + _BATCH_WAIT_SECONDS
     while open_batches() and time.monotonic() < deadline:
         time.sleep(0.2)
-        trigger("batch-processing-check")
-        _join(broker, _BATCH_QUEUE, problems)
+        trigger(BATCH_CHECK_JOB.id)
+        _join(broker, BATCH_PROCESSING, problems)
     if still_open := open_batches():
         problems.append(f"{still_open} batches still open after {_BATCH_WAIT_SECONDS} s")
     return problems
+
+
+def _add_companies(runtime: StageRuntime, manifest: DatasetManifest, scenario: Scenario) -> None:
+    from pipeline.companies import add_company
+    from pipeline.db.secrets import PasswordBox
+
+    with runtime.session_factory.begin() as db:
+        for company in manifest.companies:
+            wrong = scenario.roles[company.name] == WRONG_CREDENTIALS
+            add_company(
+                db,
+                name=company.name,
+                csv_url=company.csv_url,
+                username=company.username,
+                password=company.password + "-stale" if wrong else company.password,
+                password_box=PasswordBox(_SECRET_KEY),
+                region=company.region,
+                timezone=company.timezone,
+            )
+
+
+def _run_pipeline(
+    broker: StubBroker, runtime: StageRuntime, on_progress: Callable[[StageProgress], None] | None
+) -> list[str]:
+    """The real actors on this run's own in-memory broker, with four worker threads."""
+    import dramatiq
+
+    from pipeline.stages.actors import declare_actors
+
+    declare_actors(broker, runtime.settings, lambda: runtime)
+    worker = dramatiq.Worker(broker, worker_threads=4, worker_timeout=100)
+    worker.start()
+    try:
+        with progress_feed(on_progress, runtime.session_factory):
+            return _drive(broker, runtime)
+    finally:
+        worker.stop()
 
 
 def run_demo(
@@ -153,7 +185,10 @@ def run_demo(
     latency: float = 0.05,
     on_progress: Callable[[StageProgress], None] | None = None,
 ) -> DemoReport:
-    """Run the pipeline over a generated data set and report what it stored. Call once per process.
+    """Run the pipeline over a generated data set and report what it stored.
+
+    Each run has its own settings, database, broker, actors and clients, and changes nothing process-wide (no
+    environment variable, no cache), so a process can run the demo any number of times.
 
     Without ``workdir`` the demo works in a temporary folder, removed afterwards unless something was
     unexpected (then it is kept for a look, and the report says where). ``on_progress`` is called about every
@@ -165,9 +200,14 @@ def run_demo(
         )
     if sessions < 1:
         raise ValueError("the demo needs at least 1 session per company")
+    from dramatiq.brokers.stub import StubBroker
+
+    from pipeline.broker import build_broker
+    from pipeline.db import migrate
     from pipeline.devtools.generate import generate_dataset
     from pipeline.devtools.openai_emulator import Knobs, OpenAIEmulator
     from pipeline.devtools.source import SourceServer
+    from pipeline.stages.runtime import BrokerDispatch, StageRuntime
 
     started = time.monotonic()
     kept = workdir is not None
@@ -180,48 +220,31 @@ def run_demo(
         OpenAIEmulator(knobs=knobs) as emulator,
         SourceServer(data) as source,
     ):
-        _configure(workdir, emulator.url)
+        settings = _demo_settings(workdir, emulator.url)
+        broker = build_broker(settings)
+        assert isinstance(broker, StubBroker), "BROKER=memory gives the in-memory broker"
+        runtime = StageRuntime(settings, dispatch=BrokerDispatch(broker.enqueue))
         manifest = generate_dataset(
             data, companies=companies, sessions=sessions, seed=seed, base_url=source.url
         )
         scenario = prepare_scenario(data, manifest)
-
-        import dramatiq
-        from dramatiq.brokers.stub import StubBroker
-
-        from pipeline import actors
-        from pipeline.companies import add_company
-        from pipeline.db import migrate
-        from pipeline.db.engine import get_engine
-        from pipeline.db.secrets import PasswordBox
-
-        migrate.upgrade(get_engine())
-        with sessionmaker(get_engine()).begin() as db:
-            for company in manifest.companies:
-                wrong = scenario.roles[company.name] == WRONG_CREDENTIALS
-                add_company(
-                    db,
-                    name=company.name,
-                    csv_url=company.csv_url,
-                    username=company.username,
-                    password=company.password + "-stale" if wrong else company.password,
-                    password_box=PasswordBox(_SECRET_KEY),
-                    region=company.region,
-                    timezone=company.timezone,
-                )
-        broker = actors.broker
-        assert isinstance(broker, StubBroker), "BROKER=memory gives the in-memory broker"
-        worker = dramatiq.Worker(broker, worker_threads=4, worker_timeout=100)
-        worker.start()
         try:
-            with progress_feed(on_progress):
-                problems = _drive(broker)
+            migrate.upgrade(runtime.engine)
+            _add_companies(runtime, manifest, scenario)
+            problems = _run_pipeline(broker, runtime, on_progress)
+            report = build_report(
+                started,
+                workdir,
+                kept,
+                sessions,
+                scenario,
+                broker,
+                problems,
+                sum(log_counts.values()),
+                runtime.session_factory,
+            )
         finally:
-            worker.stop()
-        report = build_report(
-            started, workdir, kept, sessions, scenario, broker, problems, sum(log_counts.values())
-        )
-        get_engine().dispose()
+            runtime.close()
     if not kept and report.ok:
         shutil.rmtree(workdir, ignore_errors=True)
     return report

@@ -40,11 +40,10 @@ __all__ = ["create_app", "enqueue_on_pipeline_broker"]
 
 
 def enqueue_on_pipeline_broker(message: Message[None]) -> Message[None]:
-    """Publish on the pipeline's broker, imported on first use (it declares every actor)."""
-    from pipeline.actors import broker
+    """Publish by queue and actor name on a broker built at the first trigger (no actor is declared)."""
+    from pipeline.publishing import enqueue_by_name
 
-    published: Message[None] = broker.enqueue(message)
-    return published
+    return enqueue_by_name(message)
 
 
 # --- refusals in the API's shape ---------------------------------------------------------------------------

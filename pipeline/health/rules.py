@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pipeline.health.sources import QueueStats
-from pipeline.scheduling.jobs import Job
+from pipeline.scheduling.jobs import JOBS, Job
 from pipeline.scheduling.overview import SchedulerOverview
 from pipeline.settings import Settings
 
@@ -28,10 +28,7 @@ __all__ = [
 ]
 
 #: The ``stage`` label of ``livedash_stage_lag_seconds`` set by each scheduler's sweep (the others set none).
-STAGE_OF_SCHEDULER = {
-    "import-processing": "import-processing",
-    "session-processing": "session-processing",
-}
+STAGE_OF_SCHEDULER = {job.id: job.lag_stage for job in JOBS if job.lag_stage is not None}
 
 
 class Status(enum.StrEnum):

@@ -7,11 +7,12 @@ import signal
 import threading
 from types import FrameType
 
-from periodiq import print_periodic_actors
 from prometheus_client import start_http_server
 
 from pipeline.db.engine import get_engine
 from pipeline.logs import configure_logging
+from pipeline.publishing import Publisher
+from pipeline.scheduling.jobs import scheduled_jobs
 from pipeline.scheduling.loop import SchedulerLoop
 from pipeline.settings import Settings
 
@@ -34,9 +35,10 @@ def run_scheduler(settings: Settings, stop: threading.Event | None = None) -> No
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
     configure_logging(settings)
-    from pipeline.actors import broker
-
-    print_periodic_actors([actor for actor in broker.actors.values() if "periodic" in actor.options])
+    for job in scheduled_jobs(settings):
+        logger.info(
+            "job %-24s %-28s -> %s@%s", job.id, f"{job.setting}={job.cron}", job.actor_name, job.queue
+        )
     if settings.scheduler_metrics_port:
         start_http_server(settings.scheduler_metrics_port)
     if not settings.scheduler_enabled:
@@ -50,5 +52,9 @@ def run_scheduler(settings: Settings, stop: threading.Event | None = None) -> No
         settings.scheduler_timezone,
         settings.scheduler_catchup_window,
     )
-    SchedulerLoop(get_engine(), settings, broker.enqueue).run_forever(stopping)
+    publisher = Publisher(settings)
+    try:
+        SchedulerLoop(get_engine(), settings, publisher).run_forever(stopping)
+    finally:
+        publisher.close()
     logger.info("scheduler %s stopped", settings.scheduler_instance_id)

@@ -1,9 +1,11 @@
-"""Cron scheduling with guarantees periodiq alone does not give: one enqueue per tick whatever the number of
-scheduler replicas, catch-up after downtime, an overlap policy, operator control and a run history.
+"""Cron scheduling with guarantees periodiq alone does not give: one run per tick whatever the number and kind
+of senders, catch-up after downtime, an overlap policy, operator control and a run history.
 
 - :mod:`pipeline.scheduling.cron`: when a cron expression fires, in the configured zone.
-- :mod:`pipeline.scheduling.jobs`: the five scheduled jobs and the actors they send.
-- :mod:`pipeline.scheduling.ticks`: the tick ledger (record under a unique key, then send).
+- :mod:`pipeline.scheduling.jobs`: the job registry: each job's queue, cron setting, actors, entry points.
+- :mod:`pipeline.scheduling.ticks`: the tick ledger (record under a unique key, then send; or claim the
+  tick of a message that arrived without an entry).
+- :mod:`pipeline.scheduling.periodiq_specs`: the ``periodic`` option, firing as cronsim does.
 - :mod:`pipeline.scheduling.runs`: the run history written by the tick actors.
 - :mod:`pipeline.scheduling.control`: pause, resume, start, stop and trigger as database state.
 - :mod:`pipeline.scheduling.overview`: per-scheduler figures derived from the history.

@@ -2,14 +2,15 @@
 
 A tick message can be delivered more than once (RabbitMQ redelivers what a dead worker held, an operator
 replays a dead letter). One run per tick id keeps a finished tick from running again; a run left RUNNING by a
-dead worker is taken over by the redelivery.
+dead worker is taken over by the redelivery. A message without a ledger entry claims its tick first (the
+caller's ``claim``), so it runs only if no other message has that tick.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
@@ -24,7 +25,11 @@ from pipeline.db.models import SchedulerRun, SchedulerTick
 from pipeline.db.types import utcnow
 from pipeline.metrics import SCHEDULER_LAST_SUCCESS, SCHEDULER_RUN_DURATION, SCHEDULER_RUNS
 
-__all__ = ["RunRecord", "recorded_run"]
+__all__ = ["ClaimTick", "RunRecord", "recorded_run"]
+
+#: Records the tick of a message that has no ledger entry; returns its id, or None if it is not this
+#: message's to run (another message has it, or the job is paused, stopped or still running).
+ClaimTick = Callable[[], uuid.UUID | None]
 
 #: How long a run waits for its tick's transaction to commit before it stands alone.
 TICK_COMMIT_WAIT_SECONDS = 5.0
@@ -80,11 +85,21 @@ def _tick_committed(engine: Engine, tick_id: uuid.UUID) -> bool:
         time.sleep(0.02)
 
 
-def _begin(engine: Engine, job_id: str, tick_id: uuid.UUID | None, instance_id: str) -> RunRecord | None:
-    """The run to record, or None when this tick's run already finished (a duplicate delivery)."""
+def _claimed(engine: Engine, job_id: str, claim: ClaimTick, instance_id: str) -> RunRecord | None:
+    tick_id = claim()
     if tick_id is None:
-        with Session(engine) as db, db.begin():
-            return _insert(db, job_id, None, instance_id)
+        return None
+    with Session(engine) as db, db.begin():
+        return _insert(db, job_id, tick_id, instance_id)
+
+
+def _begin(
+    engine: Engine, job_id: str, tick_id: uuid.UUID | None, instance_id: str, claim: ClaimTick
+) -> RunRecord | None:
+    """The run to record, or None when this message must not run (its tick's run finished, or its tick is
+    another message's)."""
+    if tick_id is None:
+        return _claimed(engine, job_id, claim, instance_id)
     with Session(engine) as db, db.begin():
         existing = _existing(db, tick_id, instance_id)
         if existing == "finished":
@@ -92,9 +107,8 @@ def _begin(engine: Engine, job_id: str, tick_id: uuid.UUID | None, instance_id: 
         if existing is not None:
             return existing
     if not _tick_committed(engine, tick_id):
-        # Sent by hand, or its tick row was pruned: the run stands alone.
-        with Session(engine) as db, db.begin():
-            return _insert(db, job_id, None, instance_id)
+        # Sent by hand, or its tick row was pruned or never committed: it claims its tick itself.
+        return _claimed(engine, job_id, claim, instance_id)
     try:
         with Session(engine) as db, db.begin():
             return _insert(db, job_id, tick_id, instance_id)
@@ -116,12 +130,12 @@ def _finish(engine: Engine, record: RunRecord, status: SchedulerRunStatus, error
 
 @contextmanager
 def recorded_run(
-    engine: Engine, job_id: str, tick_id: str | None, instance_id: str
+    engine: Engine, job_id: str, tick_id: str | None, instance_id: str, *, claim: ClaimTick
 ) -> Iterator[RunRecord | None]:
-    """Record one run of ``job_id``'s tick around the block. Yields None when this tick's run has already
-    finished (a duplicate delivery): the caller must then do nothing. An exception marks the run FAILED and
-    propagates."""
-    record = _begin(engine, job_id, uuid.UUID(tick_id) if tick_id else None, instance_id)
+    """Record one run of ``job_id``'s tick around the block. Yields None when this message must not run (its
+    tick's run has already finished, or ``claim`` found its tick taken): the caller must then do nothing. An
+    exception marks the run FAILED and propagates."""
+    record = _begin(engine, job_id, uuid.UUID(tick_id) if tick_id else None, instance_id, claim)
     if record is None:
         SCHEDULER_RUNS.labels(job_id, "duplicate").inc()
         yield None

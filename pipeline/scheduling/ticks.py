@@ -4,8 +4,13 @@ Any number of scheduler replicas evaluate the same cron expressions; the replica
 message, the others see a conflict and send nothing. The insert and the publish share one transaction: when
 the publish fails (RabbitMQ down), the insert is rolled back, so the tick is still due and the next pass sends
 it. A publish that RabbitMQ confirmed is followed by the commit; should the commit fail, the message exists
-without its tick row and runs as a run of its own, which every tick can afford: ticks only sweep and fan
-out idempotent work.
+without its tick row; its worker then claims the tick itself, as for any tick message that arrives without a
+ledger entry.
+
+A tick message that arrives without a ledger entry (sent by periodiq's own loop, by hand, or replayed from
+the dead letters after its tick was pruned) claims its tick itself (:func:`claim_tick`): the job and the due
+time of its cron, under the same unique key. So any mix of ``livedash scheduler`` replicas and
+``periodiq pipeline.actors`` replicas gives one run per tick: whoever records the key first runs it.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import enum
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from dramatiq import Message
 from sqlalchemy import Engine, Table, exists, select, update
@@ -26,7 +31,7 @@ from pipeline.db.models import SchedulerRun, SchedulerState, SchedulerTick
 from pipeline.metrics import SCHEDULER_TICKS
 from pipeline.scheduling.jobs import Job
 
-__all__ = ["Publish", "TickDecision", "TickResult", "record_tick"]
+__all__ = ["Publish", "TickDecision", "TickResult", "claim_tick", "due_tick", "record_tick"]
 
 _ticks: Table = SchedulerTick.__table__  # type: ignore[assignment]
 
@@ -51,6 +56,8 @@ class TickDecision:
     result: TickResult
     message_id: str | None = None
     detail: str | None = None
+    #: The ledger entry of an ENQUEUED tick.
+    tick_id: uuid.UUID | None = None
 
 
 def _previous_unfinished(
@@ -115,7 +122,7 @@ def record_tick(
             return _counted(skipped)
         message = publish(_tick_message(job, tick_id))
         db.execute(update(_ticks).where(_ticks.c.id == tick_id).values(message_id=message.message_id))
-    return _counted(TickDecision(job.id, tick_at, TickResult.ENQUEUED, message.message_id, detail))
+    return _counted(TickDecision(job.id, tick_at, TickResult.ENQUEUED, message.message_id, detail, tick_id))
 
 
 def _counted(decision: TickDecision) -> TickDecision:
@@ -148,4 +155,43 @@ def _tick_message(job: Job, tick_id: uuid.UUID) -> Message[None]:
     # than 30 s behind. The run history, not message age, decides whether a tick still runs.
     return Message(
         queue_name=job.queue, actor_name=job.actor_name, args=(), kwargs={"tick_id": str(tick_id)}, options={}
+    )
+
+
+def due_tick(job: Job, sent_at: datetime, *, timezone: str, window: timedelta) -> datetime:
+    """The tick a message sent at ``sent_at`` stands for: the newest fire time of ``job``'s cron at or before
+    it, within ``window``; a message sent further from any fire time (by hand) stands for a tick of its own,
+    at the second it was sent."""
+    sent_at = sent_at.astimezone(UTC)
+    due = job.schedule(timezone).last_at_or_before(sent_at, not_before=sent_at - window)
+    return due if due is not None else sent_at.replace(microsecond=0)
+
+
+def claim_tick(
+    engine: Engine,
+    job: Job,
+    sent_at: datetime,
+    *,
+    message_id: str,
+    timezone: str,
+    window: timedelta,
+    instance_id: str,
+    overlap_timeout: timedelta,
+) -> TickDecision:
+    """Record the tick that the message ``message_id`` (sent at ``sent_at``, without a ledger entry) stands
+    for, as the scheduler would have. ENQUEUED means this message runs it; DUPLICATE that another sender's
+    message already has it; the skipped results that it is paused, stopped or would overlap."""
+
+    def adopt(message: Message[None]) -> Message[None]:
+        # The message is already delivered: the ledger records it instead of sending another.
+        return message.copy(message_id=message_id)
+
+    return record_tick(
+        engine,
+        job,
+        due_tick(job, sent_at, timezone=timezone, window=window),
+        publish=adopt,
+        instance_id=instance_id,
+        overlap_timeout=overlap_timeout,
+        detail="claimed by its own message (sent without a ledger entry)",
     )

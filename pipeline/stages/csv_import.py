@@ -1,8 +1,9 @@
 """The CSV import stage: which companies are due, and importing one company's CSV.
 
-Callable without a broker: the actors in ``pipeline.actors.csv_import`` only wire these functions to
-queues. One company's import is one claim, one streamed fetch, one staged merge and one fetch record; its
-failure is recorded on its own fetch row and never touches another company's import.
+Callable without a broker: the ``csv-import`` actors run these functions through their entry points
+(``pipeline.stages.entry_points``). One company's import is one claim, one streamed fetch, one staged merge
+and one fetch record; its failure is recorded on its own fetch row and never touches another company's
+import.
 """
 
 from __future__ import annotations
@@ -87,13 +88,11 @@ def _region_filter(settings: Settings) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if settings.region:
         conditions.append(Company.region == settings.region)
-    if settings.csv_companies_filter:
-        kind, _, argument = settings.csv_companies_filter.partition(":")
-        if kind == "region":
-            conditions.append(Company.region == argument)
-        else:
-            ids = [uuid.UUID(part.strip()) for part in argument.split(",") if part.strip()]
-            conditions.append(Company.id.in_(ids))
+    chosen = settings.csv_companies_filter
+    if chosen is not None and chosen.region is not None:
+        conditions.append(Company.region == chosen.region)
+    elif chosen is not None:
+        conditions.append(Company.id.in_(chosen.ids))
     return conditions
 
 

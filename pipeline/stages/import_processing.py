@@ -2,8 +2,8 @@
 
 For a chunk of import ids: claim them (lease on ``session_import``), parse their times in the company's
 zone, create or update their Sessions and stage rows, fetch the transcripts in parallel, parse them into
-messages, and hand the sessions that have messages to AI analysis. Callable without a broker; the actors in
-``pipeline.actors.import_processing`` wire it to the ``import-processing`` queue.
+messages, and hand the sessions that have messages to AI analysis. Callable without a broker; its entry points
+(``pipeline.stages.entry_points``) are what the ``import-processing`` actors run.
 
 Failures and what follows from them:
 
@@ -41,6 +41,7 @@ from pipeline.db.models import ChatSession, Company, Message, SessionImport, Ses
 from pipeline.db.secrets import PasswordBox
 from pipeline.db.types import utcnow
 from pipeline.errors import is_transient
+from pipeline.queues import IMPORT_PROCESSING
 from pipeline.settings import Settings
 from pipeline.sources.http_fetch import Fetcher, FetchLimits
 from pipeline.sources.normalize import normalize_country, normalize_ip, normalize_language
@@ -60,7 +61,7 @@ __all__ = ["ImportProcessingResult", "process_imports", "transcript_fetcher_limi
 
 logger = logging.getLogger(__name__)
 
-STAGE = "import-processing"
+STAGE = IMPORT_PROCESSING
 _sessions = cast(Table, ChatSession.__table__)
 _messages = cast(Table, Message.__table__)
 _imports = cast(Table, SessionImport.__table__)

@@ -16,6 +16,7 @@ from pipeline.db.claims import IMPORT_DERIVATION
 from pipeline.db.enums import CompanyStatus, ProcessingStatus
 from pipeline.db.models import Company, SessionImport
 from pipeline.db.types import utcnow
+from pipeline.queues import IMPORT_PROCESSING
 from pipeline.settings import Settings
 from pipeline.stages.sweeps import SWEEP_GRACE, sweep
 
@@ -63,7 +64,7 @@ def sweep_imports(
         select(SessionImport.id)
         .join(Company, Company.id == SessionImport.company_id)
         .where(Company.status == CompanyStatus.ACTIVE),
-        stage="import-processing",
+        stage=IMPORT_PROCESSING,
         waiting_since=SessionImport.derive_requested_at,
         waiting=[SessionImport.derive_status.in_((ProcessingStatus.PENDING, ProcessingStatus.IN_PROGRESS))],
         chunk_size=settings.import_processing_batch_size,

@@ -37,6 +37,7 @@ from pipeline.db.models import (
     Message,
 )
 from pipeline.db.types import utcnow
+from pipeline.queues import SESSION_PROCESSING
 from pipeline.settings import Settings
 from pipeline.stages.analysis_claims import claim_analysable
 from pipeline.stages.analysis_results import Applied, answer_values, apply_analyses, validated
@@ -46,7 +47,7 @@ __all__ = ["AnalysisResult", "analyze_sessions"]
 
 logger = logging.getLogger(__name__)
 
-STAGE = "session-processing"
+STAGE = SESSION_PROCESSING
 _requests = cast(Table, AIProcessingRequest.__table__)
 _AI, _QUESTIONS = ProcessingStage.AI_ANALYSIS, ProcessingStage.QUESTION_EXTRACTION
 #: Claims of one session's analysis (each a worker that took it and died) before it is FAILED for good.

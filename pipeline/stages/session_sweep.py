@@ -17,6 +17,7 @@ from pipeline.db.claims import STAGE_STATUS
 from pipeline.db.enums import ProcessingStage, ProcessingStatus
 from pipeline.db.models import SessionProcessingStatus
 from pipeline.db.types import utcnow
+from pipeline.queues import SESSION_PROCESSING
 from pipeline.settings import Settings
 from pipeline.stages.analysis_claims import analysable_sessions
 from pipeline.stages.sweeps import SWEEP_GRACE, Swept, sweep
@@ -41,7 +42,7 @@ def sweep_sessions(
         engine,
         STAGE_STATUS,
         candidates,
-        stage="session-processing",
+        stage=SESSION_PROCESSING,
         waiting_since=analysis.updated_at,
         waiting=[analysis.stage == ProcessingStage.AI_ANALYSIS, analysis.status == ProcessingStatus.PENDING],
         chunk_size=settings.session_processing_batch_size,

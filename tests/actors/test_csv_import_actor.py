@@ -10,13 +10,13 @@ from prometheus_client import REGISTRY
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from pipeline.actors import csv_import as csv_import_actors
-from pipeline.actors.retries import should_retry
 from pipeline.db.enums import CsvFetchOutcome
 from pipeline.db.models import CsvFetch
 from pipeline.errors import is_transient
 from pipeline.settings import Settings
 from pipeline.sources.http_fetch import Fetcher
+from pipeline.stages import entry_points
+from pipeline.stages.actors import should_retry
 from pipeline.stages.csv_claims import ImportCapacityReached
 from pipeline.stages.csv_import import (
     CsvImportFailed,
@@ -25,46 +25,42 @@ from pipeline.stages.csv_import import (
     fetch_limits,
     import_company_csv,
 )
+from pipeline.stages.runtime import StageRuntime
 from tests.demo_source import Source, add_source_company
 
 
-def test_transient_failures_retry_up_to_the_cap() -> None:
+def test_transient_failures_retry_up_to_the_cap(sqlite_settings: Settings) -> None:
     transient = TransientCsvImportFailure(uuid.uuid4(), "HTTP 503 Service Unavailable")
     permanent = PermanentCsvImportFailure(uuid.uuid4(), "HTTP 401 Unauthorized")
 
     # A 5xx or a timeout is retried with backoff, until the retry cap
-    assert should_retry(1, transient)
-    assert not should_retry(10_000, transient)
+    assert should_retry(sqlite_settings, 1, transient)
+    assert not should_retry(sqlite_settings, 10_000, transient)
     # A refused request is never retried
-    assert not should_retry(0, permanent)
+    assert not should_retry(sqlite_settings, 0, permanent)
     # Waiting for a free import slot is not a failure of the company: it gets many more turns
     capacity = ImportCapacityReached.max_retries
     assert capacity is not None
-    assert should_retry(capacity - 1, ImportCapacityReached(5))
-    assert not should_retry(capacity, ImportCapacityReached(5))
+    assert should_retry(sqlite_settings, capacity - 1, ImportCapacityReached(5))
+    assert not should_retry(sqlite_settings, capacity, ImportCapacityReached(5))
 
 
 @pytest.fixture
-def actor_on_sqlite(
-    sqlite_engine: Engine, sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[None]:
-    """The import actor's function, run on the test's database and settings."""
-    with Fetcher(fetch_limits(sqlite_settings)) as fetcher:
-        monkeypatch.setattr(csv_import_actors, "settings", sqlite_settings)
-        monkeypatch.setattr(csv_import_actors, "get_engine", lambda: sqlite_engine)
-        monkeypatch.setattr(csv_import_actors, "_fetcher", lambda: fetcher)
-        monkeypatch.setattr(csv_import_actors, "send_imports_for_processing", lambda ids: None)
-        yield
+def actor_on_sqlite(sqlite_engine: Engine, sqlite_settings: Settings) -> Iterator[StageRuntime]:
+    """What the import actor works with, on the test's database and settings; nothing is handed on."""
+    runtime = StageRuntime(sqlite_settings, dispatch=lambda runtime, actor, args: None, engine=sqlite_engine)
+    yield runtime
+    runtime.close()
 
 
 def test_a_permanent_failure_is_recorded_and_not_raised_so_nothing_is_dead_lettered(
-    actor_on_sqlite: None, sqlite_engine: Engine, source: Source
+    actor_on_sqlite: StageRuntime, sqlite_engine: Engine, source: Source
 ) -> None:
     # Given a company registered with a wrong password
     company_id = add_source_company(sqlite_engine, source, 0, password="wrong")
 
     # When its import message is handled, then the actor returns: no retry, no dead letter
-    csv_import_actors.import_company.fn(str(company_id))
+    entry_points.import_company(actor_on_sqlite, str(company_id))
 
     # And the 401 is recorded on its fetch
     with Session(sqlite_engine) as db:
@@ -74,7 +70,7 @@ def test_a_permanent_failure_is_recorded_and_not_raised_so_nothing_is_dead_lette
 
 
 def test_a_transient_failure_is_raised_so_the_message_is_retried(
-    actor_on_sqlite: None, sqlite_engine: Engine, source: Source
+    actor_on_sqlite: StageRuntime, sqlite_engine: Engine, source: Source
 ) -> None:
     # Given a company whose server answers 503
     company_id = add_source_company(sqlite_engine, source, 0)
@@ -82,7 +78,7 @@ def test_a_transient_failure_is_raised_so_the_message_is_retried(
 
     # When its import message is handled, then the failure propagates to Dramatiq's retries
     with pytest.raises(CsvImportFailed) as failure:
-        csv_import_actors.import_company.fn(str(company_id))
+        entry_points.import_company(actor_on_sqlite, str(company_id))
     assert is_transient(failure.value)
 
 

@@ -28,7 +28,8 @@ from pipeline.db.models import (
 )
 from pipeline.db.models import Message as MessageRow
 from pipeline.devtools.openai_emulator import Knobs, OpenAIEmulator
-from pipeline.queues import BATCH_PROCESSING, CSV_IMPORT, IMPORT_PROCESSING, SESSION_PROCESSING
+from pipeline.queues import ALL_QUEUES, BATCH_PROCESSING, CSV_IMPORT, IMPORT_PROCESSING, SESSION_PROCESSING
+from pipeline.scheduling.jobs import all_actors
 from pipeline.settings import Settings
 from tests.demo_source import Source, add_source_company, running_source
 from tests.factories import make_analysable_session, make_company
@@ -170,25 +171,70 @@ def test_a_worker_imports_a_company_and_hands_its_rows_on_then_stops_on_sigterm(
     assert returncode == 0, output
 
 
-@pytest.mark.rabbitmq
-def test_the_actors_module_imports_and_declares_the_stage_queues() -> None:
-    # When pipeline.actors is imported in a fresh interpreter
+#: Run in a fresh interpreter: what importing pipeline.actors declares, and what it leaves for later.
+_IMPORT_PROBE = """
+import json, sys, threading
+import pipeline.actors as a
+from pipeline.db.engine import get_engine
+from pipeline.stages.runtime import worker_runtime
+print(json.dumps({
+    "queues": sorted(a.broker.get_declared_queues()),
+    "actors": sorted(a.broker.actors),
+    "threads": threading.active_count(),
+    "engines": get_engine.cache_info().currsize,
+    "runtimes": worker_runtime.cache_info().currsize,
+    "loaded": sorted(m for m in sys.modules if m == "openai" or m.startswith("pipeline.stages.csv_")),
+}))
+"""
+
+
+def test_importing_the_actors_module_declares_the_broker_and_actors_and_nothing_else() -> None:
+    # When pipeline.actors is imported in a fresh interpreter, against a RabbitMQ that does not answer
     result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import json, pipeline.actors as a; print(json.dumps(sorted(a.broker.get_declared_queues())))",
-        ],
+        [sys.executable, "-c", _IMPORT_PROBE],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
-        env={**os.environ, "BROKER": "memory"},
+        env={**os.environ, "RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:1/%2F", "BROKER": "rabbitmq"},
     )
 
-    # Then it imports cleanly and its actors sit on the csv-import queue
+    # Then it imports cleanly, with every actor of the registry on the stage queues
     assert result.returncode == 0, result.stderr
-    assert CSV_IMPORT in json.loads(result.stdout)
+    probe = json.loads(result.stdout)
+    assert probe["queues"] == sorted(ALL_QUEUES)
+    assert probe["actors"] == sorted(actor.name for actor in all_actors())
+    # And nothing else was made: no engine, no runtime, no thread, no stage or OpenAI code loaded
+    assert (probe["threads"], probe["engines"], probe["runtimes"], probe["loaded"]) == (1, 0, 0, [])
+
+
+_CLI_PROBE = """
+import sys
+from typer.testing import CliRunner
+from pipeline.cli import app
+result = CliRunner().invoke(app, ["schedulers", "trigger", "csv-import"])
+print(result.output)
+print("declared actors:", "pipeline.actors" in sys.modules)
+"""
+
+
+@pytest.mark.rabbitmq
+def test_the_cli_sends_a_tick_by_name_without_declaring_any_actor(pg_settings: Settings) -> None:
+    # When an operator triggers a tick for the workers
+    result = subprocess.run(
+        [sys.executable, "-c", _CLI_PROBE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "DATABASE_URL": pg_settings.database_url, "RABBITMQ_URL": RABBITMQ_URL},
+    )
+
+    # Then the tick is enqueued by queue and actor name, and no actor was declared in the CLI's process
+    assert result.returncode == 0, result.stderr
+    assert "enqueued csv-import tick as message" in result.stdout, result.stdout + result.stderr
+    assert "declared actors: False" in result.stdout
+    _purge()
 
 
 @pytest.mark.rabbitmq

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 #: The generator gives every session a UUID; a row with any other session id is one the demo broke.
 _GENERATED_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -194,3 +196,33 @@ def test_the_demo_reports_as_json_what_the_pipeline_did(tmp_path: Path) -> None:
     assert {run["job"] for run in runs} == {"csv-import", "batch-processing", "batch-processing-check"}
     assert all(run["status"] == "SUCCEEDED" and run["tick"] == "triggered by livedash demo" for run in runs)
     assert next(run for run in runs if run["job"] == "csv-import")["items"] == 3
+
+
+def test_the_demo_runs_twice_in_one_process_and_changes_nothing_process_wide(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given this process's settings cache and environment, pointing at services that would not answer
+    from pipeline.demo.run import run_demo
+    from pipeline.settings import get_settings
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/livedash")
+    monkeypatch.setenv("BROKER", "rabbitmq")
+    get_settings.cache_clear()
+    environment = dict(os.environ)
+    settings = get_settings()
+
+    # When the demo runs twice in this process, each time in a folder of its own
+    reports = [
+        run_demo(companies=2, sessions=3, workdir=tmp_path / name, latency=0.0)
+        for name in ("first", "second")
+    ]
+
+    # Then both runs succeed, each with its own database holding its own run of every stage
+    assert [report.unexpected for report in reports] == [[], []]
+    assert reports[0].imported == reports[1].imported > 0
+    assert reports[0].analysed == reports[1].analysed > 0
+    assert reports[0].database != reports[1].database
+    # And the process is as it was: same environment, same cached settings
+    assert dict(os.environ) == environment
+    assert get_settings() is settings
+    get_settings.cache_clear()

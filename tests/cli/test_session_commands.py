@@ -111,16 +111,21 @@ def test_the_whole_pipeline_runs_inline_on_the_embedded_setup(
         embedded("schedulers", "trigger", "csv-import", "--inline")
         embedded("schedulers", "trigger", "import-processing", "--inline")
         analysed = embedded("schedulers", "trigger", "session-processing", "--inline")
-        batches = embedded("schedulers", "trigger", "batch-processing", "--inline")
+        submitted = embedded("schedulers", "trigger", "batch-processing", "--inline")
+        checked = embedded("schedulers", "trigger", "batch-processing-check", "--inline")
         billed = emulator.ledger()
 
     # Then every session is analysed, synchronously or through one batch, each answer billed once
     if mode == "sync":
         assert "6 analysed, 0 failed" in analysed.stdout, analysed.output
-        assert batches.stdout.startswith("batches: 0 submitted")
+        assert submitted.stdout.startswith("batch submit tick: 0 batches planned")
     else:
         assert "6 queued for the Batch API" in analysed.stdout, analysed.output
-        assert batches.stdout.startswith("batches: 1 submitted, 1 polled, 1 ingested"), batches.output
+        assert submitted.stdout.startswith("batch submit tick: 1 batches planned"), submitted.output
+        # And the planned batch was submitted in this process, by the submit actor's entry point
+        [_, submission] = submitted.stdout.splitlines()
+        assert submission.startswith("batch ") and not submission.endswith("unknown"), submitted.output
+        assert checked.stdout.startswith("batch check: 1 polled, 1 ingested"), checked.output
     status = json.loads(embedded("status", "--json").stdout)
     assert status["pipeline"]["AI_ANALYSIS"] == {"COMPLETED": 6}
     assert status["pipeline"]["QUESTION_EXTRACTION"] == {"COMPLETED": 6}

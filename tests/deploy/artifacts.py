@@ -27,6 +27,7 @@ import yaml
 from typer import _click as click
 
 from pipeline.cli import app
+from pipeline.scheduling.jobs import all_actors
 from pipeline.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,10 +68,8 @@ def default_settings() -> Settings:
 
 
 def longest_actor_time_limit_seconds(settings: Settings) -> float:
-    """The longest hard time limit any actor gets from ``settings`` (pipeline/actors: the default one, and the
-    CSV import's, which is its own timeout plus a 60 s margin, capped below the consumer timeout)."""
-    csv_import = min(settings.csv_import_timeout + 60_000, settings.rabbitmq_consumer_timeout_ms - 60_000)
-    return max(settings.actor_time_limit_ms, csv_import, settings.import_processing_timeout) / 1000
+    """The longest hard time limit any actor of the job registry gets from ``settings``."""
+    return max(actor.time_limit_ms(settings) for actor in all_actors()) / 1000
 
 
 # --- env files --------------------------------------------------------------------------------------------

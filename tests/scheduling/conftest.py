@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 
 import pytest
@@ -37,3 +38,8 @@ def database(request: pytest.FixtureRequest) -> tuple[Engine, Settings]:
     if request.param == "sqlite":
         return request.getfixturevalue("sqlite_engine"), request.getfixturevalue("sqlite_settings")
     return request.getfixturevalue("pg_engine"), request.getfixturevalue("pg_settings")
+
+
+def ledger_tick_only() -> uuid.UUID | None:
+    """The ``claim`` of a tick message whose tick is in the ledger: claiming must not be needed."""
+    raise AssertionError("a tick with a ledger entry claimed its tick again")

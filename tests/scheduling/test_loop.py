@@ -14,7 +14,7 @@ from pipeline.scheduling.loop import SchedulerLoop
 from pipeline.scheduling.runs import recorded_run
 from pipeline.scheduling.ticks import TickResult
 from pipeline.settings import Settings
-from tests.scheduling.conftest import RecordingPublisher
+from tests.scheduling.conftest import RecordingPublisher, ledger_tick_only
 
 START = datetime(2026, 11, 26, 12, 0, 30, tzinfo=UTC)
 
@@ -38,7 +38,9 @@ def _work_off(engine: Engine, publisher: RecordingPublisher) -> None:
     """Run every sent tick the way a worker does, so that the next tick does not overlap it."""
     while publisher.sent:
         message = publisher.sent.pop(0)
-        with recorded_run(engine, "csv-import", message.kwargs["tick_id"], "worker") as run:
+        with recorded_run(
+            engine, "csv-import", message.kwargs["tick_id"], "worker", claim=ledger_tick_only
+        ) as run:
             assert run is not None
         publisher.done.append(message)
 

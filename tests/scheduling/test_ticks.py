@@ -12,7 +12,7 @@ from pipeline.db.enums import SchedulerRunStatus, TickOutcome
 from pipeline.db.models import SchedulerRun, SchedulerTick
 from pipeline.scheduling.control import apply_action
 from pipeline.scheduling.jobs import find_job
-from pipeline.scheduling.ticks import TickResult, record_tick
+from pipeline.scheduling.ticks import TickResult, due_tick, record_tick
 from pipeline.settings import Settings
 from tests.scheduling.conftest import RecordingPublisher
 
@@ -154,3 +154,17 @@ def test_an_operator_trigger_runs_even_when_paused_and_overlapping(
     assert [decision.result for decision in result.triggered] == [TickResult.ENQUEUED]
     assert result.triggered[0].detail == "triggered by test"
     assert len(publisher.sent) == 2
+
+
+def test_a_message_without_a_ledger_entry_stands_for_the_newest_fire_time_before_it(
+    sqlite_settings: Settings,
+) -> None:
+    job = find_job(sqlite_settings.model_copy(update={"csv_import_interval": "*/10 * * * *"}), "csv-import")
+    sent = datetime(2026, 11, 26, 12, 10, 4, 500_000, tzinfo=UTC)
+    window = timedelta(seconds=90)
+
+    # A message sent seconds after a fire time (periodiq, a prompt manual send) stands for that tick
+    assert due_tick(job, sent, timezone="UTC", window=window) == datetime(2026, 11, 26, 12, 10, tzinfo=UTC)
+    # One sent further from any fire time than the window stands for a tick of its own, at its second
+    later = sent + timedelta(minutes=5)
+    assert due_tick(job, later, timezone="UTC", window=window) == later.replace(microsecond=0)

@@ -19,7 +19,7 @@ from pipeline.db.enums import CompanyStatus, CsvFetchOutcome, ProcessingStatus
 from pipeline.db.models import Company, CsvFetch, CsvRowError, SessionImport
 from pipeline.db.types import utcnow
 from pipeline.errors import is_transient
-from pipeline.settings import Settings
+from pipeline.settings import CompaniesFilter, Settings
 from pipeline.sources.http_fetch import Fetcher
 from pipeline.stages.csv_claims import ImportCapacityReached
 from pipeline.stages.csv_import import (
@@ -458,15 +458,19 @@ def test_the_tick_picks_active_companies_of_this_deployment_page_by_page(
 
     # When a deployment for region eu pages through them two at a time, and one without a region does
     settings = pg_settings.model_copy(update={"csv_import_batch_size": 2, "region": "eu"})
-    filtered = pg_settings.model_copy(update={"csv_companies_filter": "region:eu"})
+    filtered = pg_settings.model_copy(update={"csv_companies_filter": CompaniesFilter(region="eu")})
+    two = tuple(sorted(eu_ids)[:2])
+    by_ids = pg_settings.model_copy(update={"csv_companies_filter": CompaniesFilter(ids=two)})
     with sessionmaker(pg_engine)() as db:
         eu_due = list(due_company_ids(db, settings))
         filter_due = list(due_company_ids(db, filtered))
+        ids_due = list(due_company_ids(db, by_ids))
         everything = list(due_company_ids(db, pg_settings))
 
     # Then each gets exactly the active companies it is responsible for, once each
     assert sorted(eu_due) == sorted(eu_ids) and len(eu_due) == 5
     assert sorted(filter_due) == sorted(eu_ids)
+    assert sorted(ids_due) == sorted(two)
     assert set(everything) == all_active and len(everything) == 6
 
 
