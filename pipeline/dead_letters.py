@@ -1,4 +1,4 @@
-"""Dead letters: what Dramatiq gave up on, listed and sent back (architecture §4.7: nothing is lost silently).
+"""Dead letters: what Dramatiq gave up on, listed and sent back (nothing is lost silently).
 
 Dramatiq dead-letters a message to ``<queue>.XQ`` when its retries are used up or it cannot be decoded, and
 keeps it there for ``dramatiq_dead_message_ttl`` (7 days). Listing reads the dead-letter queue without

@@ -1,4 +1,4 @@
-"""The queue of each stage: the seed's scheduler ids, one worker pool per queue.
+"""The queue of each stage: the scheduler ids, one worker pool per queue.
 
 A module of its own, outside `pipeline.actors`, so that naming a queue never builds the broker."""
 

@@ -136,7 +136,7 @@ class Settings(BaseSettings):
     actor_min_backoff_ms: Milliseconds = 1_000
     actor_max_backoff_ms: Milliseconds = 5 * 60 * 1000
 
-    # Schedulers (the seed's variables, with its defaults)
+    # Schedulers
     scheduler_enabled: bool = True
     scheduler_auto_restart: bool = True
     scheduler_instance_id: str = Field(default_factory=_default_instance_id, min_length=1)

@@ -1,4 +1,4 @@
-"""The settings: seed defaults, and start-up refusing bad values with the variable and the reason."""
+"""The settings: defaults, and start-up refusing bad values with the variable and the reason."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def test_defaults_follow_the_seed() -> None:
     # When the settings are read
     settings = Settings(_env_file=None)
 
-    # Then the seed's cadences and sizes apply
+    # Then the default cadences and sizes apply
     assert settings.csv_import_interval == "*/10 * * * *"
     assert settings.import_processing_interval == "*/2 * * * *"
     assert settings.session_processing_interval == "*/5 * * * *"
@@ -30,7 +30,7 @@ def test_defaults_follow_the_seed() -> None:
 
 
 def test_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given the seed's variables in the environment
+    # Given the scheduler variables in the environment
     monkeypatch.setenv("CSV_IMPORT_INTERVAL", "*/15 * * * *")
     monkeypatch.setenv("SESSION_PROCESSING_BATCH_SIZE", "200")
     monkeypatch.setenv("CSV_COMPANIES_FILTER", "region:eu")

@@ -2,14 +2,15 @@
 
 * :mod:`~pipeline.analysis.schema`: the answer the model must give, the schema sent, the validation.
 * :mod:`~pipeline.analysis.prompt`: the instructions, the transcript and the request body.
-* :mod:`~pipeline.analysis.pricing`: what a request cost, from the model prices in the database.
-* :mod:`~pipeline.analysis.model_choice`: which model analyses a company's sessions.
+* :mod:`~pipeline.analysis.pricing`: what a request cost, from its token counts and the model's prices.
+
+Nothing here reads the database: prices and the model to use are looked up by the stages
+(:mod:`pipeline.stages.ai_models`) and passed in.
 """
 
 from __future__ import annotations
 
-from pipeline.analysis.model_choice import choose_model
-from pipeline.analysis.pricing import BATCH_DISCOUNT, Cost, price_request, resolve_model_name
+from pipeline.analysis.pricing import BATCH_DISCOUNT, Cost, Price, Usage, cost_of, resolve_model_name
 from pipeline.analysis.prompt import (
     CATEGORY_GUIDE,
     MAX_TOKENS,
@@ -42,13 +43,14 @@ __all__ = [
     "TEMPERATURE",
     "Cost",
     "InvalidAnalysis",
+    "Price",
     "PromptMessage",
     "SessionAnalysis",
+    "Usage",
     "build_messages",
-    "choose_model",
+    "cost_of",
     "normalized_questions",
     "parse_analysis",
-    "price_request",
     "request_body",
     "resolve_model_name",
 ]

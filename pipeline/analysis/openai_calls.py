@@ -16,9 +16,18 @@ import httpx2
 import openai
 from openai.types.chat import ChatCompletion
 
+from pipeline.errors import PermanentError, PipelineError, TransientError, is_transient
 from pipeline.settings import Settings
 
-__all__ = ["Attempt", "CallFailed", "Completion", "complete_with_retries", "openai_client"]
+__all__ = [
+    "Attempt",
+    "CallFailed",
+    "Completion",
+    "PermanentCallFailure",
+    "TransientCallFailure",
+    "complete_with_retries",
+    "openai_client",
+]
 
 _BASE_BACKOFF_SECONDS = 1.0
 _MAX_BACKOFF_SECONDS = 30.0
@@ -42,13 +51,20 @@ class Completion:
     elapsed: float
 
 
-class CallFailed(Exception):
-    """No answer after the attempts allowed; ``transient`` if a later try may succeed."""
+class CallFailed(PipelineError):
+    """No answer after the attempts allowed."""
 
-    def __init__(self, reason: str, *, transient: bool) -> None:
+    def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.transient = transient
+
+
+class TransientCallFailure(CallFailed, TransientError):
+    """The API kept failing in a way a later try may not (timeouts, 5xx, 429, a long Retry-After)."""
+
+
+class PermanentCallFailure(CallFailed, PermanentError):
+    """The API refused the request (other 4xx) or answered something that is not a chat completion."""
 
 
 def openai_client(settings: Settings) -> openai.OpenAI:
@@ -74,17 +90,17 @@ def _retry_after(response: Any) -> float | None:
     return None
 
 
-def _classify(exc: Exception) -> tuple[str, bool, float | None]:
-    """(reason, retryable, retry_after) for an exception raised by the SDK."""
+def _failure_of(exc: Exception) -> tuple[CallFailed, float | None]:
+    """What one failed attempt means, of the transient or the permanent kind, and any Retry-After."""
     if isinstance(exc, openai.APITimeoutError):
-        return "request timed out", True, None
+        return TransientCallFailure("request timed out"), None
     if isinstance(exc, openai.APIConnectionError):
-        return f"connection error: {exc}", True, None
+        return TransientCallFailure(f"connection error: {exc}"), None
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
-        retryable = status in (408, 429) or status >= 500
-        return f"HTTP {status}: {exc.message}", retryable, _retry_after(exc.response)
-    return f"{type(exc).__name__}: {exc}", False, None
+        kind = TransientCallFailure if status in (408, 429) or status >= 500 else PermanentCallFailure
+        return kind(f"HTTP {status}: {exc.message}"), _retry_after(exc.response)
+    return PermanentCallFailure(f"{type(exc).__name__}: {exc}"), None
 
 
 def complete_with_retries(
@@ -103,23 +119,22 @@ def complete_with_retries(
             raw = client.chat.completions.with_raw_response.create(**body)
             completion = raw.parse()
         except openai.APIError as exc:
-            reason, retryable, retry_after = _classify(exc)
+            failure, retry_after = _failure_of(exc)
         else:
             if not isinstance(completion, ChatCompletion):
-                raise CallFailed(
-                    "the API answered 200 with a body that is not a chat completion", transient=False
-                )
+                raise PermanentCallFailure("the API answered 200 with a body that is not a chat completion")
             return Completion(completion, raw.headers.get("x-request-id"), time.monotonic() - started)
+        reason = failure.reason
         on_attempt_failed(Attempt(number, reason, retry_after))
-        if not retryable:
-            raise CallFailed(reason, transient=False)
+        if not is_transient(failure):
+            raise failure
         if number == settings.openai_max_attempts:
-            raise CallFailed(f"{reason} (gave up after {number} attempts)", transient=True)
+            raise TransientCallFailure(f"{reason} (gave up after {number} attempts)")
         backoff = min(_BASE_BACKOFF_SECONDS * 2 ** (number - 1), _MAX_BACKOFF_SECONDS)
         wait = retry_after if retry_after is not None else backoff
         if wait > max_wait:
-            raise CallFailed(
-                f"{reason}; Retry-After of {wait:.0f} s is over OPENAI_MAX_RETRY_WAIT_MS", transient=True
+            raise TransientCallFailure(
+                f"{reason}; Retry-After of {wait:.0f} s is over OPENAI_MAX_RETRY_WAIT_MS"
             )
         sleep(wait)
     raise AssertionError("unreachable: the loop returns or raises")

@@ -1,8 +1,8 @@
 """The analysis prompt: the instructions, the transcript as the model reads it, and the request body.
 
 Both paths send the same body (:func:`request_body`): the synchronous path to ``/v1/chat/completions``, the
-Batch path as the ``body`` of each JSONL line. Upstream had two prompts that asked for different keys
-(``../shared/spec/domain.md`` §5.3, §5.4); here there is one, asking for all of :class:`SessionAnalysis`.
+Batch path as the ``body`` of each JSONL line: one prompt asking for all of :class:`SessionAnalysis`
+(``docs/session-analysis.md``).
 
 The user message has a fixed shape, which the OpenAI emulator (``pipeline.devtools.openai_emulator``)
 parses, so change both together::
@@ -23,13 +23,22 @@ import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 from pipeline.analysis.schema import MAX_QUESTIONS, RESPONSE_FORMAT, SUMMARY_MAX_CHARS, SUMMARY_MIN_CHARS
 from pipeline.db.enums import SentimentCategory, SessionCategory
 
-if TYPE_CHECKING:
-    from pipeline.db.models import Message
+
+class MessageRow(Protocol):
+    """What :meth:`PromptMessage.from_row` reads of a stored message."""
+
+    @property
+    def role(self) -> str: ...
+    @property
+    def content(self) -> str: ...
+    @property
+    def timestamp(self) -> datetime | None: ...
+
 
 __all__ = [
     "CATEGORY_GUIDE",
@@ -41,7 +50,7 @@ __all__ = [
     "request_body",
 ]
 
-#: Low, so the same conversation gets the same analysis; upstream's Batch path used 0.1 too.
+#: Low, so the same conversation gets the same analysis.
 TEMPERATURE: Final = 0.1
 #: Completion token cap. A full answer (300-character summary, 5 questions) takes about 250 tokens.
 MAX_TOKENS: Final = 1000
@@ -100,12 +109,12 @@ class PromptMessage:
     timestamp: datetime | None
 
     def __post_init__(self) -> None:
-        # A naive time would be read in the server's zone: the upstream bug (domain §10 item 13).
+        # A naive time would be read in the server's zone, which is not the company's.
         if self.timestamp is not None and self.timestamp.tzinfo is None:
             raise ValueError(f"naive timestamp {self.timestamp!r}: prompt times must be aware")
 
     @classmethod
-    def from_row(cls, message: Message) -> PromptMessage:
+    def from_row(cls, message: MessageRow) -> PromptMessage:
         return cls(role=message.role, content=message.content, timestamp=message.timestamp)
 
     def line(self) -> str:
@@ -117,7 +126,7 @@ class PromptMessage:
 def build_messages(session_id: str, messages: Sequence[PromptMessage]) -> list[dict[str, str]]:
     """The chat messages of the analysis request: the instructions, then the transcript in order.
 
-    Raises ``ValueError`` for a session without messages, which has nothing to analyse (domain §10 item 3),
+    Raises ``ValueError`` for a session without messages, which has nothing to analyse,
     and for a session id that is empty or has spaces, which the model could not echo back unchanged.
     """
     if not session_id or any(character.isspace() for character in session_id):

@@ -1,7 +1,7 @@
 """The analysis contract: what the model must answer for one session, and how an answer is checked.
 
 One pydantic model, :class:`SessionAnalysis`, serves both the synchronous path and the Batch path
-(``../shared/spec/domain.md`` §5.3, §10 item 5): it produces the Structured Outputs schema sent with every
+(``docs/session-analysis.md``): it produces the Structured Outputs schema sent with every
 request (:data:`RESPONSE_FORMAT`) and it validates every answer (:func:`parse_analysis`). The openai SDK
 validates nothing it receives, so no answer reaches the database without passing through here.
 
@@ -32,6 +32,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from pipeline.db.enums import SentimentCategory, SessionCategory
+from pipeline.errors import PermanentError
 
 __all__ = [
     "MAX_QUESTIONS",
@@ -46,7 +47,7 @@ __all__ = [
 
 #: The most questions one answer may list.
 MAX_QUESTIONS: Final = 5
-#: Bounds of the summary's length, in characters, both inclusive (upstream's rule).
+#: Bounds of the summary's length, in characters, both inclusive.
 SUMMARY_MIN_CHARS: Final = 10
 SUMMARY_MAX_CHARS: Final = 300
 
@@ -132,7 +133,7 @@ def _response_format() -> ResponseFormatJSONSchema:
 RESPONSE_FORMAT: Final[ResponseFormatJSONSchema] = _response_format()
 
 
-class InvalidAnalysis(ValueError):
+class InvalidAnalysis(PermanentError, ValueError):
     """An answer that cannot be used; ``reason`` says why in a few words, fit for an error column."""
 
     def __init__(self, reason: str) -> None:
@@ -164,7 +165,7 @@ def parse_analysis(content: str | None, *, refusal: str | None, expected_session
 def normalized_questions(analysis: SessionAnalysis) -> list[str]:
     """The questions to store: stripped, without blanks or case-insensitive repeats, first spelling kept.
 
-    Upstream stored a repeated question twice and broke UNIQUE(sessionId, questionId) (domain §10 item 16).
+    A question may be stored once per session: ``session_question`` is unique per (session, question).
     """
     seen: set[str] = set()
     questions: list[str] = []

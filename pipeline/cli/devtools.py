@@ -48,7 +48,7 @@ def generate(
         bool, typer.Option("--transcripts/--no-transcripts", help="Write one transcript file per session.")
     ] = True,
 ) -> None:
-    """Generate a deterministic demo data set: per company a CSV in the upstream format, and transcripts."""
+    """Generate a deterministic demo data set: per company a CSV in the export format, and transcripts."""
     rows = companies * sessions
     started = time.perf_counter()
     with _progress(rows) as advance:

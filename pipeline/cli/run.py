@@ -8,7 +8,7 @@ from pipeline.settings import get_settings
 
 
 def run() -> None:
-    """Run everything in one supervised process group (the seed's single-process pattern).
+    """Run everything in one supervised process group (the single-process pattern).
 
     A crashed child is restarted with backoff (SCHEDULER_AUTO_RESTART, SCHEDULER_MAX_RESTARTS); SIGTERM
     stops every child gracefully. Worker pools take consecutive metrics ports from METRICS_PORT."""

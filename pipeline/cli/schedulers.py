@@ -84,7 +84,7 @@ def resume(scheduler_id: str = SCHEDULER_ARGUMENT) -> None:
 
 @app.command()
 def stop(scheduler_id: str = SCHEDULER_ARGUMENT) -> None:
-    """Stop a scheduler (the seed's stop): no tick runs until it is started."""
+    """Stop a scheduler: no tick runs until it is started."""
     _control("stop", scheduler_id)
 
 

@@ -1,4 +1,4 @@
-"""``livedash worker``: run one stage's worker pool (the seed's standalone scheduler runner)."""
+"""``livedash worker``: run one stage's worker pool (the standalone runner of one scheduler)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Claiming work in the database: the one way every stage decides who does what (architecture §4.2).
+"""Claiming work in the database: the one way every stage decides who does what (``docs/architecture.md``).
 
 A claim takes up to N items of a kind whose status is pending, or whose lease has expired, and marks them
 in progress with a lease, in one ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING``.
@@ -23,7 +23,16 @@ from pipeline.db.enums import ProcessingStatus
 from pipeline.db.models import SessionImport, SessionProcessingStatus
 from pipeline.db.types import utcnow
 
-__all__ = ["IMPORT_DERIVATION", "STAGE_STATUS", "ClaimPolicy", "claim"]
+__all__ = ["IMPORT_DERIVATION", "LEASE_GRACE", "STAGE_STATUS", "ClaimPolicy", "claim", "lease_for"]
+
+#: A claim's lease outlives the work's own time limit by this much before another worker may take it over:
+#: a worker still finishing (committing, reporting) keeps its items.
+LEASE_GRACE = timedelta(minutes=2)
+
+
+def lease_for(time_limit_ms: int) -> timedelta:
+    """The lease of a claim whose work is given ``time_limit_ms`` milliseconds."""
+    return timedelta(milliseconds=time_limit_ms) + LEASE_GRACE
 
 
 @dataclass(frozen=True)
@@ -44,9 +53,19 @@ class ClaimPolicy:
     cleared_on_claim: tuple[InstrumentedAttribute[Any], ...] = ()
 
     def claimable(self, now: datetime) -> ColumnElement[bool]:
+        """Pending, or in progress under a lease that has passed (its worker died)."""
         return or_(
             self.status_column.in_(self.pending),
             and_(self.status_column == self.in_progress, self.lease_column < now),
+        )
+
+    def overdue(
+        self, now: datetime, *, waiting_since: InstrumentedAttribute[datetime], grace: timedelta
+    ) -> ColumnElement[bool]:
+        """Claimable, and if pending then pending since ``grace`` ago: its message is presumed lost."""
+        return and_(
+            self.claimable(now),
+            or_(self.status_column == self.in_progress, waiting_since <= now - grace),
         )
 
 

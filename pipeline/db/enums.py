@@ -1,4 +1,4 @@
-"""The domain's enumerations (values exact and in order, domain.md §1.10) and ours (architecture §7)."""
+"""The enumerations of the data, values exact and in order (``docs/architecture.md``, "Data")."""
 
 from __future__ import annotations
 

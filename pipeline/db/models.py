@@ -1,4 +1,4 @@
-"""The data model: the upstream tables (domain.md §1) plus ours (architecture §7).
+"""The data model: the tables of ``docs/architecture.md`` ("Data").
 
 Enumerations are stored as checked ``VARCHAR`` columns rather than native PostgreSQL enum types: adding a
 value is then a plain migration, a downgrade leaves no orphan type behind, and SQLite runs the same schema.
@@ -135,7 +135,7 @@ class Company(Base):
 
 
 class SessionImport(Base):
-    """One raw CSV row, stored as received (domain.md §1.2)."""
+    """One raw CSV row, stored as received (``docs/csv-import.md``)."""
 
     __tablename__ = "session_import"
     __table_args__ = (
@@ -179,8 +179,8 @@ class SessionImport(Base):
     start_time_raw: Mapped[str] = mapped_column(String(255))
     end_time_raw: Mapped[str] = mapped_column(String(255))
     ip_address: Mapped[str | None] = mapped_column(String(45))
-    # Wider than upstream's varchar(3)/(10): the raw value ("Netherlands", "nederlands") is kept here and
-    # normalised onto the Session, instead of failing the row as upstream did.
+    # Wide enough for the raw value ("Netherlands", "nederlands"), which is kept here and normalised onto the
+    # Session, rather than failing the row.
     country_code: Mapped[str | None] = mapped_column(String(64))
     language: Mapped[str | None] = mapped_column(String(64))
     messages_sent: Mapped[int | None] = mapped_column(Integer)
@@ -214,7 +214,7 @@ class SessionImport(Base):
 
 
 class ChatSession(Base):
-    """The normalised conversation, one per SessionImport (domain.md §1.3)."""
+    """The normalised conversation, one per SessionImport."""
 
     __tablename__ = "session"
     __table_args__ = (
@@ -282,7 +282,7 @@ class Message(Base):
 
 
 class Question(Base):
-    """A distinct user question, shared across sessions (and, as upstream, across tenants)."""
+    """A distinct user question, shared across sessions (and across tenants)."""
 
     __tablename__ = "question"
 
@@ -371,7 +371,7 @@ _OPEN_BATCH = (
 
 
 class AIBatchRequest(Base):
-    """One OpenAI batch job, written ahead of its creation at OpenAI (architecture §4.4)."""
+    """One OpenAI batch job, written ahead of its creation at OpenAI (``docs/batches.md``)."""
 
     __tablename__ = "ai_batch_request"
     __table_args__ = (
@@ -490,7 +490,7 @@ class AIProcessingRequest(Base):
     audio_tokens_completion: Mapped[int | None] = mapped_column(Integer)
     accepted_prediction_tokens: Mapped[int | None] = mapped_column(Integer)
     rejected_prediction_tokens: Mapped[int | None] = mapped_column(Integer)
-    #: Unit prices in USD per token (upstream's naming), and the total in EUR.
+    #: Unit prices in USD per token (despite the names), and the total in EUR.
     prompt_token_cost: Mapped[float] = mapped_column(Float, default=0.0)
     completion_token_cost: Mapped[float] = mapped_column(Float, default=0.0)
     total_cost_eur: Mapped[float] = mapped_column(Float, default=0.0)
@@ -577,7 +577,7 @@ class SchedulerState(Base):
     scheduler_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
     paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # Stopped: ticks are recorded as skipped until started again (the seed's stop/start, beside pause/resume).
+    # Stopped: ticks are recorded as skipped until started again (stop/start, beside pause/resume).
     stopped: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     config: Mapped[dict[str, Any] | None] = mapped_column(JSONColumn)

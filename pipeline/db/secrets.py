@@ -11,17 +11,19 @@ import hashlib
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from pipeline.errors import PermanentError
+
 __all__ = ["PasswordBox", "SecretKeyMissing", "WrongSecretKey"]
 
 
-class SecretKeyMissing(RuntimeError):
+class SecretKeyMissing(PermanentError, RuntimeError):
     """A password must be encrypted or decrypted but ``SECRET_KEY`` is empty."""
 
     def __init__(self) -> None:
         super().__init__("SECRET_KEY is not set: it is needed to store or read company CSV passwords")
 
 
-class WrongSecretKey(RuntimeError):
+class WrongSecretKey(PermanentError, RuntimeError):
     """The stored password was encrypted with another ``SECRET_KEY``."""
 
     def __init__(self) -> None:

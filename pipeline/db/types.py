@@ -18,8 +18,8 @@ class UTCDateTime(TypeDecorator[datetime]):
     """A ``timestamptz`` that always hands back aware UTC datetimes.
 
     SQLite has no time zones and silently drops them, so a naive value read back is UTC by construction.
-    Naive values are refused on the way in: a naive timestamp is exactly the upstream bug of parsing
-    in whatever zone the server happens to run.
+    Naive values are refused on the way in: a naive timestamp would be read in whatever zone the server
+    happens to run.
     """
 
     impl = DateTime(timezone=True)

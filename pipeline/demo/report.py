@@ -4,13 +4,9 @@ from what the data set's faults call for."""
 from __future__ import annotations
 
 import time
-import uuid
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from sqlalchemy import func, select
+from typing import TYPE_CHECKING
 
 from pipeline.demo.scenario import WRONG_CREDENTIALS, InjectedRow, Scenario
 from pipeline.scheduling.jobs import BATCH_CHECK_JOB, BATCH_SUBMIT_JOB, CSV_IMPORT_JOB
@@ -127,56 +123,6 @@ class DemoReport:
     def log(self) -> Path:
         return self.workdir / LOG_NAME
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "unexpected": self.unexpected,
-            "seconds": round(self.seconds, 3),
-            "sessions_per_company": self.sessions_per_company,
-            # Left behind when asked for (--keep) or when something was unexpected; otherwise removed.
-            "workdir": str(self.workdir) if self.workdir.exists() else None,
-            "companies": [company.__dict__ for company in self.companies],
-            "sessions": {
-                "good_rows": self.good_rows,
-                "imported": self.imported,
-                "created": self.sessions,
-                "messages": self.messages,
-                "analysed": self.analysed,
-            },
-            "sentiment": self.sentiment,
-            "categories": self.categories,
-            "questions": self.questions,
-            "cost": {
-                "eur": round(self.cost_eur, 6),
-                "prompt_tokens": self.prompt_tokens,
-                "completion_tokens": self.completion_tokens,
-                "total_tokens": self.total_tokens,
-            },
-            "batches": {"submitted": self.batches_submitted, "processed": self.batches_processed},
-            "scheduler_runs": [run.__dict__ for run in self.scheduler_runs],
-            "failures": {
-                "fetches": [failure.__dict__ for failure in self.fetch_failures],
-                "csv_rows": [error.__dict__ for error in self.row_errors],
-                "sessions": [failure.__dict__ for failure in self.session_failures],
-                "other": self.other_failures,
-            },
-            "injected": [row.__dict__ for row in self.injected],
-            "pipeline": self.pipeline,
-            "log_records": self.log_records,
-        }
-
-
-def _dead_letters(broker: StubBroker) -> list[str]:
-    """Every dead-lettered message, with its error: none is expected (a 401 is recorded, not raised)."""
-    failures: list[str] = []
-    for message in broker.dead_letters:
-        exception = getattr(message, "_exception", None)
-        error = f"{type(exception).__name__}: {exception}" if exception is not None else "unknown error"
-        failures.append(
-            f"{message.queue_name} message {message.actor_name}{tuple(message.args)!r} failed: {error}"
-        )
-    return failures
-
 
 def build_report(
     started: float,
@@ -189,200 +135,56 @@ def build_report(
     log_records: int,
     sessions: sessionmaker[Session],
 ) -> DemoReport:
-    from pipeline.db.enums import (
-        AIBatchRequestStatus,
-        AIRequestStatus,
-        CsvFetchOutcome,
-        ProcessingStage,
-        ProcessingStatus,
-        SchedulerRunStatus,
-    )
-    from pipeline.db.models import (
-        AIBatchRequest,
-        AIProcessingRequest,
-        ChatSession,
-        Company,
-        CsvFetch,
-        CsvRowError,
-        Message,
-        SchedulerRun,
-        SchedulerTick,
-        SessionImport,
-        SessionProcessingStatus,
-        SessionQuestion,
-    )
-    from pipeline.stages.pipeline_reports import failed_sessions, pipeline_status
+    """The report of a finished run, read from the demo's database and judged against ``scenario``."""
+    from pipeline.db.enums import SchedulerRunStatus
+    from pipeline.db.models import ChatSession
+    from pipeline.demo.collect import Stored
+    from pipeline.stages.pipeline_reports import pipeline_status
 
     with sessions() as db:
-
-        def count(model: Any, *where: Any) -> int:
-            return db.scalar(select(func.count()).select_from(model).where(*where)) or 0
-
-        names = dict(db.execute(select(Company.id, Company.name)).tuples().all())
-        ids = {name: company_id for company_id, name in names.items()}
-        analysed_ids = select(SessionProcessingStatus.session_id).where(
-            SessionProcessingStatus.stage == ProcessingStage.AI_ANALYSIS,
-            SessionProcessingStatus.status == ProcessingStatus.COMPLETED,
-        )
-
-        def per_company(column: Any, *where: Any) -> dict[uuid.UUID, int]:
-            statement = select(column, func.count()).where(*where).group_by(column)
-            return dict(db.execute(statement).tuples().all())
-
-        imported_by = per_company(SessionImport.company_id)
-        errors_by = per_company(CsvRowError.company_id)
-        sessions_by = per_company(ChatSession.company_id)
-        analysed_by = per_company(ChatSession.company_id, ChatSession.id.in_(analysed_ids))
-        fetches = db.scalars(select(CsvFetch).order_by(CsvFetch.started_at)).all()
-        last_fetch = {fetch.company_id: fetch for fetch in fetches}
-        attempts = Counter(fetch.company_id for fetch in fetches)
-
-        companies = [
-            CompanyOutcome(
-                name=name,
-                scenario=scenario.roles[name],
-                fetch=last_fetch[company_id].outcome.value if company_id in last_fetch else None,
-                http_status=last_fetch[company_id].http_status if company_id in last_fetch else None,
-                rows=last_fetch[company_id].rows_total if company_id in last_fetch else 0,
-                imported=imported_by.get(company_id, 0),
-                row_errors=errors_by.get(company_id, 0),
-                sessions=sessions_by.get(company_id, 0),
-                analysed=analysed_by.get(company_id, 0),
-            )
-            for name, company_id in ((name, ids[name]) for name in scenario.roles)
-        ]
-
-        other_failures = _dead_letters(broker)
-        fetch_failures = [
-            FetchFailure(
-                company=names[fetch.company_id],
-                http_status=fetch.http_status,
-                error=fetch.error,
-                attempts=attempts[fetch.company_id],
-            )
-            for fetch in fetches
-            if fetch.outcome is CsvFetchOutcome.FAILED
-        ]
-
-        injected_at = {(scenario.broken, row.line): row for row in scenario.injected}
-        row_errors = [
-            RowErrorRecord(
-                company=names[error.company_id],
-                line=error.line_number,
-                reason=error.reason,
-                injected=(
-                    injected.problem
-                    if (injected := injected_at.get((names[error.company_id], error.line_number)))
-                    else None
-                ),
-            )
-            for error in db.scalars(
-                select(CsvRowError).order_by(CsvRowError.company_id, CsvRowError.line_number)
-            )
-        ]
-
-        session_failures = [
-            SessionFailure(
-                stage=row["stage"],
-                company=row["company"],
-                session_id=row["session_id"],
-                import_id=row["import_id"],
-                error=row["error"],
-            )
-            for row in failed_sessions(db, limit=1000)
-        ]
-
-        for batch in db.scalars(
-            select(AIBatchRequest).where(
-                AIBatchRequest.status.in_((AIBatchRequestStatus.FAILED, AIBatchRequestStatus.CANCELLED))
-            )
-        ):
-            other_failures.append(f"batch {batch.id} {batch.status.value}: {batch.error_message}")
-        failed_requests = count(
-            AIProcessingRequest, AIProcessingRequest.processing_status == AIRequestStatus.PROCESSING_FAILED
-        )
-        if failed_requests:
-            other_failures.append(f"{failed_requests} AI requests failed")
-
-        def by_label(column: Any) -> dict[str, int]:
-            rows = db.execute(
-                select(column, func.count()).where(ChatSession.id.in_(analysed_ids)).group_by(column)
-            ).tuples()
-            counts = {(label.value if label is not None else "none"): number for label, number in rows}
-            return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
-
-        prompt, completion, total, cost = db.execute(
-            select(
-                func.coalesce(func.sum(AIProcessingRequest.prompt_tokens), 0),
-                func.coalesce(func.sum(AIProcessingRequest.completion_tokens), 0),
-                func.coalesce(func.sum(AIProcessingRequest.total_tokens), 0),
-                func.coalesce(func.sum(AIProcessingRequest.total_cost_eur), 0.0),
-            ).where(AIProcessingRequest.success.is_(True))
-        ).one()
-
-        runs = [
-            SchedulerRunRecord(
-                job=run.job,
-                status=run.status.value,
-                items=run.items_processed,
-                seconds=(
-                    round((run.finished_at - run.started_at).total_seconds(), 3) if run.finished_at else None
-                ),
-                tick=detail,
-                error=run.error,
-            )
-            for run, detail in db.execute(
-                select(SchedulerRun, SchedulerTick.detail)
-                .outerjoin(SchedulerTick, SchedulerTick.id == SchedulerRun.tick_id)
-                .order_by(SchedulerRun.started_at)
-            ).tuples()
-        ]
+        stored = Stored(db)
+        runs = stored.scheduler_runs()
         if any(run.status == SchedulerRunStatus.RUNNING.value for run in runs):
             problems.append("a scheduler run is still RUNNING after the demo")
-
+        prompt_tokens, completion_tokens, total_tokens, cost_eur = stored.usage()
+        totals = stored.totals()
         report = DemoReport(
             seconds=time.monotonic() - started,
             workdir=workdir,
             kept=kept,
             sessions_per_company=sessions_per_company,
-            companies=companies,
+            companies=stored.companies(scenario),
             good_rows=scenario.good_rows,
             injected=scenario.injected,
-            imported=count(SessionImport),
-            sessions=count(ChatSession),
-            messages=count(Message),
-            analysed=count(ChatSession, ChatSession.id.in_(analysed_ids)),
-            sentiment=by_label(ChatSession.sentiment),
-            categories=by_label(ChatSession.category),
-            questions=db.scalar(select(func.count(func.distinct(SessionQuestion.question_id)))) or 0,
-            cost_eur=float(cost),
-            prompt_tokens=int(prompt),
-            completion_tokens=int(completion),
-            total_tokens=int(total),
-            batches_submitted=count(AIBatchRequest),
-            batches_processed=count(AIBatchRequest, AIBatchRequest.status == AIBatchRequestStatus.PROCESSED),
+            imported=totals.imported,
+            sessions=totals.sessions,
+            messages=totals.messages,
+            analysed=stored.analysed(),
+            sentiment=stored.by_label(ChatSession.sentiment),
+            categories=stored.by_label(ChatSession.category),
+            questions=stored.questions(),
+            cost_eur=cost_eur,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            total_tokens=total_tokens,
+            batches_submitted=totals.batches_submitted,
+            batches_processed=totals.batches_processed,
             scheduler_runs=runs,
-            fetch_failures=fetch_failures,
-            row_errors=row_errors,
-            session_failures=session_failures,
-            other_failures=other_failures,
+            fetch_failures=stored.fetch_failures(),
+            row_errors=stored.row_errors(scenario),
+            session_failures=stored.session_failures(),
+            other_failures=stored.other_failures(broker),
             pipeline=pipeline_status(db)["pipeline"],
             log_records=log_records,
         )
-        imported_ids = {
-            (names[company_id], external_id)
-            for company_id, external_id in db.execute(
-                select(SessionImport.company_id, SessionImport.external_session_id)
-            ).tuples()
-        }
+        imported_ids = stored.imported_ids()
     report.unexpected.extend(problems)
     report.unexpected.extend(judge(report, scenario, imported_ids))
     return report
 
 
-def judge(report: DemoReport, scenario: Scenario, imported_ids: set[tuple[str, str]]) -> list[str]:
-    """Every way the run differs from what the data set must produce."""
-    wrong: list[str] = []
+def _import_mismatches(scenario: Scenario, imported_ids: set[tuple[str, str]]) -> list[str]:
+    wrong = []
     expected_ids = {
         (name, session_id)
         for name, session_ids in scenario.good_ids.items()
@@ -393,11 +195,12 @@ def judge(report: DemoReport, scenario: Scenario, imported_ids: set[tuple[str, s
         wrong.append(f"{len(missing)} good CSV rows were not imported, e.g. {min(missing)}")
     if extra := imported_ids - expected_ids:
         wrong.append(f"{len(extra)} rows were imported that should not have been, e.g. {min(extra)}")
+    return wrong
 
-    for company in report.companies:
-        if company.scenario != WRONG_CREDENTIALS and company.fetch != "IMPORTED":
-            wrong.append(f"the fetch of {company.name} ended {company.fetch}, not IMPORTED")
 
+def _row_error_mismatches(report: DemoReport, scenario: Scenario) -> list[str]:
+    """Every injected row refused for its column, and no other row refused."""
+    wrong = []
     found = {(error.company, error.line): error for error in report.row_errors}
     for row in scenario.injected:
         error = found.pop((scenario.broken, row.line), None)
@@ -410,25 +213,45 @@ def judge(report: DemoReport, scenario: Scenario, imported_ids: set[tuple[str, s
                 f"line {row.line} of {scenario.broken} ({row.problem}) was refused for {error.reason!r}, "
                 f"not for its {row.column}"
             )
-    for (name, line), error in sorted(found.items()):
-        wrong.append(f"unexpected CSV row error at line {line} of {name}: {error.reason}")
+    wrong.extend(
+        f"unexpected CSV row error at line {line} of {name}: {error.reason}"
+        for (name, line), error in sorted(found.items())
+    )
+    return wrong
 
+
+def _company_mismatches(report: DemoReport) -> list[str]:
+    """Every company's last fetch IMPORTED but the locked-out one's."""
+    return [
+        f"the fetch of {company.name} ended {company.fetch}, not IMPORTED"
+        for company in report.companies
+        if company.scenario != WRONG_CREDENTIALS and company.fetch != "IMPORTED"
+    ]
+
+
+def _fetch_mismatches(report: DemoReport, scenario: Scenario) -> list[str]:
+    """The locked-out company's fetch fails once with a 401 and is not retried; no other fetch fails."""
+    wrong = []
     locked_out = [failure for failure in report.fetch_failures if failure.company == scenario.locked_out]
-    others = [failure for failure in report.fetch_failures if failure.company != scenario.locked_out]
+    who = f"{scenario.locked_out} (wrong password)"
     if not locked_out:
-        wrong.append(f"{scenario.locked_out} (wrong password) has no failed fetch")
+        wrong.append(f"{who} has no failed fetch")
     for failure in locked_out:
         if failure.http_status != 401:
-            wrong.append(
-                f"{scenario.locked_out} (wrong password) failed with {failure.error!r}, not HTTP 401"
-            )
+            wrong.append(f"{who} failed with {failure.error!r}, not HTTP 401")
         if failure.attempts != 1:
-            wrong.append(
-                f"{scenario.locked_out} (wrong password) was retried as if transient: "
-                f"{failure.attempts} fetches"
-            )
-    wrong.extend(f"the fetch of {failure.company} failed: {failure.error}" for failure in others)
+            wrong.append(f"{who} was retried as if transient: {failure.attempts} fetches")
+    wrong.extend(
+        f"the fetch of {failure.company} failed: {failure.error}"
+        for failure in report.fetch_failures
+        if failure.company != scenario.locked_out
+    )
+    return wrong
 
+
+def _analysis_mismatches(report: DemoReport) -> list[str]:
+    """Every good row a session, analysed and priced, through batches that all ended PROCESSED."""
+    wrong = []
     if report.sessions != report.good_rows:
         wrong.append(f"{report.sessions} sessions were created from {report.good_rows} good rows")
     if report.analysed != report.good_rows:
@@ -443,14 +266,32 @@ def judge(report: DemoReport, scenario: Scenario, imported_ids: set[tuple[str, s
         for failure in report.session_failures
     )
     wrong.extend(report.other_failures)
+    return wrong
 
+
+def _run_mismatches(report: DemoReport) -> list[str]:
+    """A run of each scheduler the demo ticks, none failed, each with its tick."""
     jobs = {run.job for run in report.scheduler_runs}
-    for job in (CSV_IMPORT_JOB.id, BATCH_SUBMIT_JOB.id, BATCH_CHECK_JOB.id):
-        if job not in jobs:
-            wrong.append(f"no run of the {job} scheduler was recorded")
+    wrong = [
+        f"no run of the {job} scheduler was recorded"
+        for job in (CSV_IMPORT_JOB.id, BATCH_SUBMIT_JOB.id, BATCH_CHECK_JOB.id)
+        if job not in jobs
+    ]
     for run in report.scheduler_runs:
         if run.status == "FAILED":
             wrong.append(f"a run of the {run.job} scheduler failed: {run.error}")
         if run.tick is None:
             wrong.append(f"a run of the {run.job} scheduler has no recorded tick")
     return wrong
+
+
+def judge(report: DemoReport, scenario: Scenario, imported_ids: set[tuple[str, str]]) -> list[str]:
+    """Every way the run differs from what the data set must produce."""
+    return [
+        *_import_mismatches(scenario, imported_ids),
+        *_company_mismatches(report),
+        *_row_error_mismatches(report, scenario),
+        *_fetch_mismatches(report, scenario),
+        *_analysis_mismatches(report),
+        *_run_mismatches(report),
+    ]

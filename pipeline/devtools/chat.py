@@ -1,4 +1,4 @@
-"""One demo chat: what it is about and when its turns happen, and its transcript in the upstream text format.
+"""One demo chat: what it is about and when its turns happen, and its transcript in the text format.
 
 A session is planned from the company's random stream; the transcript's wording and turn times come from
 a separate stream seeded by the plan. So the CSV never depends on whether transcripts are written, and a
@@ -18,7 +18,7 @@ from pipeline.devtools.weighted import Weighted, choose
 
 __all__ = ["PHRASEBOOKS", "SessionPlan", "format_time", "plan_session", "render_transcript"]
 
-#: The upstream's naive local time format, ``DD.MM.YYYY HH:mm:ss``, in both the CSV and the transcript.
+#: The naive local time format of the exports, ``DD.MM.YYYY HH:mm:ss``, in both the CSV and the transcript.
 _TIME_FORMAT = "%02d.%02d.%d %02d:%02d:%02d"
 
 PHRASEBOOKS: Mapping[str, Phrasebook] = {
@@ -95,7 +95,7 @@ class SessionPlan:
 
 
 def format_time(moment: datetime) -> str:
-    """``moment`` as the upstream writes it; %-formatting is more than twice as fast as ``strftime``."""
+    """``moment`` as the exports write it; %-formatting is more than twice as fast as ``strftime``."""
     return _TIME_FORMAT % (moment.day, moment.month, moment.year, moment.hour, moment.minute, moment.second)
 
 

@@ -1,4 +1,4 @@
-"""Faults the demo data source injects, so tests and the demo can watch the pipeline cope with a bad upstream.
+"""Faults the demo data source injects, so tests and the demo watch the pipeline cope with a bad source.
 
 A fault is written as text, the same in a ``?fault=`` query parameter and in the control API:
 

@@ -3,7 +3,7 @@
 Layout of a data set directory::
 
     manifest.json                       companies, credentials, URLs (see pipeline.devtools.manifest)
-    <slug>/sessions.csv                 headerless, 16 positional columns, as the upstream serves it
+    <slug>/sessions.csv                 headerless, 16 positional columns, as a company serves it
     <slug>/transcripts/<session id>.txt one per CSV row, unless generated without transcripts
 
 Each company draws from its own random stream, seeded by the data set seed and the company's position. So

@@ -13,7 +13,7 @@ from pipeline.db.enums import SessionCategory
 
 __all__ = ["CATEGORIES", "Exchange", "Phrasebook"]
 
-#: The topics a chat can be about: the ``SessionCategory`` values (domain spec §1.10), in their order.
+#: The topics a chat can be about: the ``SessionCategory`` values, in their order.
 CATEGORIES: tuple[str, ...] = tuple(category.value for category in SessionCategory)
 
 Exchange = tuple[str, str]
@@ -23,7 +23,7 @@ Exchange = tuple[str, str]
 class Phrasebook:
     """Everything said in one language.
 
-    ``labels`` are the upstream CSV's free-text spellings of the language (``english``, ``Dutch`` ...).
+    ``labels`` are the exported CSV's free-text spellings of the language (``english``, ``Dutch`` ...).
     In ``hr_referrals`` the placeholder ``{hr}`` stands for the company's HR address.
     """
 

@@ -1,4 +1,4 @@
-"""One company's CSV rows in the exact upstream shape (domain spec §2), with the upstream's noise.
+"""One company's CSV rows in the exact shape of ``docs/csv-import.md``, with the noise of real exports.
 
 The noise is deliberate: free-text languages and categories, country names where a code belongs, IPv6 and
 empty addresses, rows the vendor never classified, and a CSV language that sometimes disagrees with the chat.

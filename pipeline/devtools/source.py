@@ -1,4 +1,4 @@
-"""The demo data source: an HTTP server that serves a generated data set the way a company's upstream would.
+"""The demo data source: an HTTP server that serves a generated data set the way a company's server would.
 
 Routes::
 

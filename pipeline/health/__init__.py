@@ -5,5 +5,7 @@
   RabbitMQ's management API, and the run history in the database.
 - :mod:`pipeline.health.rules`: the status of one scheduler from what the sources said (``docs/health.md``).
 - :mod:`pipeline.health.aggregator`: reads every source at once, each with a timeout, and judges.
-- :mod:`pipeline.health.api`: the FastAPI application (``create_app``).
+- :mod:`pipeline.health.api`: the FastAPI application (``create_app``), assembled from the routers of
+  :mod:`pipeline.health.probes` and :mod:`pipeline.health.admin`, with the bodies of
+  :mod:`pipeline.health.bodies` and the shared :mod:`pipeline.health.context`.
 """

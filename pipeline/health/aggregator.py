@@ -201,47 +201,52 @@ class HealthAggregator:
         names = [f"{queue}{suffix}" for queue in self.queue_names for suffix in ("", ".DQ", ".XQ")]
         return self.queues(names)
 
+    def _prometheus_endpoints(
+        self, metrics: list[_Outcome[MetricsFigures]]
+    ) -> tuple[dict[str, EndpointState], str | None]:
+        failures = [outcome.error for outcome in metrics if outcome.error]
+        if failures:
+            return {}, "; ".join(failures)
+        jobs: dict[str, tuple[int, int]] = {}
+        for outcome in metrics:
+            if outcome.value is not None:
+                jobs.update(outcome.value.targets)
+        states = {}
+        scrape_jobs = [(job.id, job.queue) for job in self.jobs] + [(SCHEDULER_PROCESS, SCHEDULER_PROCESS)]
+        for target_id, scrape_job in scrape_jobs:
+            if scrape_job in jobs:
+                answered, total = jobs[scrape_job]
+                down = total - answered
+                failures_text = (f"Prometheus sees {down} of {total} {scrape_job} target(s) down",)
+                states[target_id] = EndpointState(answered, total, failures_text if down else ())
+        return states, None
+
+    def _scraped_endpoint(self, target_id: str, metrics: list[_Outcome[MetricsFigures]]) -> EndpointState:
+        answered = total = 0
+        failures = []
+        for item, outcome in zip(self.metrics, metrics, strict=True):
+            if target_id in item.ids:
+                total += 1
+                if outcome.error is None:
+                    answered += 1
+                else:
+                    failures.append(outcome.error)
+        return EndpointState(answered, total, tuple(failures))
+
     def _endpoints(
         self, metrics: list[_Outcome[MetricsFigures]]
     ) -> tuple[dict[str, EndpointState], str | None]:
         """Endpoint state per target id (job id or the scheduler process), and a Prometheus failure."""
         if self.prometheus_mode:
-            failures = [outcome.error for outcome in metrics if outcome.error]
-            if failures:
-                return {}, "; ".join(failures)
-            jobs: dict[str, tuple[int, int]] = {}
-            for outcome in metrics:
-                if outcome.value is not None:
-                    jobs.update(outcome.value.targets)
-            states = {}
-            for target_id, scrape_job in [(job.id, job.queue) for job in self.jobs] + [
-                (SCHEDULER_PROCESS, SCHEDULER_PROCESS)
-            ]:
-                if scrape_job in jobs:
-                    answered, total = jobs[scrape_job]
-                    down = total - answered
-                    failures_text = (f"Prometheus sees {down} of {total} {scrape_job} target(s) down",)
-                    states[target_id] = EndpointState(answered, total, failures_text if down else ())
-            return states, None
-        states = {}
-        for target_id in self.targets:
-            answered = total = 0
-            failures = []
-            for item, outcome in zip(self.metrics, metrics, strict=True):
-                if target_id in item.ids:
-                    total += 1
-                    if outcome.error is None:
-                        answered += 1
-                    else:
-                        failures.append(outcome.error)
-            states[target_id] = EndpointState(answered, total, tuple(failures))
+            return self._prometheus_endpoints(metrics)
+        states = {target_id: self._scraped_endpoint(target_id, metrics) for target_id in self.targets}
         for job in self.jobs:
             # A scheduler without a target of its own is served by the pool of another on its queue.
-            if job.id not in states:
-                for other in self.jobs:
-                    if other.queue == job.queue and other.id in self.targets:
-                        states[job.id] = states[other.id]
-                        break
+            sharing = (
+                other.id for other in self.jobs if other.queue == job.queue and other.id in self.targets
+            )
+            if job.id not in states and (other_id := next(sharing, None)) is not None:
+                states[job.id] = states[other_id]
         return states, None
 
     def _judge_all(
@@ -251,84 +256,119 @@ class HealthAggregator:
         queues: _Outcome[Mapping[str, QueueStats]] | None,
         metrics: list[_Outcome[MetricsFigures]],
     ) -> HealthReport:
-        by_id = {overview.id: overview for overview in overviews.value or []}
-        lag: dict[str, float] = {}
-        last_success: dict[str, float] = {}
-        for outcome in metrics:
-            if outcome.value is not None:
-                for stage, value in outcome.value.lag_seconds.items():
-                    lag[stage] = max(lag.get(stage, value), value)
-                for scheduler, value in outcome.value.last_success.items():
-                    last_success[scheduler] = max(last_success.get(scheduler, value), value)
         endpoints, metrics_error = self._endpoints(metrics)
-        found = queues.value if queues is not None else None
-        rabbitmq_error = queues.error if queues is not None else None
-        if found is not None:
+        lag, last_success = _merged_figures(metrics)
+        read = _Read(
+            overviews={overview.id: overview for overview in overviews.value or []},
+            database_error=overviews.error,
+            queues=queues.value if queues is not None else None,
+            rabbitmq_error=queues.error if queues is not None else None,
+            endpoints=endpoints,
+            metrics_error=metrics_error,
+            lag=lag,
+            last_success=last_success,
+        )
+        if read.queues is not None:
             for queue in self.queue_names:
-                dead = found.get(f"{queue}.XQ")
-                DEAD_LETTERS.labels(queue).set(dead.ready + dead.unacked if dead else 0)
-        results = []
-        for job in self.jobs:
-            stats = found.get(job.queue, QueueStats(0, 0, 0)) if found is not None else None
-            delayed = found.get(f"{job.queue}.DQ") if found is not None else None
-            lag_stage = STAGE_OF_SCHEDULER.get(job.id)
-            success_stamp = last_success.get(job.id)
-            observation = Observation(
-                job=job,
-                overview=by_id.get(job.id),
-                database_error=overviews.error or (None if job.id in by_id else "no overview returned"),
-                queue=stats,
-                delayed=delayed,
-                queue_declared=found is None or job.queue in found,
-                rabbitmq_error=rabbitmq_error,
-                endpoint=endpoints.get(job.id),
-                metrics_error=metrics_error,
-                lag_seconds=lag.get(lag_stage) if lag_stage else None,
-                metrics_last_success=(
-                    datetime.fromtimestamp(success_stamp, UTC) if success_stamp is not None else None
-                ),
-                scheduler_process=endpoints.get(SCHEDULER_PROCESS),
-            )
-            verdict = judge(observation, self.settings, now)
-            SCHEDULER_HEALTHY.labels(job.id).set(1 if verdict.healthy else 0)
-            queue_view = None
-            if found is not None and stats is not None:
-                dead = found.get(f"{job.queue}.XQ")
-                queue_view = QueueView(
-                    name=job.queue,
-                    ready=stats.ready,
-                    unacked=stats.unacked,
-                    consumers=stats.consumers,
-                    delayed=(delayed.ready + delayed.unacked) if delayed else 0,
-                    dead_letters=(dead.ready + dead.unacked) if dead else 0,
-                    declared=job.queue in found,
-                )
-            results.append(
-                SchedulerHealth(
-                    job=job,
-                    status=verdict.status,
-                    reasons=verdict.reasons,
-                    overview=observation.overview,
-                    last_success=observation.last_success,
-                    queue=queue_view,
-                    lag_seconds=observation.lag_seconds,
-                    metrics_endpoint=observation.endpoint,
-                )
-            )
-        source_errors: dict[str, str] = {}
-        for name, error in (
-            ("database", overviews.error),
-            ("rabbitmq", rabbitmq_error),
-            ("prometheus" if self.prometheus_mode else "metrics", metrics_error),
-        ):
-            if error is not None:
-                source_errors[name] = error
+                DEAD_LETTERS.labels(queue).set(_total(read.queues.get(f"{queue}.XQ")))
+        results = tuple(self._scheduler_health(job, read, now) for job in self.jobs)
+        components = {key: value for key, value in endpoints.items() if key == SCHEDULER_PROCESS}
+        return HealthReport(now, results, self._source_errors(read, metrics), components)
+
+    def _scheduler_health(self, job: Job, read: _Read, now: datetime) -> SchedulerHealth:
+        observation = read.observation(job)
+        verdict = judge(observation, self.settings, now)
+        SCHEDULER_HEALTHY.labels(job.id).set(1 if verdict.healthy else 0)
+        return SchedulerHealth(
+            job=job,
+            status=verdict.status,
+            reasons=verdict.reasons,
+            overview=observation.overview,
+            last_success=observation.last_success,
+            queue=read.queue_view(job),
+            lag_seconds=observation.lag_seconds,
+            metrics_endpoint=observation.endpoint,
+        )
+
+    def _source_errors(self, read: _Read, metrics: list[_Outcome[MetricsFigures]]) -> dict[str, str]:
+        named = (
+            ("database", read.database_error),
+            ("rabbitmq", read.rabbitmq_error),
+            ("prometheus" if self.prometheus_mode else "metrics", read.metrics_error),
+        )
+        source_errors = {name: error for name, error in named if error is not None}
         if not self.prometheus_mode:
             scrape_failures = [outcome.error for outcome in metrics if outcome.error]
             if scrape_failures:
                 source_errors["metrics"] = "; ".join(scrape_failures)
-        components = {key: value for key, value in endpoints.items() if key == SCHEDULER_PROCESS}
-        return HealthReport(now, tuple(results), source_errors, components)
+        return source_errors
+
+
+def _total(stats: QueueStats | None) -> int:
+    return stats.ready + stats.unacked if stats else 0
+
+
+def _merged_figures(metrics: list[_Outcome[MetricsFigures]]) -> tuple[dict[str, float], dict[str, float]]:
+    """The highest lag per stage and the latest success per scheduler over every metrics source."""
+    lag: dict[str, float] = {}
+    last_success: dict[str, float] = {}
+    for outcome in metrics:
+        if outcome.value is not None:
+            for stage, value in outcome.value.lag_seconds.items():
+                lag[stage] = max(lag.get(stage, value), value)
+            for scheduler, value in outcome.value.last_success.items():
+                last_success[scheduler] = max(last_success.get(scheduler, value), value)
+    return lag, last_success
+
+
+@dataclass(frozen=True)
+class _Read:
+    """What one evaluation read from every source; ``None`` values and errors say what it could not."""
+
+    overviews: dict[str, SchedulerOverview]
+    database_error: str | None
+    queues: Mapping[str, QueueStats] | None
+    rabbitmq_error: str | None
+    endpoints: dict[str, EndpointState]
+    metrics_error: str | None
+    lag: dict[str, float]
+    last_success: dict[str, float]
+
+    def observation(self, job: Job) -> Observation:
+        found = self.queues
+        lag_stage = STAGE_OF_SCHEDULER.get(job.id)
+        success_stamp = self.last_success.get(job.id)
+        return Observation(
+            job=job,
+            overview=self.overviews.get(job.id),
+            database_error=self.database_error
+            or (None if job.id in self.overviews else "no overview returned"),
+            queue=found.get(job.queue, QueueStats(0, 0, 0)) if found is not None else None,
+            delayed=found.get(f"{job.queue}.DQ") if found is not None else None,
+            queue_declared=found is None or job.queue in found,
+            rabbitmq_error=self.rabbitmq_error,
+            endpoint=self.endpoints.get(job.id),
+            metrics_error=self.metrics_error,
+            lag_seconds=self.lag.get(lag_stage) if lag_stage else None,
+            metrics_last_success=(
+                datetime.fromtimestamp(success_stamp, UTC) if success_stamp is not None else None
+            ),
+            scheduler_process=self.endpoints.get(SCHEDULER_PROCESS),
+        )
+
+    def queue_view(self, job: Job) -> QueueView | None:
+        if self.queues is None:
+            return None
+        stats = self.queues.get(job.queue, QueueStats(0, 0, 0))
+        return QueueView(
+            name=job.queue,
+            ready=stats.ready,
+            unacked=stats.unacked,
+            consumers=stats.consumers,
+            delayed=_total(self.queues.get(f"{job.queue}.DQ")),
+            dead_letters=_total(self.queues.get(f"{job.queue}.XQ")),
+            declared=job.queue in self.queues,
+        )
 
 
 def build_aggregator(settings: Settings, engine: Engine) -> HealthAggregator:

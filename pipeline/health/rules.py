@@ -140,76 +140,131 @@ def _endpoint_notes(observation: Observation) -> list[str]:
     return notes
 
 
+def _operator_state(overview: SchedulerOverview, settings: Settings) -> tuple[Status, str] | None:
+    """The status an operator (or SCHEDULER_ENABLED) put the scheduler in, and why; ``None``: active."""
+    if not settings.scheduler_enabled:
+        return Status.STOPPED, "SCHEDULER_ENABLED=false: cron ticks are off"
+    if overview.control == "STOPPED":
+        return Status.STOPPED, "stopped by an operator"
+    if overview.control == "PAUSED":
+        return Status.PAUSED, "paused by an operator"
+    return None
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """What the rules of an active scheduler read, worked out once."""
+
+    observation: Observation
+    overview: SchedulerOverview
+    waiting: int | None
+    no_consumers: bool
+    never_ran: bool
+
+    @property
+    def job(self) -> Job:
+        return self.observation.job
+
+
+def _failures_error(facts: _Facts, settings: Settings) -> str | None:
+    overview = facts.overview
+    if overview.consecutive_failures < settings.health_max_consecutive_failures:
+        return None
+    last_error = f" (last error: {overview.last_error})" if overview.last_error else ""
+    return (
+        f"{overview.consecutive_failures} runs in a row failed, the limit is "
+        f"HEALTH_MAX_CONSECUTIVE_FAILURES={settings.health_max_consecutive_failures}{last_error}"
+    )
+
+
+def _idle_worker_error(facts: _Facts) -> str | None:
+    if facts.no_consumers and not facts.waiting and not facts.never_ran:
+        return f"no consumers on queue {facts.job.queue}: its worker is down"
+    return None
+
+
+def _age_error(facts: _Facts, settings: Settings, now: datetime) -> str | None:
+    last_success = facts.observation.last_success
+    interval = cron_interval(facts.job, settings.scheduler_timezone, now)
+    # A scheduler resumed after a long pause gets a fresh start: its age counts from the resume.
+    resumed = facts.overview.control_changed_at
+    if last_success is not None and resumed is not None and resumed > last_success:
+        last_success = resumed
+    if last_success is None or interval is None:
+        return None
+    limit = interval * settings.health_success_interval_factor
+    if now - last_success <= limit:
+        return None
+    return (
+        f"last success (or resume) at {_iso(last_success)} is older than "
+        f"HEALTH_SUCCESS_INTERVAL_FACTOR={settings.health_success_interval_factor:g} x its "
+        f"{_seconds(interval.total_seconds())} interval ({_seconds(limit.total_seconds())})"
+    )
+
+
+def _lag_error(facts: _Facts, settings: Settings) -> str | None:
+    lag = facts.observation.lag_seconds
+    if lag is None or lag <= settings.health_max_lag_seconds:
+        return None
+    return f"stage lag {_seconds(lag)} exceeds HEALTH_MAX_LAG_SECONDS={settings.health_max_lag_seconds}"
+
+
+def _active_errors(facts: _Facts, settings: Settings, now: datetime) -> list[str]:
+    """The rules that hold only while the scheduler is active (not paused, stopped or disabled)."""
+    found = (
+        _failures_error(facts, settings),
+        _idle_worker_error(facts),
+        _age_error(facts, settings, now),
+        _lag_error(facts, settings),
+    )
+    return [error for error in found if error is not None]
+
+
+def _starting_notes(facts: _Facts) -> list[str]:
+    notes = ["no run yet"]
+    endpoint = facts.observation.endpoint
+    if facts.no_consumers:
+        notes.append(f"no consumers on queue {facts.job.queue} yet")
+    elif endpoint is not None and endpoint.up:
+        notes.append("metrics endpoint up")
+    return notes
+
+
+def _status(errors: list[str], operator: tuple[Status, str] | None, never_ran: bool) -> Status:
+    if errors:
+        return Status.ERROR
+    if operator is not None:
+        return operator[0]
+    return Status.STARTING if never_ran else Status.RUNNING
+
+
 def judge(observation: Observation, settings: Settings, now: datetime) -> Verdict:
     """The status of one scheduler and every reason behind it (notes that do not change it included)."""
-    job = observation.job
     overview = observation.overview
     if overview is None:
         return Verdict(Status.ERROR, (f"database unreachable: {observation.database_error or 'no answer'}",))
     waiting, queue_notes = _queue_notes(observation)
     queue = observation.queue
-    no_consumers = queue is not None and queue.consumers == 0
-    last_success = observation.last_success
-    never_ran = overview.last_run_at is None and last_success is None
+    facts = _Facts(
+        observation,
+        overview,
+        waiting,
+        no_consumers=queue is not None and queue.consumers == 0,
+        never_ran=overview.last_run_at is None and observation.last_success is None,
+    )
     errors: list[str] = []
     notes: list[str] = []
-
-    operator = None
-    if not settings.scheduler_enabled:
-        operator = (Status.STOPPED, "SCHEDULER_ENABLED=false: cron ticks are off")
-    elif overview.control == "STOPPED":
-        operator = (Status.STOPPED, "stopped by an operator")
-    elif overview.control == "PAUSED":
-        operator = (Status.PAUSED, "paused by an operator")
-
-    if no_consumers and waiting:
+    if facts.no_consumers and waiting:
         # Pausing or stopping a scheduler stops its cron ticks, not its worker pool: these messages (work
         # handed over by other stages, or a trigger) are stuck whatever the control state.
         errors.append(
-            f"no consumers on queue {job.queue} while {waiting} message(s) wait: its worker is down"
+            f"no consumers on queue {facts.job.queue} while {waiting} message(s) wait: its worker is down"
         )
-
+    operator = _operator_state(overview, settings)
     if operator is None:
-        if overview.consecutive_failures >= settings.health_max_consecutive_failures:
-            last_error = f" (last error: {overview.last_error})" if overview.last_error else ""
-            errors.append(
-                f"{overview.consecutive_failures} runs in a row failed, the limit is "
-                f"HEALTH_MAX_CONSECUTIVE_FAILURES={settings.health_max_consecutive_failures}{last_error}"
-            )
-        if no_consumers and not waiting and not never_ran:
-            errors.append(f"no consumers on queue {job.queue}: its worker is down")
-        interval = cron_interval(job, settings.scheduler_timezone, now)
-        # A scheduler resumed after a long pause gets a fresh start: its age counts from the resume.
-        resumed = overview.control_changed_at
-        if last_success is not None and resumed is not None and resumed > last_success:
-            last_success = resumed
-        if last_success is not None and interval is not None:
-            limit = interval * settings.health_success_interval_factor
-            if now - last_success > limit:
-                errors.append(
-                    f"last success (or resume) at {_iso(last_success)} is older than "
-                    f"HEALTH_SUCCESS_INTERVAL_FACTOR={settings.health_success_interval_factor:g} x its "
-                    f"{_seconds(interval.total_seconds())} interval ({_seconds(limit.total_seconds())})"
-                )
-        if observation.lag_seconds is not None and observation.lag_seconds > settings.health_max_lag_seconds:
-            errors.append(
-                f"stage lag {_seconds(observation.lag_seconds)} exceeds "
-                f"HEALTH_MAX_LAG_SECONDS={settings.health_max_lag_seconds}"
-            )
-        if never_ran and not errors:
-            notes.append("no run yet")
-            if no_consumers:
-                notes.append(f"no consumers on queue {job.queue} yet")
-            elif observation.endpoint is not None and observation.endpoint.up:
-                notes.append("metrics endpoint up")
-
-    if errors:
-        status = Status.ERROR
-    elif operator is not None:
-        status = operator[0]
-    elif never_ran:
-        status = Status.STARTING
-    else:
-        status = Status.RUNNING
+        errors.extend(_active_errors(facts, settings, now))
+        if facts.never_ran and not errors:
+            notes = _starting_notes(facts)
     leading = [operator[1]] if operator is not None else []
-    return Verdict(status, tuple(leading + errors + notes + queue_notes + _endpoint_notes(observation)))
+    reasons = leading + errors + notes + queue_notes + _endpoint_notes(observation)
+    return Verdict(_status(errors, operator, facts.never_ran), tuple(reasons))

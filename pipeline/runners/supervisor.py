@@ -1,4 +1,4 @@
-"""``livedash run``: the seed's single-process pattern as one supervised process group.
+"""``livedash run``: the single-process pattern, as one supervised process group.
 
 The children are the scheduler, one worker pool per queue and the health API, each a ``livedash`` command of
 its own (so a crash in one never takes the others down). A child that exits while the supervisor runs is

@@ -1,6 +1,6 @@
 """Operator control of the schedulers, as database state that every scheduler replica reads at each tick.
 
-The actions and their answers are the seed's (``POST /api/admin/schedulers``): ``trigger``, ``pause``,
+The actions and their answers are the admin API's (``POST /api/admin/schedulers``): ``trigger``, ``pause``,
 ``resume``, ``start``, ``stop`` for one scheduler, ``startAll`` and ``stopAll`` for every one. Paused and
 stopped schedulers both record their ticks as skipped; ``start`` and ``resume`` clear either state, so an
 operator need not remember which one was used.

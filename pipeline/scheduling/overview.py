@@ -1,4 +1,4 @@
-"""What the run history says about each scheduler: the seed's scheduler metrics, read from the database.
+"""What the run history says about each scheduler: the admin API's scheduler metrics, read from the database.
 
 Figures are over a recent window (``RECENT``) so that reading them costs the same after a million runs as
 after ten: every query walks the ``(job, started_at)`` index backwards from now.

@@ -1,11 +1,11 @@
 """The company CSV: its 16 positional columns, and a streaming parser from bytes to rows and row errors.
 
-The format (``../shared/spec/domain.md`` §2): comma-separated, double-quote quoting, no header, columns by
+The format (``docs/csv-import.md``): comma-separated, double-quote quoting, no header, columns by
 position. :func:`parse_session_rows` reads it from byte chunks as they arrive and yields, in file order,
 one :class:`SessionRow` per good record and one :class:`RowError` per bad one, so a bad record never stops
 the file and never vanishes silently. Memory stays bounded by the largest record, not the file.
 
-Choices the upstream left open, made here:
+Choices the format leaves open, made here:
 
 * Lines end in LF, CRLF or a lone CR; line numbers count physical lines of the file, starting at 1.
 * Every field is trimmed, quoted or not. A line that is empty once trimmed is skipped; a line of bare commas
@@ -58,7 +58,7 @@ class Column:
     Parameters:
       index(int): Position in the record, from 0.
       field(str): The SessionImport field it fills; the :class:`SessionRow` attribute is its snake_case.
-      legacy_name(str): Its name in the header of the May-June 2025 upstream parser.
+      legacy_name(str): Its name in the header row of older exports (snake case).
       kind(ColumnKind): How its text is converted.
       max_length(int | None): Longest text accepted, in characters, for the text kinds.
     """
@@ -73,8 +73,8 @@ class Column:
 _REQUIRED = ColumnKind.REQUIRED_TEXT
 _TEXT = ColumnKind.TEXT
 
-#: The format, in column order. The lengths are the SessionImport varchar sizes; the session id is ``text``
-#: upstream but capped here, and the URL and initial message get generous caps against runaway fields.
+#: The format, in column order. The lengths are the SessionImport varchar sizes; the session id is capped
+#: too, and the URL and initial message get generous caps against runaway fields.
 COLUMNS: tuple[Column, ...] = (
     Column(0, "externalSessionId", "session_id", _REQUIRED, 255),
     Column(1, "startTimeRaw", "start_time", _REQUIRED, 255),
@@ -100,7 +100,7 @@ class SessionRow:
     """One good CSV record, with its 16 fields converted (attributes in :data:`COLUMNS` order).
 
     ``content_hash`` is the hex SHA-256 of the converted fields: equal for equal content (``"1.50"`` and
-    ``"1.5"`` are equal), different as soon as any field differs, so a changed upstream row is detectable.
+    ``"1.5"`` are equal), different as soon as any field differs, so a row the company changed is detectable.
     """
 
     line_number: int
@@ -185,7 +185,7 @@ class _Dialect(csv.Dialect):
     delimiter = ","
     quotechar = '"'
     doublequote = True
-    # Keeps ` "a, b"` (a space before the opening quote) one quoted field, as the upstream's trimming does.
+    # Keeps ` "a, b"` (a space before the opening quote) one quoted field, as padding exporters expect.
     skipinitialspace = True
     lineterminator = "\n"
     quoting = csv.QUOTE_MINIMAL

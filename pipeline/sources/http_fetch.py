@@ -3,8 +3,9 @@
 Every fetch has a connect timeout, a read timeout (a stalled server), a total wall-clock budget (a server that
 drips bytes just fast enough), a body size cap, and a URL check (:func:`pipeline.sources.urls.check_url`) on
 the first URL and on every redirect hop. A failure raises a :class:`FetchError` with a short human reason,
-classified as transient (worth retrying later) or permanent. There is no retry loop here: the calling actor
-owns retries and backoff, and :func:`is_transient` tells it which failures to retry.
+classified as transient (worth retrying later) or permanent by its place in :mod:`pipeline.errors`. There is
+no retry loop here: the calling actor owns retries and backoff, and :func:`pipeline.errors.is_transient` tells
+it which failures to retry.
 
 Choices made here:
 
@@ -33,6 +34,7 @@ from http.cookiejar import CookieJar, DefaultCookiePolicy
 import httpx
 
 from pipeline import __version__
+from pipeline.errors import PermanentError, PipelineError, TransientError
 from pipeline.sources.urls import RefusedUrl, Resolver, check_url, resolve_host
 
 __all__ = [
@@ -46,7 +48,6 @@ __all__ = [
     "PermanentFetchError",
     "ResponseTooLarge",
     "TransientFetchError",
-    "is_transient",
 ]
 
 #: The default body cap. A company CSV of 200k rows is about 50 MB.
@@ -61,7 +62,7 @@ _TRANSIENT_STATUSES = (httpx.codes.REQUEST_TIMEOUT, httpx.codes.TOO_MANY_REQUEST
 _INFLATE_STEP = 64 * 1024
 
 
-class FetchError(Exception):
+class FetchError(PipelineError):
     """A fetch failed.
 
     Parameters:
@@ -79,11 +80,11 @@ class FetchError(Exception):
         return self.reason
 
 
-class TransientFetchError(FetchError):
+class TransientFetchError(FetchError, TransientError):
     """A failure that may go away: timeouts, connection errors, truncated bodies, HTTP 5xx, 429 and 408."""
 
 
-class PermanentFetchError(FetchError):
+class PermanentFetchError(FetchError, PermanentError):
     """A failure that retrying will not fix: other 4xx, a refused URL, a body over the cap, bad encodings."""
 
 
@@ -93,11 +94,6 @@ class FetchTimeout(TransientFetchError):
 
 class ResponseTooLarge(PermanentFetchError):
     """The body is larger than the cap, by its Content-Length or by counting."""
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether ``exc`` is a fetch failure worth retrying later."""
-    return isinstance(exc, TransientFetchError)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,7 @@
 """The CSV's free-text country, language and IP address, normalised to codes, or ``None``.
 
-The CSV (``../shared/spec/domain.md`` §2) carries country and language as whatever the chat widget wrote:
-``BA``, ``english``, ``Dutch``, ``turkish``. The May-June 2025 upstream normalised them with a small name
-map and an English-name lookup; the newest code does not normalise them at all. Here:
+The CSV (``docs/csv-import.md``) carries country and language as whatever the chat widget wrote: ``BA``,
+``english``, ``Dutch``, ``turkish``. Here:
 
 * :func:`normalize_country` gives an ISO 3166-1 alpha-2 code, upper case. It takes an alpha-2 or alpha-3
   code in any case, a country's English name, common name or official name as ``pycountry`` has them, and
@@ -14,7 +13,7 @@ map and an English-name lookup; the newest code does not normalise them at all. 
   or ``nl_NL``, by its primary language subtag.
 * :func:`normalize_ip` gives the canonical text of an IPv4 or IPv6 address.
 
-Choices the upstream left open, made here:
+Choices the format leaves open, made here:
 
 * Matching is exact after folding: case, accents and runs of whitespace are ignored (``Belgie`` is
   ``België``, ``TURKCE`` is ``türkçe``), nothing else. No fuzzy search: it is slow, and it guesses wrong.
@@ -53,7 +52,7 @@ def normalize_ip(raw: str | None) -> str | None:
 
 
 #: Names ``pycountry`` does not know, by the alpha-2 code they stand for: local names, informal names and
-#: the Dutch names of neighbours (the upstream's data is Dutch and Bosnian). Written as seen; folded on use.
+#: the Dutch names of neighbours (the data is mostly Dutch and Bosnian). Written as seen; folded on use.
 _COUNTRY_NAMES: dict[str, tuple[str, ...]] = {
     "AT": ("Österreich",),
     "BA": (

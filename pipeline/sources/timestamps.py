@@ -1,17 +1,17 @@
 """The naive local timestamps of the company CSV and transcripts, parsed to aware UTC datetimes.
 
-The format (``../shared/spec/domain.md`` §2): ``DD.MM.YYYY HH:mm:ss``, for example ``30.04.2025 11:38:14``,
-with no time zone. The upstream parsed it as server-local time (§10 item 13); here the wall-clock time is
-read in the company's source time zone, given by the caller, and returned in UTC.
+The format (``docs/csv-import.md``): ``DD.MM.YYYY HH:mm:ss``, for example ``30.04.2025 11:38:14``, with no
+time zone. The wall-clock time is read in the company's source time zone, given by the caller (never the
+server's), and returned in UTC.
 
-:func:`parse_local_timestamp` accepts what the upstream's older parser accepted:
+:func:`parse_local_timestamp` accepts:
 
 * ``D.M.YYYY H:m:s``: one- or two-digit day, month, hour, minute and second; ``.``, ``-`` or ``/`` between
   the date parts (the same one twice); the seconds optional (``HH:mm``); spaces or tabs between date and time.
 * As a fallback, ISO 8601 in its extended form, ``YYYY-MM-DDTHH:mm[:ss[.f]]`` (``T`` or a space), with an
   optional ``Z`` or ``±HH[:MM]`` offset, which is honoured as given; without one the time is in the zone.
 
-Choices the upstream left open, made here:
+Choices the format leaves open, made here:
 
 * Surrounding whitespace is ignored; digits are ASCII only; a date without a time of day is refused.
 * Day-month order is fixed (``DD.MM``), even with ``/``: the data is European, and guessing per value would
@@ -36,10 +36,12 @@ import re
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
+from pipeline.errors import PermanentError
+
 __all__ = ["TimestampError", "parse_local_timestamp"]
 
 
-class TimestampError(ValueError):
+class TimestampError(PermanentError, ValueError):
     """Raised when a timestamp cannot be parsed.
 
     Parameters:

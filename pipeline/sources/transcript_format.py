@@ -1,19 +1,16 @@
 """The chat transcript: its bytes decoded to text, and the text parsed into ordered messages.
 
-The format (``../shared/spec/domain.md`` §3): plain text, one turn per line, a turn possibly running over
+The format (``docs/import-processing.md``): plain text, one turn per line, a turn possibly running over
 several lines::
 
     [30.04.2025 11:38:14] User: message text
     [30.04.2025 11:38:20] Assistant: reply text
     that goes on here
 
-The upstream had two parsers, each with its own bugs: the live one made every continuation line a separate
-``unknown`` message and wrote roles lower-case, the library one dropped the text before the first turn and
-discarded the bracket timestamps, and wrote roles capitalised (§10 item 14). This is one parser that keeps
-multi-line turns, the timestamps (read in the company's zone by
+This is one parser that keeps multi-line turns, the timestamps (read in the company's zone by
 :func:`~pipeline.sources.timestamps.parse_local_timestamp`) and every piece of text, and writes one casing.
 
-The rules, including the choices the upstream left open:
+The rules, including the choices the format leaves open:
 
 * Lines end in LF, CRLF or a lone CR. Only those split lines: a U+2028 inside a message stays in it.
 * A turn starts on a line ``[<timestamp>] <Role>: <text>`` or ``<Role>: <text>``, after leading whitespace.

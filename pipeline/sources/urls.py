@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable
 
 import httpx
 
+from pipeline.errors import PermanentError
+
 __all__ = ["RefusedUrl", "Resolver", "check_url", "redact_url", "resolve_host", "validate_url_syntax"]
 
 #: Resolves ``(host, port)`` to the IP address strings a connection could go to.
@@ -28,7 +30,7 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-class RefusedUrl(ValueError):
+class RefusedUrl(PermanentError, ValueError):
     """Raised when a URL must not be fetched.
 
     Parameters:

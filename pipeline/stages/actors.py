@@ -13,13 +13,15 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
+from pipeline import errors
 from pipeline.logs import log_context
-from pipeline.scheduling.jobs import IMPORT_COMPANY, JOBS, ActorDefinition, JobDefinition, find_job
+from pipeline.scheduling.jobs import JOBS, ActorDefinition, JobDefinition, find_job
 from pipeline.scheduling.loop import LATENESS
 from pipeline.scheduling.periodiq_specs import periodic_options
 from pipeline.scheduling.runs import recorded_run
@@ -27,24 +29,18 @@ from pipeline.scheduling.ticks import TickResult, claim_tick
 from pipeline.settings import Settings
 from pipeline.stages.runtime import StageRuntime
 
-__all__ = ["CAPACITY_RETRIES", "declare_actors", "should_retry"]
+__all__ = ["declare_actors", "should_retry"]
 
 logger = logging.getLogger(__name__)
-
-#: A company waiting for a free import slot retries this many times (with backoff) before the next tick
-#: takes over; waiting for capacity is not a failure of the company.
-CAPACITY_RETRIES = 30
 
 RuntimeProvider = Callable[[], StageRuntime]
 
 
 def should_retry(settings: Settings, retries: int, exception: BaseException) -> bool:
-    """The import actor's retry decision: a full import pool is waited out longer than a failure."""
-    from pipeline.stages.csv_claims import ImportCapacityReached
-
-    if isinstance(exception, ImportCapacityReached):
-        return retries < CAPACITY_RETRIES
-    return retries < settings.actor_max_retries
+    """Every work actor's retry decision, read from the error tree (:mod:`pipeline.errors`): never a
+    permanent error, a transient one up to its own budget (a full import pool is waited out longer), anything
+    else up to ``ACTOR_MAX_RETRIES``."""
+    return errors.should_retry(retries, exception, max_retries=settings.actor_max_retries)
 
 
 def _sent_at(message: dramatiq.Message[Any] | None) -> datetime:
@@ -108,8 +104,8 @@ def _options(settings: Settings, actor: ActorDefinition) -> dict[str, Any]:
     options: dict[str, Any] = {"time_limit": actor.time_limit_ms(settings)}
     if actor.max_retries is not None:
         options["max_retries"] = actor.max_retries
-    if actor is IMPORT_COMPANY:
-        options["retry_when"] = lambda retries, exception: should_retry(settings, retries, exception)
+    else:
+        options["retry_when"] = partial(should_retry, settings)
     return options
 
 

@@ -8,16 +8,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from pipeline.analysis import choose_model
 from pipeline.db.claims import STAGE_STATUS, claim
 from pipeline.db.enums import CompanyStatus, ProcessingStage, ProcessingStatus
 from pipeline.db.models import ChatSession, Company, SessionProcessingStatus
 from pipeline.settings import Settings
+from pipeline.stages.ai_models import choose_model
 
-__all__ = ["ClaimedSession", "claim_analysable"]
+__all__ = ["ClaimedSession", "analysable_sessions", "claim_analysable"]
 
 
 @dataclass(frozen=True)
@@ -29,11 +29,9 @@ class ClaimedSession:
     model: str
 
 
-def claim_analysable(
-    db: Session, settings: Settings, session_ids: Sequence[uuid.UUID], *, now: datetime, lease: timedelta
-) -> list[ClaimedSession]:
-    """Claim the AI_ANALYSIS rows of those ``session_ids`` that can be analysed; the caller commits."""
-    ready = (
+def analysable_sessions() -> Select[uuid.UUID]:
+    """The ids of the sessions that can be analysed: their messages exist, their company is ACTIVE."""
+    return (
         select(SessionProcessingStatus.session_id)
         .join(ChatSession, ChatSession.id == SessionProcessingStatus.session_id)
         .join(Company, Company.id == ChatSession.company_id)
@@ -43,6 +41,12 @@ def claim_analysable(
             Company.status == CompanyStatus.ACTIVE,
         )
     )
+
+
+def claim_analysable(
+    db: Session, settings: Settings, session_ids: Sequence[uuid.UUID], *, now: datetime, lease: timedelta
+) -> list[ClaimedSession]:
+    """Claim the AI_ANALYSIS rows of those ``session_ids`` that can be analysed; the caller commits."""
     claimed = claim(
         db,
         STAGE_STATUS,
@@ -53,7 +57,7 @@ def claim_analysable(
         where=[
             SessionProcessingStatus.stage == ProcessingStage.AI_ANALYSIS,
             SessionProcessingStatus.session_id.in_(session_ids),
-            SessionProcessingStatus.session_id.in_(ready),
+            SessionProcessingStatus.session_id.in_(analysable_sessions()),
         ],
     )
     if not claimed:

@@ -23,11 +23,20 @@ from sqlalchemy import Table, bindparam, delete, select, text, update
 from sqlalchemy.orm import Session
 
 from pipeline import metrics
-from pipeline.analysis import Cost, SessionAnalysis, normalized_questions, parse_analysis, price_request
+from pipeline.analysis import (
+    Cost,
+    Price,
+    SessionAnalysis,
+    Usage,
+    cost_of,
+    normalized_questions,
+    parse_analysis,
+)
 from pipeline.db.bulk import bulk_insert, copy_into_temporary_table, is_postgresql, upsert_statement
 from pipeline.db.enums import ProcessingStage, ProcessingStatus
 from pipeline.db.models import ChatSession, Question, SessionQuestion
 from pipeline.settings import Settings
+from pipeline.stages.ai_models import price_at
 from pipeline.stages.stage_status import StageChange, apply_stage_changes
 
 __all__ = [
@@ -98,12 +107,12 @@ def validated(completion: ChatCompletion, session_id: uuid.UUID) -> SessionAnaly
 
 
 def _detail(source: Any, name: str) -> int | None:
-    # Upstream stores 0 as NULL: "not reported" and "none used" read the same.
+    # 0 is stored as NULL: "not reported" and "none used" read the same.
     return (getattr(source, name, None) or None) if source is not None else None
 
 
-#: Unit prices already looked up, by (model, request time, batch); prices do not depend on the token counts.
-PriceCache = dict[tuple[str, datetime, bool], Cost]
+#: Prices already looked up, by (model, request time): the answers of one batch share a few of them.
+PriceCache = dict[tuple[str, datetime], Price | None]
 
 
 def priced(
@@ -117,30 +126,15 @@ def priced(
     prices: PriceCache | None,
 ) -> Cost:
     """The cost of a call; ``prices`` memoises the price lookup for the answers of one batch."""
-    key = (model, requested_at, batch)
-    cached = prices.get(key) if prices is not None else None
-    if cached is None:
-        cost = price_request(
-            db,
-            model,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            at=requested_at,
-            batch=batch,
-            eur_per_usd=settings.eur_per_usd,
-        )
+    key = (model, requested_at)
+    if prices is not None and key in prices:
+        price = prices[key]
+    else:
+        price = price_at(db, model, requested_at)
         if prices is not None:
-            prices[key] = cost
-        return cost
-    total_usd = prompt_tokens * cached.prompt_unit_usd + completion_tokens * cached.completion_unit_usd
-    return Cost(
-        cached.prompt_unit_usd,
-        cached.completion_unit_usd,
-        total_usd,
-        total_usd * settings.eur_per_usd,
-        cached.known,
-        cached.model,
-    )
+            prices[key] = price
+    usage = Usage(prompt_tokens, completion_tokens)
+    return cost_of(usage, price, batch=batch, eur_per_usd=settings.eur_per_usd)
 
 
 def record_usage(

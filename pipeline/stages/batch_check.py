@@ -5,7 +5,7 @@ failed). A completed, expired or cancelled batch is ingested (expired and cancel
 results); a failed one releases its requests with the reason. A batch open longer than
 ``BATCH_TIMEOUT_HOURS`` is cancelled at OpenAI, and its unfinished requests come back when the cancellation
 ends. A batch whose submission a worker left half done is submitted again. A polling error only skips the
-batch until the next tick: it never marks a batch failed locally (upstream's double-spend bug).
+batch until the next tick: it never marks a batch failed locally, which could pay twice for its requests.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pipeline.db.types import utcnow
 from pipeline.logs import log_context
 from pipeline.settings import Settings
 from pipeline.stages.batch_ingest import IngestResult, ingest_batch, open_requests, release_requests
-from pipeline.stages.batch_submit import STATUS_FROM_OPENAI, claim_batch, submit_batch
+from pipeline.stages.batch_submit import STATUS_FROM_OPENAI, claim_batch, fail_batch, submit_batch
 from pipeline.stages.stage_status import apply_stage_changes
 
 __all__ = ["OPEN_STATUSES", "CheckResult", "cancel_batch", "check_batches"]
@@ -84,17 +84,7 @@ def _release_failed_batch(
         apply_stage_changes(
             db, release_requests(db, [(request, reason) for request in waiting], settings, now, released), now
         )
-        db.execute(
-            update(AIBatchRequest)
-            .where(AIBatchRequest.id == batch_id)
-            .values(
-                status=AIBatchRequestStatus.FAILED,
-                error_message=reason,
-                completed_at=now,
-                lease_expires_at=None,
-                failed_count=len(waiting),
-            )
-        )
+        fail_batch(db, batch_id, reason, now=now, failed_count=len(waiting))
     return released.fallback
 
 

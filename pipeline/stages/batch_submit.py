@@ -1,4 +1,4 @@
-"""Submitting batches to the OpenAI Batch API, write-ahead and crash-safe (architecture §4.4).
+"""Submitting batches to the OpenAI Batch API, write-ahead and crash-safe (``docs/batches.md``).
 
 1. **Plan** (the submit tick): per (company, model), once ``BATCH_MIN_REQUESTS`` wait or the oldest has
    waited ``BATCH_MAX_WAIT`` seconds, claim up to ``BATCH_MAX_REQUESTS`` pending requests and commit a batch
@@ -30,7 +30,15 @@ from pipeline.db.models import AIBatchRequest, AIProcessingRequest, ChatSession,
 from pipeline.db.types import utcnow
 from pipeline.settings import Settings
 
-__all__ = ["MAX_FILE_BYTES", "STATUS_FROM_OPENAI", "claim_batch", "file_name", "plan_batches", "submit_batch"]
+__all__ = [
+    "MAX_FILE_BYTES",
+    "STATUS_FROM_OPENAI",
+    "claim_batch",
+    "fail_batch",
+    "file_name",
+    "plan_batches",
+    "submit_batch",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -277,7 +285,8 @@ def submit_batch(engine: Engine, client: openai.OpenAI, batch_id: uuid.UUID) -> 
         with tempfile.TemporaryDirectory(prefix="livedash-batch-") as folder:
             path = Path(folder) / name
             if _write_jsonl(engine, batch, path) == 0:
-                _record_remote_failure(engine, batch_id, "no request fitted in the batch file")
+                with sessionmaker(engine).begin() as db:
+                    fail_batch(db, batch_id, "no request fitted in the batch file", now=utcnow())
                 return AIBatchRequestStatus.FAILED
             with path.open("rb") as data:
                 file_id = client.files.create(file=(name, data, "application/jsonl"), purpose="batch").id
@@ -296,15 +305,19 @@ def submit_batch(engine: Engine, client: openai.OpenAI, batch_id: uuid.UUID) -> 
     return STATUS_FROM_OPENAI.get(remote.status, AIBatchRequestStatus.VALIDATING)
 
 
-def _record_remote_failure(engine: Engine, batch_id: uuid.UUID, reason: str) -> None:
-    with sessionmaker(engine).begin() as db:
-        db.execute(
-            update(AIBatchRequest)
-            .where(AIBatchRequest.id == batch_id)
-            .values(
-                status=AIBatchRequestStatus.FAILED,
-                error_message=reason,
-                completed_at=utcnow(),
-                lease_expires_at=None,
-            )
-        )
+def fail_batch(
+    db: Session, batch_id: uuid.UUID, reason: str, *, now: datetime, failed_count: int | None = None
+) -> None:
+    """Mark the batch FAILED for ``reason`` and close its lease; the one place a batch is failed.
+
+    ``failed_count`` is how many of its requests were released as failed, when any were. The caller commits.
+    """
+    values: dict[str, object] = {
+        "status": AIBatchRequestStatus.FAILED,
+        "error_message": reason,
+        "completed_at": now,
+        "lease_expires_at": None,
+    }
+    if failed_count is not None:
+        values["failed_count"] = failed_count
+    db.execute(update(AIBatchRequest).where(AIBatchRequest.id == batch_id).values(values))

@@ -1,4 +1,4 @@
-"""Handing ids on in chunks: a message names a chunk of ids, never a single row (architecture §4.3)."""
+"""Handing ids on in chunks: a message names a chunk of ids, never a single row."""
 
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from pipeline.db.enums import CsvFetchOutcome
 from pipeline.db.models import CsvFetch
+from pipeline.errors import TransientError
 
 __all__ = ["ImportCapacityReached", "PreviousFetch", "claim_company_import", "previous_fetch"]
 
@@ -25,8 +26,14 @@ __all__ = ["ImportCapacityReached", "PreviousFetch", "claim_company_import", "pr
 _CLAIM_LOCK_KEY = 0x4C44_4353_5631  # "LDCSV1"
 
 
-class ImportCapacityReached(Exception):
-    """``CSV_IMPORT_MAX_CONCURRENT`` imports are running; this one must wait its turn."""
+class ImportCapacityReached(TransientError):
+    """``CSV_IMPORT_MAX_CONCURRENT`` imports are running; this one must wait its turn.
+
+    Waiting for capacity is not a failure of the company: the message retries this many times (with
+    backoff) before the next tick takes over.
+    """
+
+    max_retries = 30
 
     def __init__(self, running: int) -> None:
         super().__init__(f"{running} company imports are already running (CSV_IMPORT_MAX_CONCURRENT)")

@@ -13,20 +13,21 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from sqlalchemy import ColumnElement, Engine, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline import metrics
+from pipeline.db.claims import lease_for
 from pipeline.db.enums import CompanyStatus, CsvFetchOutcome
 from pipeline.db.models import Company, CsvFetch, CsvRowError
 from pipeline.db.secrets import PasswordBox
 from pipeline.db.types import utcnow
+from pipeline.errors import PermanentError, PipelineError, TransientError, is_transient
 from pipeline.settings import Settings
 from pipeline.sources.csv_format import parse_session_rows
-from pipeline.sources.http_fetch import Fetcher, FetchError, FetchLimits, TransientFetchError
+from pipeline.sources.http_fetch import Fetcher, FetchError, FetchLimits
 from pipeline.stages.csv_claims import ImportCapacityReached, claim_company_import, previous_fetch
 from pipeline.stages.csv_store import StoreResult, iter_fetch_import_ids, store_rows
 
@@ -34,6 +35,8 @@ __all__ = [
     "CsvImportFailed",
     "CsvImportResult",
     "ImportCapacityReached",
+    "PermanentCsvImportFailure",
+    "TransientCsvImportFailure",
     "due_company_ids",
     "fetch_limits",
     "import_company_csv",
@@ -41,17 +44,22 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: A claim outlives the import's own time limit by this much before another worker may take it over.
-_LEASE_GRACE = timedelta(minutes=2)
 
+class CsvImportFailed(PipelineError):
+    """One company's import failed; the failure is recorded on its fetch row first."""
 
-class CsvImportFailed(Exception):
-    """One company's import failed; ``transient`` says whether retrying later may help."""
-
-    def __init__(self, company_id: uuid.UUID, reason: str, *, transient: bool) -> None:
+    def __init__(self, company_id: uuid.UUID, reason: str) -> None:
         super().__init__(f"company {company_id}: {reason}")
+        self.company_id = company_id
         self.reason = reason
-        self.transient = transient
+
+
+class TransientCsvImportFailure(CsvImportFailed, TransientError):
+    """The fetch failed in a way a later try may not (timeouts, 5xx), or the import broke unexpectedly."""
+
+
+class PermanentCsvImportFailure(CsvImportFailed, PermanentError):
+    """Retrying cannot help: a refused request (401, 404), a body that is no CSV, an unreadable password."""
 
 
 @dataclass(frozen=True)
@@ -141,12 +149,48 @@ def _fail(
     fetch_id: uuid.UUID,
     reason: str,
     *,
-    transient: bool,
+    kind: type[CsvImportFailed],
     **values: object,
 ) -> NoReturn:
     _finish(factory, fetch_id, outcome=CsvFetchOutcome.FAILED, error=reason, **values)
     metrics.CSV_FETCHES.labels("failed").inc()
-    raise CsvImportFailed(company_id, reason, transient=transient)
+    raise kind(company_id, reason)
+
+
+def _record_imported(
+    factory: sessionmaker[Session],
+    fetch_id: uuid.UUID,
+    result: StoreResult,
+    started: float,
+    common: dict[str, Any],
+) -> None:
+    _finish(
+        factory,
+        fetch_id,
+        outcome=CsvFetchOutcome.IMPORTED,
+        rows_total=result.rows_total,
+        rows_new=result.rows_new,
+        rows_changed=result.rows_changed,
+        rows_duplicate=result.rows_duplicate,
+        rows_invalid=result.rows_invalid,
+        **common,
+    )
+    metrics.CSV_FETCHES.labels("imported").inc()
+    for name in ("new", "changed", "duplicate", "invalid"):
+        metrics.CSV_ROWS.labels(name).inc(getattr(result, f"rows_{name}"))
+    metrics.CSV_FETCH_DURATION.observe(time.monotonic() - started)
+
+
+def _hand_over(
+    engine: Engine, fetch_id: uuid.UUID, chunk_size: int, hand_over: Callable[[list[uuid.UUID]], None]
+) -> int:
+    """Hand the fetch's new and changed imports to the next stage in chunks; how many were handed over."""
+    handed_over = 0
+    with engine.connect() as connection:
+        for chunk in iter_fetch_import_ids(connection, fetch_id, chunk_size):
+            hand_over(chunk)
+            handed_over += len(chunk)
+    return handed_over
 
 
 def import_company_csv(
@@ -169,7 +213,7 @@ def import_company_csv(
         if company is None or company.status is not CompanyStatus.ACTIVE or not company.csv_url:
             logger.info("company %s is gone, inactive or has no CSV URL: nothing to import", company_id)
             return CsvImportResult(company_id, None, None)
-        lease = timedelta(milliseconds=settings.csv_import_timeout) + _LEASE_GRACE
+        lease = lease_for(settings.csv_import_timeout)
         fetch_id = claim_company_import(
             db, company_id, max_concurrent=settings.csv_import_max_concurrent, lease=lease, now=utcnow()
         )
@@ -187,7 +231,7 @@ def import_company_csv(
             else None
         )
     except RuntimeError as exc:
-        _fail(factory, company_id, fetch_id, str(exc), transient=False)
+        _fail(factory, company_id, fetch_id, str(exc), kind=PermanentCsvImportFailure)
 
     try:
         with fetcher.stream(
@@ -229,15 +273,16 @@ def import_company_csv(
             company_id,
             fetch_id,
             exc.reason,
-            transient=isinstance(exc, TransientFetchError),
+            kind=TransientCsvImportFailure if is_transient(exc) else PermanentCsvImportFailure,
             http_status=exc.status_code,
         )
     except Exception as exc:
         logger.exception("import of company %s failed unexpectedly", company_id)
-        _fail(factory, company_id, fetch_id, f"internal error: {type(exc).__name__}: {exc}", transient=True)
+        reason = f"internal error: {type(exc).__name__}: {exc}"
+        _fail(factory, company_id, fetch_id, reason, kind=TransientCsvImportFailure)
 
     metrics.CSV_FETCH_BYTES.observe(response.bytes_read)
-    common = {
+    common: dict[str, Any] = {
         "http_status": response.status_code,
         "bytes_read": response.bytes_read,
         "content_hash": response.sha256,
@@ -258,30 +303,11 @@ def import_company_csv(
             fetch_id,
             f"unparseable CSV: none of its {result.rows_total} rows is valid "
             f"(line {first.line_number}: {first.reason})",
-            transient=False,
+            kind=PermanentCsvImportFailure,
             **common,
         )
-    _finish(
-        factory,
-        fetch_id,
-        outcome=CsvFetchOutcome.IMPORTED,
-        rows_total=result.rows_total,
-        rows_new=result.rows_new,
-        rows_changed=result.rows_changed,
-        rows_duplicate=result.rows_duplicate,
-        rows_invalid=result.rows_invalid,
-        **common,
-    )
-    metrics.CSV_FETCHES.labels("imported").inc()
-    for name in ("new", "changed", "duplicate", "invalid"):
-        metrics.CSV_ROWS.labels(name).inc(getattr(result, f"rows_{name}"))
-    metrics.CSV_FETCH_DURATION.observe(time.monotonic() - started)
-
-    handed_over = 0
-    with engine.connect() as connection:
-        for chunk in iter_fetch_import_ids(connection, fetch_id, settings.import_processing_batch_size):
-            hand_over(chunk)
-            handed_over += len(chunk)
+    _record_imported(factory, fetch_id, result, started, common)
+    handed_over = _hand_over(engine, fetch_id, settings.import_processing_batch_size, hand_over)
     return CsvImportResult(
         company_id,
         fetch_id,

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
+from pipeline.errors import is_transient
 from pipeline.scheduling.jobs import ANALYZE_SESSIONS, IMPORT_COMPANY, PROCESS_IMPORTS, SUBMIT_BATCH
 from pipeline.stages import (
     batch_check,
@@ -87,7 +88,7 @@ def import_company(runtime: StageRuntime, company_id: str) -> Report:
             hand_over=lambda ids: runtime.hand_over(PROCESS_IMPORTS, ids),
         )
     except csv_import.CsvImportFailed as failure:
-        if failure.transient:
+        if is_transient(failure):
             raise
         logger.warning(
             "company %s: import failed, not retried (recorded on its fetch): %s", company_id, failure

@@ -35,11 +35,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline import metrics
 from pipeline.db.bulk import bulk_insert, upsert_statement
-from pipeline.db.claims import IMPORT_DERIVATION, claim
+from pipeline.db.claims import IMPORT_DERIVATION, claim, lease_for
 from pipeline.db.enums import CompanyStatus, ProcessingStage, ProcessingStatus
 from pipeline.db.models import ChatSession, Company, Message, SessionImport, SessionProcessingStatus
 from pipeline.db.secrets import PasswordBox
 from pipeline.db.types import utcnow
+from pipeline.errors import is_transient
 from pipeline.queues import IMPORT_PROCESSING
 from pipeline.settings import Settings
 from pipeline.sources.http_fetch import Fetcher, FetchLimits
@@ -65,7 +66,6 @@ _sessions = cast(Table, ChatSession.__table__)
 _messages = cast(Table, Message.__table__)
 _imports = cast(Table, SessionImport.__table__)
 _statuses = cast(Table, SessionProcessingStatus.__table__)
-_LEASE_GRACE = timedelta(minutes=2)
 _MAX_WARNINGS = 20
 
 _CSV, _FETCH, _CREATE = (
@@ -173,7 +173,7 @@ def _claim(
             limit=len(import_ids),
             owner=settings.scheduler_instance_id,
             now=now,
-            lease=timedelta(milliseconds=settings.import_processing_timeout) + _LEASE_GRACE,
+            lease=lease_for(settings.import_processing_timeout),
             where=[SessionImport.id.in_(import_ids), SessionImport.company_id.in_(active)],
         )
         if not claimed:
@@ -217,10 +217,11 @@ def _decide(work: _Work, fetched: TranscriptOutcome | None, settings: Settings, 
         reason = fetched.error or "transcript fetch failed"
         outcome.set(_FETCH, ProcessingStatus.FAILED, reason)
         outcome.status, outcome.error = ProcessingStatus.FAILED, f"transcript fetch failed: {reason}"
-        if fetched.transient and row.derive_attempts < settings.import_processing_max_attempts:
+        transient = is_transient(fetched.failure)
+        if transient and row.derive_attempts < settings.import_processing_max_attempts:
             outcome.retry_at = now + _backoff(settings, row.derive_attempts)
         else:
-            if fetched.transient:
+            if transient:
                 reason = f"{reason} (gave up after {row.derive_attempts} attempts)"
             outcome.skip_later_stages(f"transcript unavailable: {reason}")
         return outcome

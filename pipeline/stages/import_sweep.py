@@ -9,25 +9,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import sessionmaker
 
-from pipeline import metrics
+from pipeline.db.claims import IMPORT_DERIVATION
 from pipeline.db.enums import CompanyStatus, ProcessingStatus
 from pipeline.db.models import Company, SessionImport
 from pipeline.db.types import utcnow
 from pipeline.queues import IMPORT_PROCESSING
 from pipeline.settings import Settings
-from pipeline.stages.chunks import send_in_chunks
+from pipeline.stages.sweeps import SWEEP_GRACE, sweep
 
-__all__ = ["SWEEP_GRACE", "SWEEP_MAX_IMPORTS", "SweepResult", "sweep_imports"]
-
-#: A PENDING import younger than this is assumed to have its message still on the way.
-SWEEP_GRACE = timedelta(minutes=2)
-#: Imports sent per sweep at most; a larger backlog is taken over the next ticks, oldest first.
-SWEEP_MAX_IMPORTS = 10_000
-
-_WAITING = (ProcessingStatus.PENDING, ProcessingStatus.IN_PROGRESS, ProcessingStatus.FAILED)
+__all__ = ["SWEEP_GRACE", "SweepResult", "sweep_imports"]
 
 
 @dataclass(frozen=True)
@@ -37,19 +30,9 @@ class SweepResult:
     lag_seconds: float
 
 
-def sweep_imports(
-    engine: Engine,
-    settings: Settings,
-    send: Callable[[list[uuid.UUID]], None],
-    *,
-    now: datetime | None = None,
-    grace: timedelta = SWEEP_GRACE,
-) -> SweepResult:
-    """Make due retries PENDING again, then send every waiting import (oldest first) in chunks."""
-    now = now or utcnow()
-    factory = sessionmaker(engine)
-    with factory.begin() as db:
-        retried = (
+def _make_due_retries_pending(engine: Engine, now: datetime) -> int:
+    with sessionmaker(engine).begin() as db:
+        return (
             db.connection()
             .execute(
                 update(SessionImport)
@@ -62,33 +45,31 @@ def sweep_imports(
             )
             .rowcount
         )
-    with factory() as db:
-        oldest = db.scalar(
-            select(func.min(SessionImport.derive_requested_at)).where(
-                SessionImport.derive_status.in_((ProcessingStatus.PENDING, ProcessingStatus.IN_PROGRESS))
-            )
-        )
-        due = db.scalars(
-            select(SessionImport.id)
-            .join(Company, Company.id == SessionImport.company_id)
-            .where(
-                Company.status == CompanyStatus.ACTIVE,
-                SessionImport.derive_status.in_(_WAITING[:2]),
-                or_(
-                    and_(
-                        SessionImport.derive_status == ProcessingStatus.PENDING,
-                        SessionImport.derive_requested_at <= now - grace,
-                    ),
-                    and_(
-                        SessionImport.derive_status == ProcessingStatus.IN_PROGRESS,
-                        SessionImport.derive_lease_expires_at < now,
-                    ),
-                ),
-            )
-            .order_by(SessionImport.derive_requested_at)
-            .limit(SWEEP_MAX_IMPORTS)
-        ).all()
-    lag = (now - oldest).total_seconds() if oldest is not None else 0.0
-    metrics.STAGE_LAG.labels(IMPORT_PROCESSING).set(lag)
-    send_in_chunks(due, settings.import_processing_batch_size, send)
-    return SweepResult(retried, len(due), lag)
+
+
+def sweep_imports(
+    engine: Engine,
+    settings: Settings,
+    send: Callable[[list[uuid.UUID]], None],
+    *,
+    now: datetime | None = None,
+    grace: timedelta = SWEEP_GRACE,
+) -> SweepResult:
+    """Make due retries PENDING again, then send every overdue import (oldest first) in chunks."""
+    now = now or utcnow()
+    retried = _make_due_retries_pending(engine, now)
+    swept = sweep(
+        engine,
+        IMPORT_DERIVATION,
+        select(SessionImport.id)
+        .join(Company, Company.id == SessionImport.company_id)
+        .where(Company.status == CompanyStatus.ACTIVE),
+        stage=IMPORT_PROCESSING,
+        waiting_since=SessionImport.derive_requested_at,
+        waiting=[SessionImport.derive_status.in_((ProcessingStatus.PENDING, ProcessingStatus.IN_PROGRESS))],
+        chunk_size=settings.import_processing_batch_size,
+        send=send,
+        now=now,
+        grace=grace,
+    )
+    return SweepResult(retried, swept.sent, swept.lag_seconds)

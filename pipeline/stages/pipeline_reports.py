@@ -30,7 +30,7 @@ _AT_WORK = (ProcessingStatus.PENDING, ProcessingStatus.IN_PROGRESS)
 
 
 def pipeline_status(db: Session) -> dict[str, Any]:
-    """Counts by status of every stage (upstream's getPipelineStatus) and of import derivation.
+    """Counts by status of every stage and of import derivation.
 
     Work waiting or running is counted; the other rows are estimated once their tables are large
     (``estimated`` is then true; see ``pipeline.db.estimates``), so that the cost stays flat as history grows.

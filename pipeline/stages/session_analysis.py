@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, cast
 
 import openai
@@ -30,6 +30,7 @@ from pipeline.analysis import (
 )
 from pipeline.analysis.openai_calls import Attempt, CallFailed, Completion, complete_with_retries
 from pipeline.db.bulk import bulk_insert
+from pipeline.db.claims import lease_for
 from pipeline.db.enums import AIRequestStatus, ProcessingStage, ProcessingStatus
 from pipeline.db.models import (
     AIProcessingRequest,
@@ -49,7 +50,6 @@ logger = logging.getLogger(__name__)
 STAGE = SESSION_PROCESSING
 _requests = cast(Table, AIProcessingRequest.__table__)
 _AI, _QUESTIONS = ProcessingStage.AI_ANALYSIS, ProcessingStage.QUESTION_EXTRACTION
-_LEASE_GRACE = timedelta(minutes=2)
 #: Claims of one session's analysis (each a worker that took it and died) before it is FAILED for good.
 _MAX_CLAIMS = 5
 
@@ -77,7 +77,7 @@ class _Job:
 def _claim(
     factory: sessionmaker[Session], settings: Settings, session_ids: Sequence[uuid.UUID], now: datetime
 ) -> list[_Job]:
-    lease = timedelta(milliseconds=settings.actor_time_limit_ms) + _LEASE_GRACE
+    lease = lease_for(settings.actor_time_limit_ms)
     with factory.begin() as db:
         jobs = {
             claimed.session_id: _Job(claimed.session_id, claimed.company_id, claimed.claims, claimed.model)

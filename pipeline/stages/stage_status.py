@@ -1,4 +1,4 @@
-"""The five per-session stage rows (domain.md §8), moved in bulk.
+"""The five per-session stage rows (``docs/architecture.md``, "Data"), moved in bulk.
 
 Every session has one ``session_processing_status`` row per stage, created PENDING with the session. A change
 to a terminal status (COMPLETED, FAILED, SKIPPED) stamps ``completed_at`` (and ``started_at`` if the stage

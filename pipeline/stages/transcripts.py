@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from pipeline import metrics
-from pipeline.sources.http_fetch import Fetcher, FetchError, FetchLimits, TransientFetchError
+from pipeline.errors import PipelineError
+from pipeline.sources.http_fetch import Fetcher, FetchError, FetchLimits
 from pipeline.sources.transcript_format import decode_transcript
 
 __all__ = ["TranscriptOutcome", "TranscriptRequest", "fetch_transcripts", "transcript_limits"]
@@ -30,11 +31,11 @@ class TranscriptRequest:
 
 @dataclass(frozen=True, slots=True)
 class TranscriptOutcome:
-    """The text of a transcript, or why there is none; ``transient`` failures may succeed later."""
+    """The text of a transcript, or why there is none; a transient ``failure`` may pass on a later try."""
 
     text: str | None
     error: str | None = None
-    transient: bool = False
+    failure: PipelineError | None = None
     bytes_read: int = 0
     warnings: tuple[str, ...] = ()
 
@@ -57,7 +58,7 @@ def _fetch_one(fetcher: Fetcher, request: TranscriptRequest) -> TranscriptOutcom
         with fetcher.stream(request.url, username=request.username, password=request.password) as response:
             data = b"".join(response.iter_bytes())
     except FetchError as exc:
-        return TranscriptOutcome(None, exc.reason, transient=isinstance(exc, TransientFetchError))
+        return TranscriptOutcome(None, exc.reason, failure=exc)
     metrics.TRANSCRIPT_FETCH_DURATION.observe(time.monotonic() - started)
     metrics.TRANSCRIPT_FETCH_BYTES.observe(len(data))
     decoded = decode_transcript(data)

@@ -12,25 +12,37 @@ from sqlalchemy.orm import Session
 
 from pipeline.db.enums import CsvFetchOutcome
 from pipeline.db.models import CsvFetch
+from pipeline.errors import is_transient
 from pipeline.settings import Settings
 from pipeline.sources.http_fetch import Fetcher
 from pipeline.stages import entry_points
-from pipeline.stages.actors import CAPACITY_RETRIES, should_retry
+from pipeline.stages.actors import should_retry
 from pipeline.stages.csv_claims import ImportCapacityReached
-from pipeline.stages.csv_import import CsvImportFailed, fetch_limits, import_company_csv
+from pipeline.stages.csv_import import (
+    CsvImportFailed,
+    PermanentCsvImportFailure,
+    TransientCsvImportFailure,
+    fetch_limits,
+    import_company_csv,
+)
 from pipeline.stages.runtime import StageRuntime
 from tests.demo_source import Source, add_source_company
 
 
 def test_transient_failures_retry_up_to_the_cap(sqlite_settings: Settings) -> None:
-    transient = CsvImportFailed(uuid.uuid4(), "HTTP 503 Service Unavailable", transient=True)
+    transient = TransientCsvImportFailure(uuid.uuid4(), "HTTP 503 Service Unavailable")
+    permanent = PermanentCsvImportFailure(uuid.uuid4(), "HTTP 401 Unauthorized")
 
     # A 5xx or a timeout is retried with backoff, until the retry cap
     assert should_retry(sqlite_settings, 1, transient)
     assert not should_retry(sqlite_settings, 10_000, transient)
+    # A refused request is never retried
+    assert not should_retry(sqlite_settings, 0, permanent)
     # Waiting for a free import slot is not a failure of the company: it gets many more turns
-    assert should_retry(sqlite_settings, CAPACITY_RETRIES - 1, ImportCapacityReached(5))
-    assert not should_retry(sqlite_settings, CAPACITY_RETRIES, ImportCapacityReached(5))
+    capacity = ImportCapacityReached.max_retries
+    assert capacity is not None
+    assert should_retry(sqlite_settings, capacity - 1, ImportCapacityReached(5))
+    assert not should_retry(sqlite_settings, capacity, ImportCapacityReached(5))
 
 
 @pytest.fixture
@@ -67,7 +79,7 @@ def test_a_transient_failure_is_raised_so_the_message_is_retried(
     # When its import message is handled, then the failure propagates to Dramatiq's retries
     with pytest.raises(CsvImportFailed) as failure:
         entry_points.import_company(actor_on_sqlite, str(company_id))
-    assert failure.value.transient
+    assert is_transient(failure.value)
 
 
 def _sample(name: str, labels: dict[str, str]) -> float:

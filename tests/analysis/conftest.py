@@ -1,4 +1,4 @@
-"""A database session on SQLite and on PostgreSQL, for the analysis code that queries prices and models."""
+"""A database session on SQLite and on PostgreSQL, for the lookups of prices and models."""
 
 from __future__ import annotations
 

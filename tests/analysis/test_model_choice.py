@@ -1,12 +1,12 @@
-"""Model choice (domain §5.2): the company's active default model, else the configured one."""
+"""Model choice: the company's active default model, else the configured one."""
 
 from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pipeline.analysis import choose_model
 from pipeline.db.models import AIModel, Company, CompanyAIModel
+from pipeline.stages.ai_models import choose_model
 from tests.analysis.statements import recorded_statements
 from tests.factories import make_company
 

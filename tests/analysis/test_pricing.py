@@ -1,4 +1,4 @@
-"""Request pricing from the seeded model prices (domain §5.5): snapshots, unknown models, Batch, time, EUR."""
+"""Request pricing from the model prices of migration 0002: snapshots, unknown models, Batch, time, EUR."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pipeline.analysis import BATCH_DISCOUNT, Cost, price_request, resolve_model_name
+from pipeline.analysis import BATCH_DISCOUNT, Cost, Price, Usage, cost_of, resolve_model_name
 from pipeline.db.models import AIModel, AIModelPricing
+from pipeline.stages.ai_models import price_at
 from tests.analysis.statements import recorded_statements
 
-#: After the seed's effective_from (2024-01-01).
+#: After the effective_from (2024-01-01) of the prices migration 0002 stores.
 AT = datetime(2025, 4, 30, 11, 38, 14, tzinfo=UTC)
 SEEDED = ("gpt-4o", "gpt-4o-2024-08-06", "gpt-4-turbo", "gpt-4o-mini")
 
@@ -20,9 +21,7 @@ SEEDED = ("gpt-4o", "gpt-4o-2024-08-06", "gpt-4-turbo", "gpt-4o-mini")
 def price(
     db: Session, model: str, *, at: datetime = AT, batch: bool = False, eur_per_usd: float = 1.0
 ) -> Cost:
-    return price_request(
-        db, model, prompt_tokens=1_000, completion_tokens=200, at=at, batch=batch, eur_per_usd=eur_per_usd
-    )
+    return cost_of(Usage(1_000, 200), price_at(db, model, at), batch=batch, eur_per_usd=eur_per_usd)
 
 
 @pytest.mark.parametrize(
@@ -183,11 +182,25 @@ def test_a_request_is_priced_in_one_query(db: Session) -> None:
     assert len(statements) == 1
 
 
-def test_negative_token_counts_are_refused(db: Session) -> None:
+def test_negative_token_counts_are_refused() -> None:
     with pytest.raises(ValueError, match="negative"):
-        price_request(
-            db, "gpt-4o", prompt_tokens=-1, completion_tokens=0, at=AT, batch=False, eur_per_usd=1.0
-        )
+        cost_of(Usage(-1, 0), Price("gpt-4o", 0.0000025, 0.00001), batch=False, eur_per_usd=1.0)
+
+
+def test_the_cost_is_arithmetic_on_the_price_passed_in() -> None:
+    # Given a price and a usage, no database at all
+    price = Price("gpt-4o", prompt_usd=0.000002, completion_usd=0.000008)
+
+    # When I cost 1000 prompt and 200 completion tokens in a batch at 0.9 EUR per USD
+    cost = cost_of(Usage(1_000, 200), price, batch=True, eur_per_usd=0.9)
+
+    # Then the units carry the Batch discount and the totals follow from them
+    assert (cost.prompt_unit_usd, cost.completion_unit_usd) == (0.000001, 0.000004)
+    assert cost.total_usd == pytest.approx(1_000 * 0.000001 + 200 * 0.000004)
+    assert cost.total_eur == pytest.approx(cost.total_usd * 0.9)
+    assert (cost.known, cost.model) == (True, "gpt-4o")
+    # And no price means zero, said so
+    assert cost_of(Usage(1_000, 200), None, batch=True, eur_per_usd=0.9).known is False
 
 
 def test_a_name_resolves_exactly_first_then_as_a_dated_snapshot() -> None:

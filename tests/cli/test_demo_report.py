@@ -7,10 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from pipeline import demo as demo_module
 from pipeline.cli import app
+from pipeline.demo.render import print_report, report_as_json
 from pipeline.demo.report import (
     CompanyOutcome,
     DemoReport,
@@ -200,3 +202,33 @@ def test_the_demo_needs_a_company_to_break_and_one_to_lock_out() -> None:
     # Then it refuses before doing anything
     with pytest.raises(ValueError, match="at least 2 companies"):
         demo_module.run_demo(companies=1)
+
+
+def test_the_report_renders_from_its_data_alone(tmp_path: Path) -> None:
+    # Given the report of a run that did everything right: plain data, no database behind it
+    report = _as_expected(tmp_path)
+
+    # When it is rendered as text and as JSON
+    console = Console(record=True, width=100)
+    print_report(console, report)
+    text = console.export_text()
+    document = report_as_json(report)
+
+    # Then the text has its tables, its failures and its verdict
+    assert "sessions:   3 imported of 3 good rows, 3 created with 12 messages, 3 analysed" in text
+    assert "fetch    Locked: HTTP 401 Unauthorized (not retried)" in text
+    assert "CSV row  Broken line 6: column 6 (messagesSent): 'twelve' is not an integer" in text
+    assert "as expected" in text
+    # And the JSON carries the same figures
+    assert document["ok"] is True
+    assert document["sessions"] == {
+        "good_rows": 3,
+        "imported": 3,
+        "created": 3,
+        "messages": 12,
+        "analysed": 3,
+    }
+    assert document["failures"]["fetches"] == [
+        {"company": "Locked", "http_status": 401, "error": "HTTP 401 Unauthorized", "attempts": 1}
+    ]
+    assert json.loads(json.dumps(document)) == document

@@ -145,3 +145,33 @@ def test_concurrent_claimers_in_several_processes_never_take_an_item_twice(
     # And the work was really shared (SKIP LOCKED, not one process doing everything)
     assert sum(1 for batch in taken if batch) >= 2
     assert all(uuid.UUID(item) for item in flat)
+
+
+def test_overdue_is_claimable_and_past_the_grace_when_pending(sqlite_engine: Engine) -> None:
+    # Given one pending item and one claimed by a worker
+    with sessionmaker(sqlite_engine).begin() as db:
+        company = make_company(db)
+        make_session_with_stages(db, company)
+        make_session_with_stages(db, company)
+    with sessionmaker(sqlite_engine).begin() as db:
+        [leased] = claim(db, STAGE_STATUS, limit=1, lease=LEASE, owner="worker-a", where=[AI])
+    grace = timedelta(minutes=2)
+
+    def overdue(now_offset: timedelta) -> set[uuid.UUID]:
+        now = utcnow() + now_offset
+        with sessionmaker(sqlite_engine)() as db:
+            rows = db.scalars(
+                select(SessionProcessingStatus.id).where(
+                    AI,
+                    STAGE_STATUS.overdue(now, waiting_since=SessionProcessingStatus.updated_at, grace=grace),
+                )
+            )
+            return set(rows)
+
+    # When the sweep looks at once: the pending one's message is presumed on the way, the lease is live
+    assert overdue(timedelta(0)) == set()
+    # When it looks after the grace: the pending one is overdue, the leased one still is not
+    after_grace = overdue(grace + timedelta(seconds=1))
+    assert leased not in after_grace and len(after_grace) == 1
+    # When it looks after the lease: both are
+    assert len(overdue(LEASE + timedelta(seconds=1))) == 2

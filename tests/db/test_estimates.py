@@ -42,7 +42,7 @@ def test_below_the_limit_every_count_is_exact(pg_engine: Engine) -> None:
 def test_at_scale_work_in_progress_is_counted_and_the_rest_estimated(
     pg_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given a seeded database taken as large (its statistics fresh from the seed's ANALYZE)
+    # Given a seeded database taken as large (its statistics fresh from the seeding's ANALYZE)
     seed_database(pg_engine, SeedPlan(companies=3, sessions=6_000, now=default_now()))
     monkeypatch.setattr(estimates, "EXACT_COUNT_ROWS", 1)
 

@@ -94,7 +94,7 @@ def test_the_migrations_seed_models_and_prices(sqlite_engine: Engine) -> None:
             )
         ).all()
 
-    # Then the seed models of domain.md §5.5 are there with their USD-per-token prices
+    # Then the models of docs/session-analysis.md are there with their USD-per-token prices
     assert [tuple(row) for row in rows] == [
         ("gpt-4-turbo", 0.00001, 0.00003),
         ("gpt-4o", 0.0000025, 0.00001),

@@ -36,7 +36,7 @@ def test_timestamps_come_back_as_aware_utc(engine: Engine) -> None:
 
 
 def test_a_naive_timestamp_is_refused(engine: Engine) -> None:
-    # Given a naive datetime (the upstream's server-local-time bug)
+    # Given a naive datetime (which would be read in the server's zone)
     naive = datetime(2025, 6, 1, 13, 0)
 
     # When it is stored

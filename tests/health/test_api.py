@@ -1,4 +1,4 @@
-"""The HTTP API: the seed's shapes and status codes, authentication, validation, control, probes."""
+"""The HTTP API: the dashboard's shapes and status codes, authentication, validation, control, probes."""
 
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def test_the_health_endpoint_answers_200_in_the_seed_shape_when_healthy(client: 
     # When the health is asked for, without a token
     response = client.get("/api/admin/schedulers/health")
 
-    # Then 200 with the seed's shape and a reasons list per scheduler
+    # Then 200 with the dashboard's shape and a reasons list per scheduler
     assert response.status_code == 200
     body = response.json()
     assert set(body) == {"healthy", "status", "timestamp", "schedulers", "details"}
@@ -181,7 +181,7 @@ def test_a_health_that_cannot_be_computed_answers_500_in_the_seed_shape(
     # When the health is asked for
     response = client.get("/api/admin/schedulers/health")
 
-    # Then 500 with the seed's error body; HEAD says 500 too
+    # Then 500 with the error body; HEAD says 500 too
     assert response.status_code == 500
     body = response.json()
     assert (body["healthy"], body["status"], body["error"]) == (
@@ -337,7 +337,7 @@ def test_a_single_action_without_a_scheduler_id_is_refused_in_the_seed_shape(
     # When a single action comes without schedulerId
     response = client.post("/api/admin/schedulers", headers=AUTH, json={"action": action})
 
-    # Then 400 with the seed's validation body
+    # Then 400 with the validation body
     assert response.status_code == 400
     assert response.json() == {"success": False, "error": "Validation failed", "errors": [MISSING_ID]}
 
@@ -405,7 +405,7 @@ def test_pausing_a_scheduler_shows_in_its_health_and_resuming_clears_it(
         "/api/admin/schedulers", headers=AUTH, json={"action": "pause", "schedulerId": "csv-import"}
     )
 
-    # Then the answer is the seed's, and the health shows it PAUSED
+    # Then the answer says so, and the health shows it PAUSED
     assert response.status_code == 200
     body = response.json()
     assert set(body) == {"success", "message", "timestamp"}

@@ -1,4 +1,4 @@
-"""Operator control: the seed's actions, validated, as state every replica reads."""
+"""Operator control: the admin API's actions, validated, as state every replica reads."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from sqlalchemy import String
 from pipeline.db.models import SessionImport
 from pipeline.sources.csv_format import COLUMNS, ColumnKind, RowError, SessionRow, parse_session_rows
 
-#: The four sample rows of domain.md §2, verbatim.
+#: Four sample rows of a real export, verbatim.
 SAMPLE = (
     "a068d62a-439b-4d70-924f-3d45ffba673b,30.04.2025 11:38:14,30.04.2025 11:38:14,31.176.221.57,BA,,1,,,,"
     "https://proto.notso.ai/jumbo/chats/a068d62a-439b-4d70-924f-3d45ffba673b.txt,2.051,6470,0.0009,,test\n"
@@ -63,7 +63,7 @@ def chunked(data: bytes, size: int) -> Iterator[bytes]:
 
 
 def test_the_sample_rows_parse_exactly() -> None:
-    # Given the sample rows of the upstream CSV
+    # Given the sample rows of a real export
     # When I parse them
     rows = parse(SAMPLE)
 
@@ -397,7 +397,7 @@ def test_zero_stays_zero() -> None:
     # When I parse it
     row = parse_one(text)
 
-    # Then I expect zeros, not None (the upstream turned "0" into null)
+    # Then I expect zeros, not None ("0" is a number, not "unknown")
     assert isinstance(row, SessionRow)
     assert (row.messages_sent, row.avg_response_time_seconds, row.tokens, row.tokens_eur) == (0, 0.0, 0, 0.0)
 

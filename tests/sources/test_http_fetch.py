@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from pipeline import __version__
+from pipeline.errors import is_transient
 from pipeline.sources.http_fetch import (
     Fetcher,
     FetchError,
@@ -23,7 +24,6 @@ from pipeline.sources.http_fetch import (
     PermanentFetchError,
     ResponseTooLarge,
     TransientFetchError,
-    is_transient,
 )
 from pipeline.sources.urls import resolve_host
 from tests.sources.httpserver import LocalServer, respond

@@ -63,7 +63,7 @@ def test_codes_and_english_names_give_the_alpha_2_code(raw: str, expected: str) 
     ],
 )
 def test_the_legacy_name_map_and_local_names_give_the_alpha_2_code(raw: str, expected: str) -> None:
-    # Given a country as the legacy upstream's name map knew it (domain §2), or a local name
+    # Given a country by one of its names in older exports, or a local name
     # When I normalise it
     # Then I expect the code the legacy map gave
     assert normalize_country(raw) == expected
@@ -110,7 +110,7 @@ def test_no_country_value_gives_no_country() -> None:
     ],
 )
 def test_the_sample_languages_give_their_639_1_code(raw: str, expected: str) -> None:
-    # Given the language values of the sample CSV (domain §2)
+    # Given the language values of a sample CSV
     # When I normalise them
     # Then I expect their ISO 639-1 codes
     assert normalize_language(raw) == expected
@@ -142,7 +142,7 @@ def test_the_sample_languages_give_their_639_1_code(raw: str, expected: str) -> 
     ],
 )
 def test_the_legacy_name_map_and_endonyms_give_the_639_1_code(raw: str, expected: str) -> None:
-    # Given a language as the legacy upstream's name map knew it (domain §2), or its own name for itself
+    # Given a language by one of its names in older exports, or its own name for itself
     # When I normalise it
     # Then I expect its ISO 639-1 code
     assert normalize_language(raw) == expected

@@ -20,7 +20,7 @@ from pipeline.sources.transcript_format import (
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
-#: The shape of domain.md §3, with the times of the sample session ef6b43f6 (01.05.2025 12:11-12:14, CEST).
+#: The shape of docs/import-processing.md, with the times of a sample session (01.05.2025 12:11-12:14, CEST).
 SAMPLE = (
     "[01.05.2025 12:11:18] User: whats up\n"
     "[01.05.2025 12:11:21] Assistant: Hallo! Waarmee kan ik je helpen?\n"
@@ -47,7 +47,7 @@ def cest(day: int, month: int, hour: int, minute: int, second: int) -> datetime:
 
 
 def test_the_sample_transcript_parses_into_ordered_messages_with_utc_timestamps() -> None:
-    # Given a transcript in the upstream's format, of a company in Amsterdam
+    # Given a transcript in the export format, of a company in Amsterdam
     # When I parse it
     parsed = parse(SAMPLE)
 

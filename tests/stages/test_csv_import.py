@@ -18,6 +18,7 @@ from sqlalchemy.orm import sessionmaker
 from pipeline.db.enums import CompanyStatus, CsvFetchOutcome, ProcessingStatus
 from pipeline.db.models import Company, CsvFetch, CsvRowError, SessionImport
 from pipeline.db.types import utcnow
+from pipeline.errors import is_transient
 from pipeline.settings import CompaniesFilter, Settings
 from pipeline.sources.http_fetch import Fetcher
 from pipeline.stages.csv_claims import ImportCapacityReached
@@ -89,7 +90,7 @@ def _fetches(engine: Engine, company_id: uuid.UUID) -> list[CsvFetch]:
 def test_a_company_csv_is_imported_and_its_fetch_recorded(
     pg_engine: Engine, pg_settings: Settings, source: Source, fetcher: Fetcher
 ) -> None:
-    # Given a company whose CSV holds the upstream's sample rows (CRLF, quoted commas and quotes)
+    # Given a company whose CSV holds a real export's sample rows (CRLF, quoted commas and quotes)
     source.write_csv(0, SAMPLE)
     company_id = add_source_company(pg_engine, source, 0)
     handover = Handover()
@@ -310,7 +311,7 @@ def test_an_auth_failure_fails_that_company_alone(
     imported = _run(pg_engine, pg_settings, right, fetcher)
 
     # Then the first fails at once and for good, with the reason recorded
-    assert not failed.value.transient
+    assert not is_transient(failed.value)
     assert "401" in failed.value.reason
     [fetch] = _fetches(pg_engine, wrong)
     assert (fetch.outcome, fetch.http_status) == (CsvFetchOutcome.FAILED, 401)
@@ -333,7 +334,7 @@ def test_a_server_error_is_transient_and_the_retry_imports(
     retried = _run(pg_engine, pg_settings, company_id, fetcher)
 
     # Then the first attempt is a transient failure on record, and the retry imports everything
-    assert failed.value.transient
+    assert is_transient(failed.value)
     assert [fetch.outcome for fetch in _fetches(pg_engine, company_id)] == [
         CsvFetchOutcome.FAILED,
         CsvFetchOutcome.IMPORTED,
@@ -354,7 +355,7 @@ def test_a_truncated_body_stores_nothing(
         _run(pg_engine, pg_settings, company_id, fetcher)
 
     # Then it is a transient failure and not a single row of the partial file was stored
-    assert failed.value.transient
+    assert is_transient(failed.value)
     assert _imports(pg_engine, company_id) == []
 
 
@@ -371,7 +372,7 @@ def test_an_unparseable_body_fails_at_once_with_a_reason(
         _run(pg_engine, pg_settings, company_id, fetcher)
 
     # Then it fails for good, saying why
-    assert not failed.value.transient
+    assert not is_transient(failed.value)
     assert failed.value.reason.startswith("unparseable CSV")
     assert _fetches(pg_engine, company_id)[0].outcome is CsvFetchOutcome.FAILED
 
@@ -389,7 +390,7 @@ def test_a_url_on_a_private_network_is_refused(
         _run(pg_engine, settings, company_id, strict_fetcher)
 
     # Then it is refused without a single request reaching the server
-    assert not failed.value.transient
+    assert not is_transient(failed.value)
     assert "loopback" in failed.value.reason
     assert source.requests_to(0) == 0
 

@@ -1,4 +1,4 @@
-"""The emulator's stand-in for the model: a deterministic analysis of one chat transcript (domain spec §5).
+"""The emulator's stand-in for the model: a deterministic analysis of one chat transcript.
 
 The conversation is the text of the request's user message::
 
@@ -111,7 +111,7 @@ def parse_conversation(text: str) -> tuple[str, list[Turn]]:
 
 
 def analyse_conversation(text: str) -> dict[str, object]:
-    """The analysis the emulator answers for ``text``: the 8 keys of domain spec §5.3, in that order.
+    """The analysis the emulator answers for ``text``: the 8 keys of ``SessionAnalysis``, in that order.
 
     Deterministic: the same text always gives the same answer, so tests compute what to expect with it.
     Questions are kept verbatim (a real model would translate them to English).

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pipeline.devtools.openai_emulator import errors, ids
 from pipeline.devtools.openai_emulator.batch_input import BatchInput
@@ -93,43 +93,50 @@ class BatchJob:
 
     def advance(self, now: float, knobs: Knobs) -> Delivery | None:
         """Take every step due by ``now``; the delivery if the job has just ended with output."""
-        while True:
-            match self.status:
-                case "validating":
-                    due = self._created_at + knobs.validating_seconds
-                    if now < due:
-                        return None
-                    if knobs.batch_outcome == "failed":
-                        self._fail(due)
-                        return None
-                    self._enter("in_progress", due)
-                case "in_progress":
-                    due = self._times["in_progress_at"] + knobs.in_progress_seconds
-                    if now < due:
-                        return None
-                    if knobs.batch_outcome in ("expired", "cancelled"):
-                        self._answer(share_of(len(self._input.lines), knobs.partial_fraction), due, knobs)
-                        if knobs.batch_outcome == "expired":
-                            self._enter("expired", due)
-                            return self._deliver()
-                        self._enter("cancelling", due)
-                    else:
-                        self._answer(len(self._input.lines), due, knobs)
-                        self._enter("finalizing", due)
-                case "finalizing":
-                    due = self._times["finalizing_at"] + knobs.finalizing_seconds
-                    if now < due:
-                        return None
-                    self._enter("completed", due)
-                    return self._deliver()
-                case "cancelling":
-                    due = self._times["cancelling_at"] + knobs.cancelling_seconds
-                    if now < due:
-                        return None
-                    self._enter("cancelled", due)
-                    return self._deliver()
-                case _:
-                    return None
+        while (step := self._STEPS.get(self.status)) is not None:
+            entered = self._created_at if self.status == "validating" else self._times[f"{self.status}_at"]
+            due = entered + getattr(knobs, f"{self.status}_seconds")
+            if now < due:
+                return None
+            delivery = step(self, due, knobs)
+            if self.status in _TERMINAL:
+                return delivery
+        return None
+
+    def _validated(self, due: float, knobs: Knobs) -> Delivery | None:
+        if knobs.batch_outcome == "failed":
+            self._fail(due)
+        else:
+            self._enter("in_progress", due)
+        return None
+
+    def _processed(self, due: float, knobs: Knobs) -> Delivery | None:
+        if knobs.batch_outcome not in ("expired", "cancelled"):
+            self._answer(len(self._input.lines), due, knobs)
+            self._enter("finalizing", due)
+            return None
+        self._answer(share_of(len(self._input.lines), knobs.partial_fraction), due, knobs)
+        if knobs.batch_outcome == "expired":
+            self._enter("expired", due)
+            return self._deliver()
+        self._enter("cancelling", due)
+        return None
+
+    def _finalized(self, due: float, _knobs: Knobs) -> Delivery | None:
+        self._enter("completed", due)
+        return self._deliver()
+
+    def _cancelled(self, due: float, _knobs: Knobs) -> Delivery | None:
+        self._enter("cancelled", due)
+        return self._deliver()
+
+    #: The step out of each waiting status, taken when the status has lasted its ``<status>_seconds`` knob.
+    _STEPS: ClassVar[dict[str, Callable[[BatchJob, float, Knobs], Delivery | None]]] = {
+        "validating": _validated,
+        "in_progress": _processed,
+        "finalizing": _finalized,
+        "cancelling": _cancelled,
+    }
 
     def cancel(self, now: float, knobs: Knobs) -> None:
         """Start cancelling; lines in progress get answered up to ``partial_fraction``. Call advance first."""

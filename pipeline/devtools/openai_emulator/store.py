@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from pipeline.devtools.openai_emulator import ids
 from pipeline.devtools.openai_emulator.batch_input import parse_batch_input
@@ -22,6 +24,27 @@ __all__ = ["BATCH_FILE_TTL_SECONDS", "Store", "StoredFile"]
 
 #: Files uploaded for batches expire after 30 days unless the upload says otherwise.
 BATCH_FILE_TTL_SECONDS = 30 * 24 * 60 * 60
+
+
+class _Listed(Protocol):
+    @property
+    def id(self) -> str: ...
+    def as_json(self) -> dict[str, object]: ...
+
+
+def _page(newest_first: Sequence[_Listed], limit: int, after: str | None) -> dict[str, object]:
+    """A page of a list answer as the API gives it: ``limit`` items after ``after`` (none if unknown)."""
+    if after is not None:
+        ids_in_order = [item.id for item in newest_first]
+        newest_first = newest_first[ids_in_order.index(after) + 1 :] if after in ids_in_order else []
+    page = [item.as_json() for item in newest_first[:limit]]
+    return {
+        "object": "list",
+        "data": page,
+        "first_id": page[0]["id"] if page else None,
+        "last_id": page[-1]["id"] if page else None,
+        "has_more": len(newest_first) > limit,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,17 +106,7 @@ class Store:
                 for stored in reversed(self._files.values())
                 if purpose is None or stored.purpose == purpose
             ]
-        if after is not None:
-            ids_in_order = [stored.id for stored in newest_first]
-            newest_first = newest_first[ids_in_order.index(after) + 1 :] if after in ids_in_order else []
-        page = [stored.as_json() for stored in newest_first[:limit]]
-        return {
-            "object": "list",
-            "data": page,
-            "first_id": page[0]["id"] if page else None,
-            "last_id": page[-1]["id"] if page else None,
-            "has_more": len(newest_first) > limit,
-        }
+        return _page(newest_first, limit, after)
 
     def delete_file(self, file_id: str) -> None:
         with self._lock:
@@ -156,19 +169,8 @@ class Store:
         """A page of batches, newest first, starting after the batch ``after`` (nothing if it is unknown)."""
         with self._lock:
             self._advance_all()
-            newest_first = list(reversed(self._batches.values()))
-            if after is not None:
-                ids_in_order = [job.id for job in newest_first]
-                start = ids_in_order.index(after) + 1 if after in ids_in_order else len(newest_first)
-                newest_first = newest_first[start:]
-            page = [job.as_json() for job in newest_first[:limit]]
-        return {
-            "object": "list",
-            "data": page,
-            "first_id": page[0]["id"] if page else None,
-            "last_id": page[-1]["id"] if page else None,
-            "has_more": len(newest_first) > limit,
-        }
+            # Under the lock: a batch's JSON reads its state.
+            return _page(list(reversed(self._batches.values())), limit, after)
 
     def cancel_batch(self, batch_id: str) -> dict[str, object]:
         with self._lock:

@@ -106,7 +106,7 @@ HR_PHRASES: tuple[str, ...] = (
     "personalabteilung", "personalbüro", "hr-abteilung", "insan kaynak*",
 )
 
-#: Display labels from the upstream's ``lib/format-enums.ts``; SOCIAL_QUESTIONS has none there (Title Case).
+#: Display labels of the categories, as the dashboard shows them; SOCIAL_QUESTIONS in Title Case.
 CATEGORY_LABELS: Mapping[str, str] = {
     "SCHEDULE_HOURS": "Schedule & Hours",
     "LEAVE_VACATION": "Leave & Vacation",

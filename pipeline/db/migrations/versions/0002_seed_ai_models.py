@@ -1,4 +1,4 @@
-"""Seed the AI models and their prices (domain.md §5.5).
+"""Seed the AI models and their prices (``docs/session-analysis.md``).
 
 Revision ID: 0002
 Revises: 0001
