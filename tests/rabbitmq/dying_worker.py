@@ -28,7 +28,7 @@ def main() -> None:
     def crash() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
-    dramatiq.actor(crash, broker=broker, queue_name=queue, actor_name="crash")
+    dramatiq.actor(broker=broker, queue_name=queue, actor_name="crash")(crash)
     worker = dramatiq.Worker(broker, queues={queue}, worker_threads=1, worker_timeout=100)
     worker.start()
     time.sleep(120)

@@ -21,6 +21,7 @@ import dramatiq
 import httpx
 import pika
 import pytest
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
 from pipeline.broker import build_broker
 from pipeline.dead_letters import DELIVERY_LIMIT_ERROR, list_dead_letters
@@ -37,6 +38,12 @@ def _closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def _rabbitmq(settings: Settings) -> RabbitmqBroker:
+    broker = build_broker(settings)
+    assert isinstance(broker, RabbitmqBroker)
+    return broker
 
 
 def _quorum(**overrides: object) -> Settings:
@@ -66,7 +73,7 @@ def queue() -> Iterator[str]:
 @pytest.mark.rabbitmq
 def test_the_three_queues_of_a_stage_are_quorum_queues(queue: str) -> None:
     # When a quorum broker declares a stage queue
-    broker = build_broker(_quorum())
+    broker = _rabbitmq(_quorum())
     broker.declare_queue(queue, ensure=True)
     broker.close()
 
@@ -85,7 +92,7 @@ def test_a_message_that_kills_its_worker_each_time_is_dead_lettered_after_the_de
     queue: str,
 ) -> None:
     # Given a quorum queue with a delivery limit of 2, and a message whose actor kills its worker process
-    broker = build_broker(_quorum(rabbitmq_delivery_limit=2))
+    broker = _rabbitmq(_quorum(rabbitmq_delivery_limit=2))
     broker.declare_queue(queue, ensure=True)
     broker.enqueue(dramatiq.Message(queue_name=queue, actor_name="crash", args=(), kwargs={}, options={}))
     broker.close()
@@ -110,7 +117,7 @@ def test_a_message_that_kills_its_worker_each_time_is_dead_lettered_after_the_de
 @pytest.mark.rabbitmq
 def test_a_retry_waits_in_the_quorum_delay_queue_and_comes_back(queue: str) -> None:
     # Given a quorum broker and an actor that fails its first attempt
-    broker = build_broker(_quorum(actor_min_backoff_ms=100, actor_max_backoff_ms=200))
+    broker = _rabbitmq(_quorum(actor_min_backoff_ms=100, actor_max_backoff_ms=200))
     attempts: list[float] = []
 
     def flaky() -> None:
@@ -118,7 +125,7 @@ def test_a_retry_waits_in_the_quorum_delay_queue_and_comes_back(queue: str) -> N
         if len(attempts) == 1:
             raise RuntimeError("first attempt fails")
 
-    actor = dramatiq.actor(flaky, broker=broker, queue_name=queue, actor_name="flaky", max_retries=3)
+    actor = dramatiq.actor(broker=broker, queue_name=queue, actor_name="flaky", max_retries=3)(flaky)
     worker = dramatiq.Worker(broker, queues={queue, f"{queue}.DQ"}, worker_threads=1, worker_timeout=100)
     worker.start()
     try:
@@ -141,12 +148,12 @@ def test_a_retry_waits_in_the_quorum_delay_queue_and_comes_back(queue: str) -> N
 @pytest.mark.rabbitmq
 def test_an_existing_classic_queue_cannot_become_a_quorum_queue_in_place(queue: str) -> None:
     # Given a stage queue declared classic, as today's deployments have it
-    classic = build_broker(load_settings(rabbitmq_url=RABBITMQ_URL))
+    classic = _rabbitmq(load_settings(rabbitmq_url=RABBITMQ_URL))
     classic.declare_queue(queue, ensure=True)
     classic.close()
 
     # When a quorum broker declares it, then RabbitMQ refuses: the migration is explicit (docs/operations.md)
-    quorum = build_broker(_quorum())
+    quorum = _rabbitmq(_quorum())
     with pytest.raises(dramatiq.errors.ConnectionClosed, match="PRECONDITION_FAILED"):
         quorum.declare_queue(queue, ensure=True)
     quorum.close()
@@ -163,7 +170,7 @@ def test_publishers_consumers_and_the_health_api_skip_a_node_that_does_not_answe
     )
     broker = build_broker(settings)
     done: list[str] = []
-    actor = dramatiq.actor(done.append, broker=broker, queue_name=queue, actor_name="record")
+    actor = dramatiq.actor(broker=broker, queue_name=queue, actor_name="record")(done.append)
     worker = dramatiq.Worker(broker, queues={queue}, worker_threads=1, worker_timeout=100)
     worker.start()
     try:
