@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -40,11 +41,22 @@ class RabbitNodeError(RuntimeError):
     """A node did not start, stop or join as asked; the message carries the end of its log."""
 
 
+#: Ports for servers that are stopped and started again on the same port: below Linux's ephemeral range
+#: (32768 and up), which the OS hands to outgoing connections and ``bind(0)``, so none takes it meanwhile.
+_SERVER_PORTS = (20000, 32000)
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A TCP port on 127.0.0.1, outside the ephemeral range, that nothing listens on right now."""
+    for _ in range(200):
+        port = random.randrange(*_SERVER_PORTS)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RabbitNodeError(f"no free port in {_SERVER_PORTS}")
 
 
 def _script(name: str) -> str:

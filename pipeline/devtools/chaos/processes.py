@@ -133,10 +133,17 @@ class ProcessFleet:
                 process.wait(timeout=30)
 
 
-def pool_fleet(env: dict[str, str], count: int, processes: int, threads: int, log_dir: Path) -> ProcessFleet:
+def pool_fleet(
+    env: dict[str, str],
+    count: int,
+    processes: int,
+    threads: int,
+    log_dir: Path,
+    extra_modules: tuple[str, ...] = (),
+) -> ProcessFleet:
     """Worker pools on every stage queue, with the poison actor loaded; a dying worker ends its pool."""
     argv = [
-        sys.executable, "-m", "dramatiq", "pipeline.actors", "pipeline.devtools.poison",
+        sys.executable, "-m", "dramatiq", "pipeline.actors", "pipeline.devtools.poison", *extra_modules,
         "--queues", *ALL_QUEUES, "--processes", str(processes), "--threads", str(threads),
         "--worker-shutdown-timeout", "5000",
     ]  # fmt: skip

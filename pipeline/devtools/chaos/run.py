@@ -103,8 +103,9 @@ class ChaosPlan:
     recovery_timeout: float = 120.0
     quiet_timeout: float = 300.0
     poison: bool = True
-    #: Extra environment of the pools (e.g. a test-only switch that breaks an invariant on purpose).
-    pool_env: tuple[tuple[str, str], ...] = ()
+    #: More modules for the pools to load beside the actors (a test's module that breaks an invariant on
+    #: purpose, to show that the checks catch it); importable from the working directory.
+    extra_modules: tuple[str, ...] = ()
 
 
 @dataclass
@@ -215,7 +216,6 @@ def _environment(plan: ChaosPlan, database_url: str, rabbitmq_url: str, emulator
         "METRICS_PORT": "0",
         "dramatiq_prom_port": "0",
         "LOG_LEVEL": "WARNING",
-        **dict(plan.pool_env),
     }
 
 
@@ -372,7 +372,7 @@ def _services(plan: ChaosPlan, directory: Path, log_dir: Path) -> Iterator[tuple
         )  # fmt: skip
         services = _Services(
             postgres, rabbit, source, emulator, engine, settings,
-            pool_fleet(env, plan.pools, plan.processes, plan.threads, log_dir),
+            pool_fleet(env, plan.pools, plan.processes, plan.threads, log_dir, plan.extra_modules),
             scheduler_fleet(env, plan.schedulers, log_dir),
             Ticker(engine, settings, plan.tick_seconds),
             _Feeder(engine, source, list(manifest.companies), plan.company_every_seconds),
