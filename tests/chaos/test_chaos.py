@@ -1,7 +1,8 @@
 """The chaos suite in CI: the whole pipeline (real worker pools and schedulers, the emulator, its own
 PostgreSQL and RabbitMQ with quorum queues) under every kind of fault at seeded points, then the invariants.
 
-The long run is ``bench/chaos.py`` (docs/reliability.md); these are its small seeded versions.
+The long run is ``bench/chaos.py`` (docs/reliability.md); these are its small seeded versions. The sync run
+is marked ``long`` (``pytest -m long tests/chaos``): outside CI's budget.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def test_a_batch_run_keeps_every_promise_through_every_kind_of_fault() -> None:
 
 
 @pytest.mark.chaos
+@pytest.mark.long  # over 3 min: a session a killed worker held waits for its claim's lease to run out
 def test_a_sync_run_rebills_no_more_answers_than_calls_it_lost_in_flight() -> None:
     # Given a sync-mode run whose answers take 0.3 s, and SIGKILLs of worker processes and pools
     plan = replace(

@@ -1,6 +1,6 @@
 """A three-node RabbitMQ cluster on one machine (own node names, ports and data directories) with quorum
 queues: the node leading the stage queues is killed mid-run, the pipeline carries on through the others,
-and the chaos suite's invariants hold."""
+and the chaos suite's invariants hold. Outside CI's budget: ``pytest -m long tests/chaos/test_cluster.py``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from tests.chaos.conftest import SMALL, explain
 
 
 @pytest.mark.chaos
+@pytest.mark.long  # about 3 min: three nodes to boot and cluster, then the sweeps' grace for lost hand-offs
 def test_losing_the_leader_of_the_stage_queues_loses_nothing() -> None:
     # Given a batch-mode run on a three-node cluster, every process given the three nodes' addresses
     plan = replace(

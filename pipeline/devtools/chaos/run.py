@@ -199,6 +199,8 @@ def _environment(plan: ChaosPlan, database_url: str, rabbitmq_url: str, emulator
         "BATCH_MAX_WAIT": "1",
         "BATCH_MAX_ATTEMPTS": "20",
         "ACTOR_MAX_RETRIES": "20",
+        # A claim's lease is the time limit plus two minutes: what a killed worker held is taken over then.
+        "ACTOR_TIME_LIMIT_MS": "20000",
         "ACTOR_MIN_BACKOFF_MS": "200",
         "ACTOR_MAX_BACKOFF_MS": "3000",
         "IMPORT_PROCESSING_BACKOFF_MS": "500",
