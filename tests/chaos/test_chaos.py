@@ -55,3 +55,21 @@ def test_a_sync_run_rebills_no_more_answers_than_calls_it_lost_in_flight() -> No
     assert report.ok, explain(report)
     assert report.findings.rebilled <= report.findings.interrupted_calls
     print(f"re-billed {report.findings.rebilled} of {report.findings.interrupted_calls} interrupted calls")
+
+
+@pytest.mark.chaos
+@pytest.mark.long
+def test_the_checks_fail_when_session_analysis_loses_its_database_claim() -> None:
+    # Given a quiet sync run whose pools analyse without the database claim (tests/chaos/broken_claim)
+    plan = replace(
+        SMALL, seed=6, mode="sync", kinds=(), faults=0, poison=False, companies=3,
+        extra_modules=("tests.chaos.broken_claim",),
+    )  # fmt: skip
+
+    # When analysis messages whose work is done are delivered again (a lost acknowledgement)
+    report = run_chaos(plan, log=print)
+
+    # Then the checks catch the second analyses and the answers billed again
+    assert not report.ok
+    assert report.findings.duplicates["analyses"] > 0
+    assert any("re-billed" in violation for violation in report.findings.violations), explain(report)

@@ -40,7 +40,8 @@ from pipeline.devtools.postgres_server import PostgresServer
 from pipeline.devtools.rabbitmq_nodes import RabbitCluster
 from pipeline.devtools.source import SourceServer
 from pipeline.publishing import Publisher
-from pipeline.queues import ALL_QUEUES
+from pipeline.queues import ALL_QUEUES, SESSION_PROCESSING
+from pipeline.scheduling.jobs import ANALYZE_SESSIONS
 from pipeline.settings import Settings, load_settings
 
 __all__ = ["FAULT_KINDS", "ChaosPlan", "ChaosReport", "FaultRecord", "choose_faults", "run_chaos"]
@@ -303,6 +304,32 @@ def _send_poison(settings: Settings) -> None:
         publisher.close()
 
 
+#: Analysed sessions whose analysis is delivered again once the run is quiet.
+REDELIVERED_SESSIONS = 20
+
+
+def _redeliver_done_work(services: _Services) -> None:
+    """Deliver again analysis messages whose work is done, as RabbitMQ does when an acknowledgement was lost
+    (a connection dropped after the work committed): the database claim must make them change nothing."""
+    with services.engine.connect() as connection:
+        done = connection.execute(
+            text(
+                "SELECT session_id FROM session_processing_status WHERE stage = 'AI_ANALYSIS' "
+                "AND status = 'COMPLETED' ORDER BY session_id LIMIT :limit"
+            ),
+            {"limit": REDELIVERED_SESSIONS},
+        ).scalars()
+        ids = [str(session_id) for session_id in done]
+    publisher = Publisher(services.settings)
+    try:
+        for session_id in ids:
+            publisher(Message(queue_name=SESSION_PROCESSING, actor_name=ANALYZE_SESSIONS.name,
+                              args=([session_id],), kwargs={}, options={}))  # fmt: skip
+    finally:
+        publisher.close()
+    time.sleep(5 * services.plan.tick_seconds)
+
+
 def _wait_for_quiet(services: _Services, good: int) -> None:
     deadline = time.monotonic() + services.plan.quiet_timeout
     while time.monotonic() < deadline and _settled(services.engine) < good:
@@ -414,7 +441,8 @@ def run_chaos(plan: ChaosPlan, *, log: Callable[[str], None] = print) -> ChaosRe
             log(record.line())
         log(f"faults over after {time.monotonic() - started:.1f} s; waiting for quiet")
         _wait_for_quiet(services, good)
-        log(f"quiet after {time.monotonic() - started:.1f} s; stopping")
+        log(f"quiet after {time.monotonic() - started:.1f} s; delivering done work again")
+        _redeliver_done_work(services)
         services.ticker.stop()
         services.schedulers.stop()
         services.pools.stop()
