@@ -9,7 +9,7 @@ import typer
 
 from pipeline.cli.errors import exit_with_usage_error
 from pipeline.scheduling.jobs import UnknownScheduler, scheduled_jobs
-from pipeline.settings import get_settings
+from pipeline.settings import get_settings, refuse_weak_secrets
 
 
 def worker(
@@ -31,6 +31,7 @@ def worker(
         return
     if scheduler_id is None:
         exit_with_usage_error("--scheduler is required (see --list)")
+    refuse_weak_secrets(settings)
     from pipeline.runners.worker import reset_metrics_directory, worker_command
 
     try:
