@@ -15,6 +15,7 @@ from pipeline.health.aggregator import HealthReport
 from pipeline.health.bodies import HealthBody, HealthFailure, Liveness, Readiness, health_body, json_response
 from pipeline.health.cache import CachedHealth
 from pipeline.health.context import Context
+from pipeline.redaction import redact
 
 __all__ = ["HEALTH_PATH", "health_router", "probes_router"]
 
@@ -113,4 +114,5 @@ async def readyz(context: Context) -> Response:
 async def metrics(context: Context) -> Response:
     """Prometheus metrics; each scrape evaluates the health first, so the gauges are current."""
     await report_or_failure(context.reports)
-    return Response(generate_latest(context.registry), media_type=CONTENT_TYPE_LATEST)
+    exposition = redact(generate_latest(context.registry).decode())
+    return Response(exposition, media_type=CONTENT_TYPE_LATEST)
