@@ -209,7 +209,7 @@ class Settings(BaseSettings):
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9191
 
     # Health aggregator and admin API (`livedash health`)
-    health_host: str = "0.0.0.0"
+    health_host: str = "0.0.0.0"  # noqa: S104  in a container the probes and Prometheus come from outside
     health_port: Annotated[int, Field(ge=0, le=65535)] = 3000
     health_metrics_targets: str = ""
     prometheus_url: str | None = None

@@ -40,4 +40,4 @@ def worker(
         exit_with_usage_error(str(exc))
     reset_metrics_directory(Path(command.env["PROMETHEUS_MULTIPROC_DIR"]))
     # Replace this process, so that signals reach Dramatiq's main process directly.
-    os.execve(command.argv[0], command.argv, command.env)
+    os.execve(command.argv[0], command.argv, command.env)  # noqa: S606  our own argv: the dramatiq of this venv

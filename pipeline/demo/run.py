@@ -37,7 +37,7 @@ _QUEUES = (CSV_IMPORT, IMPORT_PROCESSING, SESSION_PROCESSING)
 _BATCH_WAIT_SECONDS = 60
 #: A queue that has not drained after this long is reported, not waited for forever.
 _JOIN_TIMEOUT_MS = 30 * 60 * 1000
-_SECRET_KEY = "demo-secret"
+_SECRET_KEY = "demo-secret"  # noqa: S105  the offline demo's own throw-away database
 _REQUESTED_BY = "livedash demo"
 
 
