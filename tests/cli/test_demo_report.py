@@ -182,7 +182,7 @@ def test_the_command_exits_1_and_says_what_was_unexpected(
 ) -> None:
     # Given a demo whose run ends with something unexpected
     report = dataclasses.replace(_as_expected(tmp_path), unexpected=["2 of 3 sessions were analysed"])
-    monkeypatch.setattr("pipeline.cli.demo.run_demo", lambda **_: report)
+    monkeypatch.setattr("pipeline.demo.run_demo", lambda **_: report)
 
     # When the command runs, as text and as JSON
     text = CliRunner().invoke(app, ["demo"])
