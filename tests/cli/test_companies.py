@@ -66,7 +66,7 @@ def test_suspend_and_activate_change_the_status(livedash: Invoke) -> None:
     assert (status_after_suspend, status_after_activate) == ("SUSPENDED", "ACTIVE")
 
 
-def test_an_unknown_id_is_one_clear_line_and_exit_code_2(livedash: Invoke) -> None:
+def test_an_unknown_id_is_one_clear_line_and_exit_code_3(livedash: Invoke) -> None:
     for company_id in (str(uuid.uuid4()), "not-a-uuid"):
         # When an unknown company is suspended
         result = livedash("companies", "suspend", company_id)
