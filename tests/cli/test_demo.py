@@ -184,8 +184,7 @@ def test_the_demo_reports_as_json_what_the_pipeline_did(tmp_path: Path) -> None:
     assert report["questions"] > 0
     assert report["cost"]["eur"] > 0
     assert (
-        report["cost"]["totalTokens"]
-        == report["cost"]["promptTokens"] + report["cost"]["completionTokens"]
+        report["cost"]["totalTokens"] == report["cost"]["promptTokens"] + report["cost"]["completionTokens"]
     )
     assert report["cost"]["totalTokens"] > 0
     assert report["batches"]["submitted"] >= 1
