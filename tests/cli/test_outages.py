@@ -12,12 +12,15 @@ import sys
 import uuid
 from pathlib import Path
 
+import httpx2
+import openai
 import psycopg
 import pytest
 
 from pipeline.cli.errors import UNAVAILABLE
 from pipeline.cli.outages import explain, service_unavailable
 from pipeline.errors import ServiceUnavailable, TransientError
+from pipeline.settings import get_settings
 
 #: Nothing listens on port 1 of 127.0.0.1: every connection is refused at once.
 DEAD_DATABASE = "postgresql://livedash:db-secret@127.0.0.1:1/livedash"
@@ -98,3 +101,19 @@ def test_the_error_keeps_no_credentials() -> None:
     outage = ServiceUnavailable("RabbitMQ", f"amqp://guest:{uuid.uuid4()}@broker:5672/eu", "refused")
 
     assert str(outage) == "RabbitMQ unavailable at amqp://broker:5672/eu: refused"
+
+
+def test_an_openai_connection_error_names_the_configured_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given OPENAI_BASE_URL with credentials in it, and the SDK failing to connect
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://user:api-secret@127.0.0.1:1/v1")
+    get_settings.cache_clear()
+    try:
+        error = openai.APIConnectionError(request=httpx2.Request("POST", "http://127.0.0.1:1/v1/batches"))
+        outage = service_unavailable(error)
+    finally:
+        get_settings.cache_clear()
+
+    # Then it is the OpenAI API's outage, at that URL without the credentials
+    assert outage is not None
+    assert str(outage).startswith("OpenAI API unavailable at http://127.0.0.1:1/v1: ")
+    assert "secret" not in str(outage)
