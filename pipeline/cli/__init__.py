@@ -72,7 +72,7 @@ def _options(
         help="Print the version and exit.",
     ),
 ) -> None:
-    """LiveDash Pipeline: import chat sessions, fetch transcripts, analyse them with an LLM."""
+    """The options of ``livedash`` itself, before any command (the help text is the application's)."""
 
 
 def main() -> None:

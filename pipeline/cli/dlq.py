@@ -44,7 +44,7 @@ def list_(
             letter.queue,
             letter.message_id,
             letter.actor,
-            json.dumps(letter.args)[:60],
+            json.dumps(letter.args),
             str(letter.retries),
             str(letter.failed_at or ""),
             letter.error or "",
