@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import sessionmaker
 
-from pipeline.db.enums import CompanyStatus, CsvFetchOutcome, ProcessingStatus
+from pipeline.db.enums import CompanyStatus, CsvFetchOutcome, CsvRowProblem, ProcessingStatus
 from pipeline.db.models import Company, CsvFetch, CsvRowError, SessionImport
 from pipeline.db.types import utcnow
 from pipeline.errors import is_transient
@@ -145,19 +145,25 @@ def test_bad_rows_are_recorded_with_their_line_and_the_rest_goes_on(
     # When it is imported
     result = _run(pg_engine, pg_settings, company_id, fetcher)
 
-    # Then the three good rows are stored
+    # Then every row with a session id and times is stored, the bad token count as null
     assert result.outcome is CsvFetchOutcome.IMPORTED
-    assert len(_imports(pg_engine, company_id)) == 3
-    # And each bad one is a row error naming its line and the reason
+    stored = {row.external_session_id: row for row in _imports(pg_engine, company_id)}
+    assert len(stored) == 4
+    assert (stored["bad-tokens"].tokens, stored["bad-tokens"].messages_sent) == (None, 1)
+    # And the row without an id is a row error, the token count a field warning, each with its line
     with sessionmaker(pg_engine)() as db:
-        errors = db.scalars(select(CsvRowError).order_by(CsvRowError.line_number)).all()
-    assert [(error.line_number, error.reason.split(":")[0]) for error in errors] == [
-        (2, "column 0 (externalSessionId)"),
-        (4, "column 12 (tokens)"),
+        problems = db.scalars(select(CsvRowError).order_by(CsvRowError.line_number)).all()
+    assert [
+        (problem.kind, problem.line_number, problem.column_name, problem.reason.split(":")[0])
+        for problem in problems
+    ] == [
+        (CsvRowProblem.ERROR, 2, None, "column 0 (externalSessionId)"),
+        (CsvRowProblem.WARNING, 4, "tokens", "column 12 (tokens)"),
     ]
-    assert "lots" in errors[1].reason
+    assert "lots" in problems[1].reason
+    assert problems[1].raw_excerpt == "lots"
     [fetch] = _fetches(pg_engine, company_id)
-    assert (fetch.rows_total, fetch.rows_invalid, fetch.rows_new) == (5, 2, 3)
+    assert (fetch.rows_total, fetch.rows_invalid, fetch.rows_new, fetch.field_warnings) == (5, 1, 4, 1)
 
 
 @pytest.mark.postgres
