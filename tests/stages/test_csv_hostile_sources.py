@@ -291,6 +291,8 @@ def test_one_endless_line_is_refused_in_bounded_memory_and_the_rows_around_it_ar
     # Then it imported the two good rows, refused the long one for its size, and peaked far below the limit
     assert worker.returncode == 0, worker.stderr
     report = json.loads(worker.stdout)
+    assert report["bytes_read"] > LONG_LINE_BYTES
+    assert report["peak_rss"] < MAX_WORKER_RSS, f"peak RSS {report['peak_rss'] / 2**20:.0f} MiB"
     assert report["outcome"] == "IMPORTED"
     assert set(_stored(pg_engine, company_id)) == {"before", "after"}
     [error] = _problems(pg_engine, company_id)
@@ -299,5 +301,3 @@ def test_one_endless_line_is_refused_in_bounded_memory_and_the_rows_around_it_ar
         error.reason
         == f"record longer than {pg_settings.csv_max_record_bytes} bytes (CSV_MAX_RECORD_BYTES); skipped"
     )
-    assert report["bytes_read"] > LONG_LINE_BYTES
-    assert report["peak_rss"] < MAX_WORKER_RSS, f"peak RSS {report['peak_rss'] / 2**20:.0f} MiB"
