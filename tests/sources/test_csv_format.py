@@ -792,3 +792,57 @@ def _column_width(field: str) -> int | None:
     column_type = SessionImport.__table__.c[_snake(field)].type
     assert isinstance(column_type, String), f"{field} fills a {column_type!r} column, not a string"
     return column_type.length
+
+
+def test_url_credentials_never_reach_an_excerpt() -> None:
+    # Given a refused record and an over-long URL, each with credentials in a URL
+    refused = record(externalSessionId="", fullTranscriptUrl="https://alice:s3cret@chats.example/1.txt")
+    long_url = "https://bob:hunter2@chats.example/" + "a" * 9000
+
+    # When I parse them
+    error = parse_one(refused)
+    _, warnings = warned(record(fullTranscriptUrl=long_url))
+
+    # Then I expect the user and password masked in the row error's and the warning's excerpts
+    assert isinstance(error, RowError)
+    assert "https://***@chats.example/1.txt" in error.raw_excerpt
+    assert "s3cret" not in error.raw_excerpt and "alice" not in error.raw_excerpt
+    [(column, _, excerpt)] = warnings
+    assert column == "fullTranscriptUrl"
+    assert excerpt.startswith("https://***@chats.example/aaa") and len(excerpt) == 100
+    assert "hunter2" not in excerpt
+
+
+def test_a_record_over_the_byte_bound_is_refused_and_the_next_line_parsed() -> None:
+    # Given a record of 5,000 bytes (2,500 two-byte characters) between two good ones, and a 4,096-byte bound
+    data = (
+        record()
+        + record(externalSessionId="big", initialMessage="é" * 2500)
+        + record(externalSessionId="s-3")
+    )
+
+    # When I parse it in 100-byte chunks
+    first, error, last = parse_session_rows(chunked(data.encode(), 100), max_record_bytes=4096)
+
+    # Then I expect that record alone refused for its size, and its neighbours kept on their lines
+    assert isinstance(first, SessionRow) and isinstance(last, SessionRow)
+    assert error == RowError(
+        2, "record longer than 4096 bytes (CSV_MAX_RECORD_BYTES); skipped", data.splitlines()[1][:500]
+    )
+    assert last.line_number == 3
+
+
+def test_a_quoted_record_spanning_lines_counts_all_its_lines_against_the_bound() -> None:
+    # Given a quoted initial message of 40 lines of 200 bytes each (8 kB), with a 4,096-byte bound
+    message = '"' + "\n".join(["y" * 199] * 40) + '"'
+    data = record(initialMessage=message) + record(externalSessionId="s-2")
+
+    # When I parse it
+    results = list(parse_session_rows([data.encode()], max_record_bytes=4096))
+
+    # Then I expect the record refused once it is over, and the lines after the cut read as records of their
+    # own (as after an over-long field): no good record after them is lost
+    assert isinstance(results[0], RowError)
+    assert results[0].reason.startswith("record longer than 4096 bytes")
+    assert isinstance(results[-1], SessionRow)
+    assert (results[-1].external_session_id, results[-1].line_number) == ("s-2", 41)
