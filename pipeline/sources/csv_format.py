@@ -27,7 +27,8 @@ Choices the format leaves open, made here:
   comma and a thousands separator cannot be told apart (``1,234``), and a wrong number is worse than none.
 * Integers must fit PostgreSQL ``integer`` and reals ``real``, or one bad row would abort a whole COPY.
 * ``raw_excerpt`` is the record's text with undecodable bytes and NULs shown as U+FFFD, so it can be stored,
-  and with the credentials of any URL in it masked.
+  and with the credentials of any URL in it masked: user and password, and the values of query parameters
+  named like a secret (``token``, ``signature``, ``key``, ``password``...).
 * A field longer than the csv module's limit (131072 characters) is a :class:`RowError`; if it was a quoted
   field spanning lines, its remaining lines are then read as records of their own. So are the lines after a
   record cut at ``max_record_bytes``.
@@ -452,6 +453,10 @@ _UNDECODED = re.compile("[\udc80-\udcff]")
 _WARNING_EXCERPT_LENGTH = 100
 #: The user and password of a URL (``https://user:secret@host``), masked in excerpts.
 _URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s\"',]*@")
+#: The value of a query parameter that carries a secret (``?X-Amz-Signature=...``, ``&token=...``).
+_QUERY_SECRETS = re.compile(
+    r"(?i)([?&][^=&#\s\"',]*(?:token|sig|key|secret|pass|auth|credential)[^=&#\s\"',]*=)[^&#\s\"',]*"
+)
 
 
 def _warning(line_number: int, column: Column, reason: str, value: str) -> FieldWarning:
@@ -460,7 +465,7 @@ def _warning(line_number: int, column: Column, reason: str, value: str) -> Field
 
 
 def _mask_credentials(text: str) -> str:
-    return _URL_CREDENTIALS.sub(r"\1***@", text)
+    return _QUERY_SECRETS.sub(r"\1***", _URL_CREDENTIALS.sub(r"\1***@", text))
 
 
 def _show(value: str) -> str:

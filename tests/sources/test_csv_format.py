@@ -796,7 +796,10 @@ def _column_width(field: str) -> int | None:
 
 def test_url_credentials_never_reach_an_excerpt() -> None:
     # Given a refused record and an over-long URL, each with credentials in a URL
-    refused = record(externalSessionId="", fullTranscriptUrl="https://alice:s3cret@chats.example/1.txt")
+    refused = record(
+        externalSessionId="",
+        fullTranscriptUrl="https://alice:s3cret@chats.example/1.txt?X-Amz-Signature=abc123&page=2&token=t0k",
+    )
     long_url = "https://bob:hunter2@chats.example/" + "a" * 9000
 
     # When I parse them
@@ -805,7 +808,7 @@ def test_url_credentials_never_reach_an_excerpt() -> None:
 
     # Then I expect the user and password masked in the row error's and the warning's excerpts
     assert isinstance(error, RowError)
-    assert "https://***@chats.example/1.txt" in error.raw_excerpt
+    assert "https://***@chats.example/1.txt?X-Amz-Signature=***&page=2&token=***" in error.raw_excerpt
     assert "s3cret" not in error.raw_excerpt and "alice" not in error.raw_excerpt
     [(column, _, excerpt)] = warnings
     assert column == "fullTranscriptUrl"
