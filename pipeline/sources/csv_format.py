@@ -469,7 +469,8 @@ def _mask_credentials(text: str) -> str:
 
 
 def _show(value: str) -> str:
-    """Quote a field value for a reason, shortened: reasons are read by people, not parsed."""
+    """Quote a field value for a reason, shortened and masked: reasons are read by people, not parsed."""
+    value = _mask_credentials(value[: _SHOWN_VALUE_LENGTH * 4])
     if len(value) > _SHOWN_VALUE_LENGTH:
         value = value[:_SHOWN_VALUE_LENGTH] + "…"
     return repr(value)

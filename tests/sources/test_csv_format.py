@@ -816,6 +816,18 @@ def test_url_credentials_never_reach_an_excerpt() -> None:
     assert "hunter2" not in excerpt
 
 
+def test_url_credentials_never_reach_a_reason() -> None:
+    # Given a URL with a password shifted into a number column
+    # When I parse it
+    row, warnings = warned(record(tokens="http://u:pw@h/?token=abc"))
+
+    # Then I expect the row kept without the number, and the value shown in the reason masked too
+    assert row.tokens is None
+    [(_, reason, excerpt)] = warnings
+    assert reason == "column 12 (tokens): 'http://***@h/?token=***' is not an integer"
+    assert excerpt == "http://***@h/?token=***"
+
+
 def test_a_record_over_the_byte_bound_is_refused_and_the_next_line_parsed() -> None:
     # Given a record of 5,000 bytes (2,500 two-byte characters) between two good ones, and a 4,096-byte bound
     data = (
