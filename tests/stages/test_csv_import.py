@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import sessionmaker
 
 from pipeline.db.enums import CompanyStatus, CsvFetchOutcome, CsvRowProblem, ProcessingStatus
@@ -499,3 +499,31 @@ def test_the_embedded_sqlite_database_imports_too(
     assert (second.rows_new, second.rows_changed, second.rows_duplicate) == (0, 1, 29)
     with sessionmaker(sqlite_engine)() as db:
         assert db.scalar(select(func.count()).select_from(SessionImport)) == 30
+
+
+def test_on_the_embedded_sqlite_database_a_refused_line_is_isolated_too(
+    sqlite_engine: Engine, sqlite_settings: Settings, source: Source
+) -> None:
+    # Given the embedded database with a rule the parser does not know (a trigger refusing one category), and
+    # a company CSV whose fourth line breaks it
+    with sqlite_engine.begin() as connection:
+        connection.execute(
+            text(
+                "CREATE TRIGGER test_no_poison BEFORE INSERT ON session_import WHEN NEW.category = 'poison' "
+                "BEGIN SELECT RAISE(ABORT, 'category poison refused'); END"
+            )
+        )
+    lines = SAMPLE.splitlines()
+    poisoned = "poison-1,30.04.2025 11:00:00,30.04.2025 11:00:00,,,,1,,,,,,,,poison,"
+    source.write_csv(0, "\n".join([*lines[:2], poisoned, lines[2]]) + "\n")
+    company_id = add_source_company(sqlite_engine, source, 0)
+
+    # When it is imported
+    with Fetcher(fetch_limits(sqlite_settings)) as shared:
+        result = _run(sqlite_engine, sqlite_settings, company_id, shared)
+
+    # Then the three good rows are stored and the refused one is a row error with the database's reason
+    assert (result.outcome, result.rows_new, result.rows_invalid) == (CsvFetchOutcome.IMPORTED, 3, 1)
+    with sessionmaker(sqlite_engine)() as db:
+        [error] = db.scalars(select(CsvRowError)).all()
+    assert (error.line_number, error.reason) == (3, "refused by the database: category poison refused")
