@@ -30,7 +30,9 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
     if as_json:
         typer.echo(json.dumps({"companies": companies, **pipeline}, indent=2))
         return
-    table = Table("company", "status", "imports", "last fetch", "new", "changed", "invalid", "error")
+    table = Table(
+        "company", "status", "imports", "last fetch", "new", "changed", "invalid", "warnings", "error"
+    )
     for company in companies:
         fetch = company["last_fetch"] or {}
         table.add_row(
@@ -41,6 +43,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
             str(fetch.get("rows_new", "")),
             str(fetch.get("rows_changed", "")),
             str(fetch.get("rows_invalid", "")),
+            str(fetch.get("field_warnings", "")),
             fetch.get("error") or "",
         )
     console = Console()
