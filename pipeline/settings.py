@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from pipeline.redaction import redact
 from pipeline.scheduling.cron import CronError, normalize_cron
 
 __all__ = [
@@ -30,8 +31,8 @@ __all__ = [
     "Unit",
     "get_settings",
     "load_settings",
+    "refuse_weak_secrets",
     "split_urls",
-    "strip_password",
 ]
 
 #: RabbitMQ closes a channel whose delivery stays unacknowledged longer than this (its default).
@@ -101,7 +102,7 @@ def _validate_amqp_urls(value: str) -> str:
         raise ValueError("expected one AMQP URL or several, comma-separated")
     for url in urls:
         if not url.startswith(("amqp://", "amqps://")):
-            raise ValueError(f"{strip_password(url)!r} is not an amqp:// or amqps:// URL")
+            raise ValueError(f"{redact(url)!r} is not an amqp:// or amqps:// URL")
     return value
 
 
@@ -111,18 +112,15 @@ def _validate_http_urls(value: str) -> str:
         raise ValueError("expected one HTTP URL or several, comma-separated")
     for url in urls:
         if not url.startswith(("http://", "https://")):
-            raise ValueError(f"{strip_password(url)!r} is not an http:// or https:// URL")
+            raise ValueError(f"{redact(url)!r} is not an http:// or https:// URL")
     return value
 
 
-def strip_password(url: str) -> str:
-    """``url`` with the password of its user part replaced, so that an error can show it."""
-    scheme, separator, rest = url.partition("://")
-    userinfo, at, host = rest.rpartition("@")
-    if not separator or not at:
-        return url
-    user = userinfo.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
+def _parse_key_list(value: object) -> object:
+    """``SECRET_KEY_FALLBACKS``: comma-separated keys, newest first (a key cannot contain a comma)."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
 
 
 CronExpression = Annotated[str, AfterValidator(_validate_cron)]
@@ -197,6 +195,7 @@ class Settings(BaseSettings):
     csv_import_max_concurrent: PositiveInt = 5
     csv_import_timeout: Milliseconds = 300_000
     csv_import_max_bytes: PositiveInt = 1024 * 1024 * 1024
+    csv_max_record_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
     import_processing_interval: CronExpression = "*/2 * * * *"
     import_processing_batch_size: PositiveInt = 50
     import_processing_timeout: Milliseconds = 300_000
@@ -242,7 +241,7 @@ class Settings(BaseSettings):
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9191
 
     # Health aggregator and admin API (`livedash health`)
-    health_host: str = "0.0.0.0"
+    health_host: str = "0.0.0.0"  # noqa: S104  in a container the probes and Prometheus come from outside
     health_port: Annotated[int, Field(ge=0, le=65535)] = 3000
     health_metrics_targets: str = ""
     prometheus_url: str | None = None
@@ -253,10 +252,14 @@ class Settings(BaseSettings):
     health_success_interval_factor: Annotated[float, Field(gt=0)] = 3.0
     health_max_consecutive_failures: PositiveInt = 3
     health_max_lag_seconds: Seconds = 3600
+    health_cache_ms: Annotated[int, Field(ge=0), Unit("ms")] = 2_000
+    admin_api_max_body_bytes: PositiveInt = 16 * 1024
 
     # Security and operations
     admin_api_token: SecretStr = SecretStr("")
     secret_key: SecretStr = SecretStr("")
+    secret_key_fallbacks: Annotated[tuple[SecretStr, ...], NoDecode, BeforeValidator(_parse_key_list)] = ()
+    development_mode: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 
@@ -312,6 +315,42 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise SettingsError(_describe(exc)) from None
+
+
+#: The shortest ``ADMIN_API_TOKEN`` and ``SECRET_KEY`` a process starts with outside development mode.
+MIN_SECRET_LENGTH = 32
+#: Words of the example files' placeholders: a value containing one was never meant to be used.
+PLACEHOLDER_WORDS = ("change-me", "changeme", "replace-me", "placeholder")
+
+
+def _weakness(value: str) -> str | None:
+    lowered = value.lower()
+    if any(word in lowered for word in PLACEHOLDER_WORDS):
+        return "is a placeholder"
+    if len(value) < MIN_SECRET_LENGTH:
+        return f"is shorter than {MIN_SECRET_LENGTH} characters"
+    return None
+
+
+def refuse_weak_secrets(settings: Settings) -> None:
+    """Raise :class:`SettingsError` when ``ADMIN_API_TOKEN`` or ``SECRET_KEY`` is set to a placeholder or
+    a short value, unless ``DEVELOPMENT_MODE`` is on. Empty is allowed (the admin API is off; no password
+    can be stored). The message names the variable, never the value."""
+    if settings.development_mode:
+        return
+    problems = []
+    for name in ("admin_api_token", "secret_key"):
+        value = getattr(settings, name).get_secret_value()
+        weakness = _weakness(value) if value else None
+        if weakness is not None:
+            problems.append(f"{name.upper()} {weakness}")
+    if problems:
+        raise SettingsError(
+            "refusing to start with weak secrets:\n  "
+            + "\n  ".join(problems)
+            + "\n  generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            + " (or set DEVELOPMENT_MODE=true on a development machine)"
+        )
 
 
 @lru_cache(maxsize=1)

@@ -9,6 +9,7 @@ __all__ = [
     "AIRequestStatus",
     "CompanyStatus",
     "CsvFetchOutcome",
+    "CsvRowProblem",
     "ProcessingStage",
     "ProcessingStatus",
     "SchedulerRunStatus",
@@ -39,7 +40,7 @@ class SessionCategory(StrEnum):
     CONTRACT_HOURS = "CONTRACT_HOURS"
     ONBOARDING = "ONBOARDING"
     OFFBOARDING = "OFFBOARDING"
-    WORKWEAR_STAFF_PASS = "WORKWEAR_STAFF_PASS"
+    WORKWEAR_STAFF_PASS = "WORKWEAR_STAFF_PASS"  # noqa: S105  a question category, not a password
     TEAM_CONTACTS = "TEAM_CONTACTS"
     PERSONAL_QUESTIONS = "PERSONAL_QUESTIONS"
     ACCESS_LOGIN = "ACCESS_LOGIN"
@@ -107,3 +108,10 @@ class CsvFetchOutcome(StrEnum):
     IMPORTED = "IMPORTED"
     UNCHANGED = "UNCHANGED"
     FAILED = "FAILED"
+
+
+class CsvRowProblem(StrEnum):
+    """What a ``csv_row_error`` row records: a row refused, or one field of a stored row stored as null."""
+
+    ERROR = "ERROR"
+    WARNING = "WARNING"

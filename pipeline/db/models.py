@@ -36,6 +36,7 @@ from pipeline.db.enums import (
     AIRequestStatus,
     CompanyStatus,
     CsvFetchOutcome,
+    CsvRowProblem,
     ProcessingStage,
     ProcessingStatus,
     SchedulerRunStatus,
@@ -43,7 +44,7 @@ from pipeline.db.enums import (
     SessionCategory,
     TickOutcome,
 )
-from pipeline.db.types import UTCDateTime, utcnow
+from pipeline.db.types import RedactedText, UTCDateTime, utcnow
 
 __all__ = [
     "AIBatchRequest",
@@ -206,7 +207,7 @@ class SessionImport(Base):
     derive_lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: A FAILED derivation is retried by the sweep after this time; NULL means it is not retried by itself.
     derive_next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    derive_error: Mapped[str | None] = mapped_column(Text)
+    derive_error: Mapped[str | None] = mapped_column(RedactedText)
     #: The CSV fetch that last inserted or changed this row: what that fetch hands to the next stage.
     last_fetch_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
     created_at: Mapped[datetime] = _created_at()
@@ -351,7 +352,7 @@ class SessionProcessingStatus(Base):
     )
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    error_message: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(RedactedText)
     retry_count: Mapped[int] = mapped_column(Integer, default=0)
     stage_metadata: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONColumn)
     #: Lease of the worker that claimed the row; past it, any worker may claim the row again.
@@ -416,7 +417,7 @@ class AIBatchRequest(Base):
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     total_cost_eur: Mapped[float] = mapped_column(Float, default=0.0)
-    error_message: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(RedactedText)
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = _created_at()
@@ -498,7 +499,7 @@ class AIProcessingRequest(Base):
     cost_known: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     processing_type: Mapped[str] = mapped_column(String(100), default="session_analysis")
     success: Mapped[bool] = mapped_column(Boolean, default=False)
-    error_message: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(RedactedText)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     requested_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, server_default=text("CURRENT_TIMESTAMP")
@@ -596,7 +597,7 @@ class SchedulerTick(Base):
     outcome: Mapped[TickOutcome] = mapped_column(enum_column(TickOutcome, "tick_outcome"))
     instance_id: Mapped[str] = mapped_column(String(255))
     message_id: Mapped[str | None] = mapped_column(String(64))
-    detail: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[str | None] = mapped_column(RedactedText)
     recorded_at: Mapped[datetime] = _created_at()
 
 
@@ -621,7 +622,7 @@ class SchedulerRun(Base):
     started_at: Mapped[datetime] = _created_at()
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     items_processed: Mapped[int] = mapped_column(Integer, default=0)
-    error: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(RedactedText)
 
 
 class CsvFetch(Base):
@@ -641,7 +642,14 @@ class CsvFetch(Base):
         ),
         *(
             CheckConstraint(f"{column} >= 0", name=f"{column}_nonneg")
-            for column in ("rows_total", "rows_new", "rows_changed", "rows_duplicate", "rows_invalid")
+            for column in (
+                "rows_total",
+                "rows_new",
+                "rows_changed",
+                "rows_duplicate",
+                "rows_invalid",
+                "field_warnings",
+            )
         ),
     )
 
@@ -660,14 +668,17 @@ class CsvFetch(Base):
     rows_changed: Mapped[int] = mapped_column(Integer, default=0)
     rows_duplicate: Mapped[int] = mapped_column(Integer, default=0)
     rows_invalid: Mapped[int] = mapped_column(Integer, default=0)
+    #: Fields of stored rows that could not be read as written (stored as null, or decoded by fallback).
+    field_warnings: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     content_hash: Mapped[str | None] = mapped_column(String(64))
     etag: Mapped[str | None] = mapped_column(Text)
     last_modified: Mapped[str | None] = mapped_column(Text)
-    error: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(RedactedText)
 
 
 class CsvRowError(Base):
-    """A CSV row that could not be imported, with its line and the reason."""
+    """A problem with one CSV row, with its line and the reason: the row refused (``ERROR``), or one field of
+    a stored row stored as null or decoded by fallback (``WARNING``, naming ``column_name``)."""
 
     __tablename__ = "csv_row_error"
     __table_args__ = (
@@ -680,6 +691,14 @@ class CsvRowError(Base):
     fetch_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("csv_fetch.id", ondelete="CASCADE"))
     company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"))
     line_number: Mapped[int] = mapped_column(Integer)
-    reason: Mapped[str] = mapped_column(Text)
-    raw_excerpt: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[CsvRowProblem] = mapped_column(
+        enum_column(CsvRowProblem, "csv_row_problem"),
+        default=CsvRowProblem.ERROR,
+        server_default=CsvRowProblem.ERROR.value,
+    )
+    #: The field name of the column a warning is about; NULL for a refused row.
+    column_name: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(RedactedText)
+    #: A refused row: the start of its record. A warning: the start of the field's value.
+    raw_excerpt: Mapped[str | None] = mapped_column(RedactedText)
     created_at: Mapped[datetime] = _created_at()

@@ -61,7 +61,7 @@ class PostgresServer:
 
     def _run(self, *command: str) -> None:
         prefix = ["runuser", "-u", "postgres", "--"] if self._as_postgres else []
-        result = subprocess.run(
+        result = subprocess.run(  # noqa: S603  PostgreSQL's own binaries, our arguments
             [*prefix, *command], capture_output=True, text=True, timeout=180, check=False, cwd=self.root
         )
         if result.returncode != 0:

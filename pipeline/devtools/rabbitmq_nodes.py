@@ -49,7 +49,7 @@ _SERVER_PORTS = (20000, 32000)
 def free_port() -> int:
     """A TCP port on 127.0.0.1, outside the ephemeral range, that nothing listens on right now."""
     for _ in range(200):
-        port = random.randrange(*_SERVER_PORTS)
+        port = random.randrange(*_SERVER_PORTS)  # noqa: S311  a port, not a secret
         with socket.socket() as probe:
             try:
                 probe.bind(("127.0.0.1", port))
@@ -121,7 +121,7 @@ class RabbitNode:
         if self.running:
             return
         log = (self.base / "console.log").open("ab")
-        self._process = subprocess.Popen(
+        self._process = subprocess.Popen(  # noqa: S603  RabbitMQ's own script, no arguments
             [_script("rabbitmq-server")],
             env=self._env(),
             stdout=log,
@@ -180,7 +180,7 @@ class RabbitNode:
 
     def ctl(self, *arguments: str, timeout: float = 120) -> str:
         """Run ``rabbitmqctl -n <node> <arguments>``; its output."""
-        result = subprocess.run(
+        result = subprocess.run(  # noqa: S603  rabbitmqctl with our arguments
             [_script("rabbitmqctl"), "-n", self.name, *arguments],
             env=self._env(),
             capture_output=True,

@@ -62,7 +62,8 @@ class ProcessFleet:
 
     def _launch(self, index: int) -> None:
         with (self._log_dir / f"{self.name}-{index}.log").open("ab") as log:
-            self._processes[index] = subprocess.Popen(
+            # Our own argv: this venv's dramatiq or livedash
+            self._processes[index] = subprocess.Popen(  # noqa: S603
                 self._argv(index),
                 env=self._env(index),
                 stdout=log,

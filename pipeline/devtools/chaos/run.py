@@ -56,7 +56,7 @@ FAULT_KINDS: tuple[FaultKind, ...] = (
     "transcript-hang",
 )  # fmt: skip
 
-SECRET = "chaos"
+SECRET = "chaos"  # noqa: S105  the key of a chaos run's own throw-away database
 #: Batches that finish half a second after they are created.
 FAST_BATCHES = Knobs(validating_seconds=0, in_progress_seconds=0.5, finalizing_seconds=0)
 #: Progress: rows the stages write, and the runs of the ticks (sent every ``tick_seconds``), so that it grows
@@ -171,7 +171,7 @@ class _Services:
 
 def choose_faults(plan: ChaosPlan) -> list[FaultKind]:
     """Every kind of the plan once, then SIGKILLs of worker processes and pools, in a seeded order."""
-    rng = random.Random(plan.seed)
+    rng = random.Random(plan.seed)  # noqa: S311  a seeded fault schedule, not cryptography
     extra: list[FaultKind] = [
         rng.choice(("worker-process", "pool")) for _ in range(plan.faults - len(plan.kinds))
     ]
@@ -405,7 +405,7 @@ def _services(plan: ChaosPlan, directory: Path, log_dir: Path) -> Iterator[tuple
             scheduler_fleet(env, plan.schedulers, log_dir),
             Ticker(engine, settings, plan.tick_seconds),
             _Feeder(engine, source, list(manifest.companies), plan.company_every_seconds),
-            random.Random(plan.seed), plan,
+            random.Random(plan.seed), plan,  # noqa: S311  seeded faults
         )  # fmt: skip
         try:
             yield services, good
