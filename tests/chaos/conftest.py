@@ -71,5 +71,5 @@ SMALL = ChaosPlan(
     transcript_hang_seconds=2,
     company_every_seconds=4,
     recovery_timeout=60,
-    quiet_timeout=240,
+    quiet_timeout=360,
 )

@@ -59,9 +59,20 @@ def _replica(database_url: str, name: str, inbox: Any, outbox: Any) -> None:
         database_url=database_url, rabbitmq_url=RABBITMQ_URL, scheduler_instance_id=name, **SCHEDULE
     )
     broker = build_broker(settings)
-    loop = SchedulerLoop(create_db_engine(settings), settings, broker.enqueue)
+    clock = [SUNDAY]
+
+    def publish(message: dramatiq.Message[Any]) -> dramatiq.Message[Any]:
+        # The replica lives at the test's time: its messages carry it, as a real replica's carry its own (a
+        # message whose tick row a kill rolled back claims its tick by this time, in the worker).
+        sent: dramatiq.Message[Any] = broker.enqueue(
+            message.copy(message_timestamp=int(clock[0].timestamp() * 1000))
+        )
+        return sent
+
+    loop = SchedulerLoop(create_db_engine(settings), settings, publish)
     outbox.put((name, None))
     while (moment := inbox.get()) is not None:
+        clock[0] = moment
         loop.run_pass(moment)
         outbox.put((name, moment))
     broker.close()
