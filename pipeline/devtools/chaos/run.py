@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import secrets
 import tempfile
 import threading
 import time
@@ -56,7 +57,8 @@ FAULT_KINDS: tuple[FaultKind, ...] = (
     "transcript-hang",
 )  # fmt: skip
 
-SECRET = "chaos"  # noqa: S105  the key of a chaos run's own throw-away database
+#: The key of the run's own throw-away database: strong, since the processes refuse weak secrets.
+SECRET = secrets.token_urlsafe(48)
 #: Batches that finish half a second after they are created.
 FAST_BATCHES = Knobs(validating_seconds=0, in_progress_seconds=0.5, finalizing_seconds=0)
 #: Progress: rows the stages write, and the runs of the ticks (sent every ``tick_seconds``), so that it grows
