@@ -8,6 +8,8 @@ embedded demo and unit tests. Every default limit stays below RabbitMQ's consume
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.stub import StubBroker
@@ -25,9 +27,40 @@ from dramatiq.middleware.prometheus import Prometheus
 from periodiq import PeriodiqMiddleware
 
 from pipeline.logs import LogContext
+from pipeline.pool_metrics import serve_pool_metrics
 from pipeline.settings import Settings
 
-__all__ = ["build_broker"]
+__all__ = ["PoolPrometheus", "build_broker"]
+
+
+class PoolPrometheus(Prometheus):
+    """Dramatiq's Prometheus middleware, served by the pool's own exposition process
+    (``pipeline.pool_metrics``: this run's directory, ``METRICS_HOST``/``METRICS_PORT``, a port in use in one
+    line), with its counters created at zero for every actor of the queues a worker consumes, so that the
+    first error or retry of a process is an increase."""
+
+    @property
+    def forks(self) -> list[Callable[[], int]]:
+        return [serve_pool_metrics]
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        if not hasattr(self, "total_messages"):  # a worker started without Dramatiq's process boot (tests)
+            return
+        consumed = worker.consumer_whitelist
+        for actor in broker.actors.values():
+            if consumed and actor.queue_name not in consumed:
+                continue
+            labels = (actor.queue_name, actor.actor_name)
+            for counter in (
+                self.total_messages,
+                self.total_errored_messages,
+                self.total_retried_messages,
+                self.total_rejected_messages,
+            ):
+                counter.labels(*labels).inc(0)
+            self.inprogress_messages.labels(*labels).set(0)
+            self.inprogress_delayed_messages.labels(*labels).set(0)
+            self.message_durations.labels(*labels)
 
 
 def _middleware(settings: Settings, *, with_prometheus: bool) -> list[Middleware]:
@@ -47,7 +80,7 @@ def _middleware(settings: Settings, *, with_prometheus: bool) -> list[Middleware
         PeriodiqMiddleware(),
     ]
     if with_prometheus:
-        middleware.append(Prometheus())
+        middleware.append(PoolPrometheus())
     return middleware
 
 

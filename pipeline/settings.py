@@ -199,6 +199,7 @@ class Settings(BaseSettings):
     worker_threads: PositiveInt = 4
     worker_shutdown_grace_seconds: Seconds = 600
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9191
+    metrics_host: str = "0.0.0.0"
 
     # Health aggregator and admin API (`livedash health`)
     health_host: str = "0.0.0.0"

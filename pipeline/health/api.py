@@ -33,6 +33,7 @@ from pipeline.health.aggregator import HealthAggregator, build_aggregator
 from pipeline.health.bodies import Failure, failure_response, json_response
 from pipeline.health.context import ApiContext
 from pipeline.health.probes import health_router, probes_router
+from pipeline.metrics import HEALTH_COUNTERS, create_series
 from pipeline.scheduling.ticks import Publish
 from pipeline.settings import Settings
 
@@ -120,6 +121,7 @@ def create_app(
 
     ``publish`` sends a triggered tick (default: the pipeline's broker). Raises
     :class:`~pipeline.health.targets.TargetsError` when ``HEALTH_METRICS_TARGETS`` cannot be used."""
+    create_series(settings, HEALTH_COUNTERS)
     context = ApiContext(
         settings=settings,
         engine=engine,
