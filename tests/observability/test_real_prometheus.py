@@ -80,7 +80,7 @@ def _consecutive_free_ports(count: int) -> int:
 def _prometheus_config(targets: dict[str, list[str]]) -> dict[str, Any]:
     """The repository's prometheus.yml (its jobs, paths and params) with each job's targets replaced by the
     local processes', scraped every second."""
-    config = load_yaml(PROMETHEUS_CONFIG)
+    config: dict[str, Any] = load_yaml(PROMETHEUS_CONFIG)
     config["global"] = {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"}
     config["rule_files"] = []
     rabbitmq = RABBITMQ_PROMETHEUS_URL.removeprefix("http://").rstrip("/")
