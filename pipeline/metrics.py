@@ -185,8 +185,9 @@ HEALTH_SOURCE_ERRORS = Counter(
 )
 DEAD_LETTERS = Gauge(
     "livedash_dead_letters",
-    "Messages waiting in a queue's dead-letter queue (<queue>.XQ), as last read by the health aggregator.",
-    ["queue"],
+    "Messages waiting in a queue's dead-letter queue (<queue>.XQ) of RABBITMQ_URL's virtual host, as last "
+    "read by the health aggregator.",
+    ["vhost", "queue"],
     multiprocess_mode="mostrecent",
 )
 

@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated, Literal
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError, model_validator
@@ -30,6 +31,7 @@ __all__ = [
     "Unit",
     "get_settings",
     "load_settings",
+    "rabbitmq_vhost",
 ]
 
 #: RabbitMQ closes a channel whose delivery stays unacknowledged longer than this (its default).
@@ -105,6 +107,12 @@ Seconds = Annotated[int, Field(ge=1), Unit("seconds")]
 SecondsOrZero = Annotated[int, Field(ge=0), Unit("seconds")]
 Hours = Annotated[int, Field(ge=1), Unit("hours")]
 Days = Annotated[int, Field(ge=1), Unit("days")]
+
+
+def rabbitmq_vhost(amqp_url: str) -> str:
+    """The virtual host of an AMQP URL (``/`` when the path is empty), as pika reads it."""
+    path = urlsplit(amqp_url).path
+    return unquote(path[1:]) if len(path) > 1 else "/"
 
 
 def _default_instance_id() -> str:
@@ -235,6 +243,12 @@ class Settings(BaseSettings):
         if self.actor_min_backoff_ms > self.actor_max_backoff_ms:
             raise ValueError("ACTOR_MIN_BACKOFF_MS must not exceed ACTOR_MAX_BACKOFF_MS")
         return self
+
+    @property
+    def rabbitmq_vhost(self) -> str:
+        """The virtual host of ``RABBITMQ_URL``: the one the health aggregator reads, and the ``vhost`` label
+        of RabbitMQ's series that dashboards and alerts select (docs/operations.md)."""
+        return rabbitmq_vhost(self.rabbitmq_url)
 
     @property
     def is_sqlite(self) -> bool:
