@@ -89,6 +89,9 @@ def _prometheus_config(targets: dict[str, list[str]]) -> dict[str, Any]:
         name = job["job_name"]
         local = [rabbitmq] if name.startswith("rabbitmq") else targets.get(name, [])
         job["static_configs"] = [{"targets": local}] if local else []
+        if name == "health":
+            # Each scrape of the health API reads its sources first (HEALTH_SOURCE_TIMEOUT_MS at most).
+            job["scrape_interval"] = job["scrape_timeout"] = "5s"
     return config
 
 
@@ -149,6 +152,7 @@ def _environment(settings: Settings, tmp_path: Path) -> dict[str, str]:
         "WORKER_SHUTDOWN_GRACE_SECONDS": "5",
         "LOG_FORMAT": "json",
         "AI_PROCESSING_MODE": "batch",
+        "HEALTH_SOURCE_TIMEOUT_MS": "2000",
     }
 
 
