@@ -8,9 +8,11 @@ embedded demo and unit tests. Every default limit stays below RabbitMQ's consume
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 
 import dramatiq
+import pika
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import (
@@ -30,7 +32,30 @@ from pipeline.logs import LogContext
 from pipeline.pool_metrics import serve_pool_metrics
 from pipeline.settings import Settings
 
-__all__ = ["PoolPrometheus", "build_broker"]
+__all__ = ["NamedConnections", "PoolPrometheus", "build_broker", "connection_name", "name_connections"]
+
+
+def connection_name(role: str) -> str:
+    """How a connection shows in RabbitMQ's management UI: its role and host (``scheduler@host-1``)."""
+    return f"{role}@{socket.gethostname()}"
+
+
+def name_connections(
+    parameters: pika.ConnectionParameters | list[pika.ConnectionParameters], role: str
+) -> None:
+    """Name every connection opened with ``parameters`` (pika's ``connection_name`` client property)."""
+    for each in parameters if isinstance(parameters, list) else [parameters]:
+        each.client_properties = {**(each.client_properties or {}), "connection_name": connection_name(role)}
+
+
+class NamedConnections(Middleware):
+    """Names a worker's connections after the queues it consumes (``csv-import pool@host``) before its
+    consumers connect."""
+
+    def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        if isinstance(broker, RabbitmqBroker):
+            queues = sorted(worker.consumer_whitelist or broker.get_declared_queues())
+            name_connections(broker.parameters, f"{','.join(queues)} pool")
 
 
 class PoolPrometheus(Prometheus):
@@ -80,16 +105,19 @@ def _middleware(settings: Settings, *, with_prometheus: bool) -> list[Middleware
         PeriodiqMiddleware(),
     ]
     if with_prometheus:
-        middleware.append(PoolPrometheus())
+        middleware += [PoolPrometheus(), NamedConnections()]
     return middleware
 
 
-def build_broker(settings: Settings) -> dramatiq.Broker:
-    """A broker configured from ``settings``; it is not yet installed as the global broker."""
+def build_broker(settings: Settings, *, role: str = "livedash") -> dramatiq.Broker:
+    """A broker configured from ``settings``, its connections named ``<role>@<host>`` (a worker's get the
+    queues it consumes); it is not yet installed as the global broker."""
     if settings.broker == "memory":
         return StubBroker(middleware=_middleware(settings, with_prometheus=False))
-    return RabbitmqBroker(
+    broker = RabbitmqBroker(
         url=settings.rabbitmq_url,
         confirm_delivery=True,
         middleware=_middleware(settings, with_prometheus=True),
     )
+    name_connections(broker.parameters, role)
+    return broker

@@ -27,7 +27,7 @@ from pipeline.stages.runtime import worker_runtime
 
 __all__ = ["actors", "broker"]
 
-broker = build_broker(get_settings())
+broker = build_broker(get_settings(), role="pipeline.actors")
 dramatiq.set_broker(broker)
 #: Every actor, by name.
 actors = declare_actors(broker, get_settings(), worker_runtime)

@@ -44,7 +44,7 @@ def enqueue_on_pipeline_broker(message: Message[None]) -> Message[None]:
     """Publish by queue and actor name on a broker built at the first trigger (no actor is declared)."""
     from pipeline.publishing import enqueue_by_name
 
-    return enqueue_by_name(message)
+    return enqueue_by_name(message, role="health")
 
 
 # --- refusals in the API's shape ---------------------------------------------------------------------------

@@ -73,7 +73,7 @@ def run_scheduler(settings: Settings, stop: threading.Event | None = None) -> No
         settings.scheduler_timezone,
         settings.scheduler_catchup_window,
     )
-    publisher = Publisher(settings)
+    publisher = Publisher(settings, role="scheduler")
     try:
         SchedulerLoop(get_engine(), settings, publisher).run_forever(stopping)
     finally:
