@@ -8,6 +8,9 @@ A labelled counter has no series until its first increment, so ``increase()`` wo
 failure (a series that appears at 1 has increased by nothing). Each process therefore creates, at start, its
 counters at zero for every label value known then (:func:`create_series`, with the counters of its role:
 :data:`WORKER_COUNTERS`, :data:`SCHEDULER_COUNTERS`, :data:`HEALTH_COUNTERS`).
+
+Label values are fixed words (outcomes, queue and scheduler ids) except where they come from outside, such
+as a model name an answer reports: those pass through :func:`label` (the pipeline's one redaction).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from prometheus_client import Counter, Gauge, Histogram
 
 from pipeline.queues import ALL_QUEUES, IMPORT_PROCESSING, SESSION_PROCESSING
+from pipeline.redaction import redact
 from pipeline.settings import Settings
 
 __all__ = [
@@ -47,6 +51,7 @@ __all__ = [
     "UNKNOWN_PRICE",
     "WORKER_COUNTERS",
     "create_series",
+    "label",
 ]
 
 #: The label values each labelled counter takes; the help texts below name the same ones.
@@ -60,6 +65,12 @@ TOKEN_KINDS = ("prompt", "completion")
 TICK_OUTCOMES = ("enqueued", "duplicate", "skipped_paused", "skipped_stopped", "skipped_overlap", "failed")
 RUN_OUTCOMES = ("succeeded", "failed", "duplicate")
 HEALTH_SOURCES = ("metrics", "rabbitmq", "database", "prometheus")
+
+
+def label(value: str) -> str:
+    """A label value from outside the pipeline, redacted (a label is exported as it is to every scraper)."""
+    return redact(value)
+
 
 CSV_FETCHES = Counter(
     "livedash_csv_fetches_total",
@@ -212,7 +223,7 @@ def _label_values(settings: Settings, counter: Counter) -> Iterator[tuple[str, .
     """Every label combination of ``counter`` known before anything happened."""
     from pipeline.scheduling.jobs import scheduled_jobs
 
-    model = settings.openai_model
+    model = label(settings.openai_model)
     schedulers = [job.id for job in scheduled_jobs(settings)]
     known: dict[Counter, Iterable[tuple[str, ...]]] = {
         CSV_FETCHES: [(outcome,) for outcome in CSV_FETCH_OUTCOMES],

@@ -29,7 +29,8 @@ import tempfile
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
-from pipeline.logs import configure_logging, redact
+from pipeline.logs import configure_logging
+from pipeline.redaction import redact
 from pipeline.settings import Settings, get_settings
 
 __all__ = [

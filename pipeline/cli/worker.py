@@ -8,7 +8,7 @@ import typer
 
 from pipeline.cli.errors import exit_with_usage_error
 from pipeline.scheduling.jobs import UnknownScheduler, scheduled_jobs
-from pipeline.settings import get_settings
+from pipeline.settings import get_settings, refuse_weak_secrets
 
 
 def worker(
@@ -30,6 +30,7 @@ def worker(
         return
     if scheduler_id is None:
         exit_with_usage_error("--scheduler is required (see --list)")
+    refuse_weak_secrets(settings)
     from pipeline.runners.worker import worker_command
 
     try:
@@ -37,4 +38,4 @@ def worker(
     except UnknownScheduler as exc:
         exit_with_usage_error(str(exc))
     # Replace this process, so that signals reach Dramatiq's main process directly.
-    os.execv(command.argv[0], command.argv)
+    os.execv(command.argv[0], command.argv)  # noqa: S606  our own argv: the python of this venv

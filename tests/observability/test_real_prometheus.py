@@ -9,6 +9,7 @@ sets PROMETHEUS_BIN). Without it these tests skip, except under CI=true, where t
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import time
@@ -143,7 +144,7 @@ def _environment(settings: Settings, tmp_path: Path) -> dict[str, str]:
     return {
         "DATABASE_URL": settings.database_url,
         "RABBITMQ_URL": RABBITMQ_URL,
-        "SECRET_KEY": "test-secret",
+        "SECRET_KEY": secrets.token_urlsafe(48),
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
         "METRICS_HOST": "127.0.0.1",
         "HEALTH_HOST": "127.0.0.1",
