@@ -75,7 +75,7 @@ def prepare_worker_process(settings: Settings) -> None:
     configure_logging(settings)
     directory = run_directory(base_directory())
     if "prometheus_client" in sys.modules or "dramatiq.middleware.prometheus" in sys.modules:
-        logger.error("prometheus_client was imported before pipeline.actors: this process exports no metrics")
+        logger.error("prometheus_client was imported before pipeline.actors: this process's metrics are lost")
     directory.mkdir(parents=True, exist_ok=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
     # Read by Dramatiq's Prometheus middleware when it is imported (after this), for its own metrics.
@@ -125,14 +125,14 @@ def serve_pool_metrics() -> int:
     """The exposition process of a pool (a Dramatiq fork function): serve until SIGTERM."""
     settings = get_settings()
     configure_logging(settings)
-    if not settings.metrics_port:
-        logger.info("METRICS_PORT=0: this pool exports no metrics")
-        return 0
     base = base_directory()
     directory = run_directory(base)
     directory.mkdir(parents=True, exist_ok=True)
     for stale in remove_stale_runs(base, directory):
         logger.info("removed the metrics of an earlier run: %s", stale)
+    if not settings.metrics_port:
+        logger.info("METRICS_PORT=0: this pool exports no metrics")
+        return 0
 
     from prometheus_client import CollectorRegistry
     from prometheus_client.exposition import MetricsHandler
