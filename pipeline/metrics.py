@@ -9,6 +9,8 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
+    "AI_ANALYSES",
+    "AI_BUDGET_USED_RATIO",
     "AI_REQUESTS",
     "BATCHES",
     "CSV_FETCHES",
@@ -96,6 +98,20 @@ UNKNOWN_PRICE = Counter(
     "livedash_openai_unknown_price_total",
     "Answers of a model that had no price valid at request time (tokens recorded, cost flagged unknown).",
     ["model"],
+)
+
+AI_ANALYSES = Counter(
+    "livedash_ai_analyses_total",
+    "Session analyses applied, by how they were obtained: sync (a chat completion), batch (a Batch API line) "
+    "or reused (an earlier answer to the same content, not billed again).",
+    ["mode"],
+)
+AI_BUDGET_USED_RATIO = Gauge(
+    "livedash_ai_budget_used_ratio",
+    "Share of a company's monthly AI budget spent or reserved this month (1: reached), as last seen by the "
+    "batch check tick; companies with an unlimited budget are not listed.",
+    ["company"],
+    multiprocess_mode="mostrecent",
 )
 
 BATCHES = Gauge(

@@ -28,7 +28,13 @@ from pipeline.db.models import AIBatchRequest, AIProcessingRequest
 from pipeline.db.types import utcnow
 from pipeline.logs import log_context
 from pipeline.settings import Settings
-from pipeline.stages.batch_ingest import IngestResult, ingest_batch, open_requests, release_requests
+from pipeline.stages.batch_ingest import (
+    IngestResult,
+    ingest_batch,
+    open_requests,
+    release_requests,
+    release_reservations,
+)
 from pipeline.stages.batch_submit import STATUS_FROM_OPENAI, claim_batch, fail_batch, submit_batch
 from pipeline.stages.stage_status import apply_stage_changes
 
@@ -80,6 +86,7 @@ def _release_failed_batch(
             )
             .execution_options(synchronize_session=False)
         )
+        release_reservations(db, waiting)
         released = IngestResult()
         apply_stage_changes(
             db, release_requests(db, [(request, reason) for request in waiting], settings, now, released), now
