@@ -101,7 +101,7 @@ def _ledger_cost(engine: Engine, company_sessions: list[uuid.UUID]) -> Decimal:
                 AIProcessingRequest.session_id.in_(company_sessions)
             )
         )
-    return Decimal(total)
+    return Decimal(total or 0)
 
 
 def _spend(engine: Engine, company_id: uuid.UUID) -> CompanyAISpend:
@@ -258,7 +258,7 @@ def test_batch_requests_over_budget_stay_pending_and_the_reservation_is_settled_
 
 
 def _rederive(engine: Engine, session_ids: list[uuid.UUID], *, changed: uuid.UUID | None = None) -> None:
-    """What import processing does to a re-derived session: AI analysis PENDING again (one transcript edited)."""
+    """What import processing does to re-derived sessions: AI analysis PENDING again (``changed`` edited)."""
     with sessionmaker(engine).begin() as db:
         apply_stage_changes(
             db,
