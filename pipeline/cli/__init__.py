@@ -9,6 +9,7 @@ import typer
 from pipeline.cli import (
     batches,
     companies,
+    costs,
     db,
     demo,
     devtools,
@@ -42,6 +43,7 @@ app.add_typer(imports.app, name="imports")
 app.add_typer(schedulers.app, name="schedulers")
 app.add_typer(sessions.app, name="sessions")
 app.command("status")(status.status)
+app.command("costs")(costs.costs)
 app.command("demo")(demo.demo)
 app.command("worker")(worker.worker)
 app.command("scheduler")(scheduler.scheduler)
