@@ -10,6 +10,7 @@ batch until the next tick: it never marks a batch failed locally, which could pa
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from typing import Any
 
 import openai
 from sqlalchemy import Engine, func, or_, select, update
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline import metrics
 from pipeline.db.enums import AIBatchRequestStatus, AIRequestStatus
@@ -36,6 +37,7 @@ from pipeline.stages.batch_ingest import (
     release_reservations,
 )
 from pipeline.stages.batch_submit import STATUS_FROM_OPENAI, claim_batch, fail_batch, submit_batch
+from pipeline.stages.budgets import budget_uses, month_of
 from pipeline.stages.stage_status import apply_stage_changes
 
 __all__ = ["OPEN_STATUSES", "CheckResult", "cancel_batch", "check_batches"]
@@ -137,7 +139,19 @@ def _update_status(engine: Engine, batch_id: uuid.UUID, remote: Any) -> None:
         )
 
 
-def _record_metrics(engine: Engine, now: datetime) -> None:
+def _record_budget_metrics(db: Session, settings: Settings, now: datetime) -> None:
+    """Each limited company's share of its monthly budget used (spent and reserved); unlimited ones are
+    not listed, and a company that became unlimited is removed."""
+    for use in budget_uses(db, settings, month_of(now)):
+        ratio = use.ratio
+        if ratio is None:
+            with contextlib.suppress(KeyError):
+                metrics.AI_BUDGET_USED_RATIO.remove(str(use.company_id))
+        else:
+            metrics.AI_BUDGET_USED_RATIO.labels(str(use.company_id)).set(ratio)
+
+
+def _record_metrics(engine: Engine, settings: Settings, now: datetime) -> None:
     with sessionmaker(engine)() as db:
         # Open batches and requests are counted; the finished ones, which only grow, are estimated once their
         # tables are large (pipeline.db.estimates). Every status is set, those with no row to 0, so a status
@@ -153,6 +167,7 @@ def _record_metrics(engine: Engine, now: datetime) -> None:
         oldest = db.scalar(
             select(func.min(AIBatchRequest.created_at)).where(AIBatchRequest.status.in_(OPEN_STATUSES))
         )
+        _record_budget_metrics(db, settings, now)
     metrics.OLDEST_OPEN_BATCH.set((now - oldest).total_seconds() if oldest else 0.0)
 
 
@@ -233,5 +248,5 @@ def check_batches(
             _check_one(engine, settings, client, batch, result, now)
     if result.fallback and analyse_sync is not None:
         analyse_sync(result.fallback)
-    _record_metrics(engine, now)
+    _record_metrics(engine, settings, now)
     return result
