@@ -1,4 +1,4 @@
-"""``livedash costs`` and its query: exact sums of the ledger per company and model, mode or day (PostgreSQL)."""
+"""`livedash costs` and its query: exact sums of the ledger per company and model, mode or day."""
 
 from __future__ import annotations
 

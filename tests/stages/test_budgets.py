@@ -15,6 +15,7 @@ from decimal import ROUND_CEILING, Decimal
 
 import openai
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine, create_engine, func, select, update
 from sqlalchemy.orm import sessionmaker
 
@@ -255,6 +256,9 @@ def test_batch_requests_over_budget_stay_pending_and_the_reservation_is_settled_
             )
         ).all()
     assert len(pending) == 2 and all((note or "").startswith(BUDGET_REACHED) for note in pending)
+    # And the check tick exported the share of the budget used
+    ratio = REGISTRY.get_sample_value("livedash_ai_budget_used_ratio", {"company": str(company_id)})
+    assert ratio == pytest.approx(float(spend.spent_eur / budget))
 
 
 def _rederive(engine: Engine, session_ids: list[uuid.UUID], *, changed: uuid.UUID | None = None) -> None:
