@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import typer
@@ -11,8 +12,29 @@ from rich.table import Table
 
 from pipeline.db.engine import get_session_factory
 from pipeline.db.enums import ProcessingStatus
+from pipeline.settings import get_settings
+from pipeline.stages.budgets import BUDGET_REACHED, budget_uses, month_of
 from pipeline.stages.csv_reports import company_import_status
 from pipeline.stages.pipeline_reports import pipeline_status
+
+
+def _budgets() -> list[dict[str, Any]]:
+    """This month's AI spend of each company with a budget or a spend, and whether it reached its budget."""
+    with get_session_factory()() as db:
+        uses = budget_uses(db, get_settings(), month_of(datetime.now(UTC)))
+    return [
+        {
+            "company": use.company_name,
+            "company_id": str(use.company_id),
+            "monthly_eur": None if use.budget is None else str(use.budget),
+            "spent_eur": str(use.spent),
+            "reserved_eur": str(use.reserved),
+            "used_ratio": use.ratio,
+            "state": BUDGET_REACHED if (use.ratio or 0) >= 1 else "ok",
+        }
+        for use in uses
+        if use.budget is not None or use.used
+    ]
 
 
 def _imports(company: dict[str, Any]) -> str:
@@ -23,12 +45,13 @@ def _imports(company: dict[str, Any]) -> str:
 
 
 def status(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
-    """Per company: stored imports and the last CSV fetch; per stage: sessions by status."""
+    """Per company: stored imports and the last CSV fetch; per stage: sessions by status; AI budgets."""
     with get_session_factory()() as db:
         companies = company_import_status(db)
         pipeline = pipeline_status(db)
+    budgets = _budgets()
     if as_json:
-        typer.echo(json.dumps({"companies": companies, **pipeline}, indent=2))
+        typer.echo(json.dumps({"companies": companies, **pipeline, "budgets": budgets}, indent=2))
         return
     table = Table("company", "status", "imports", "last fetch", "new", "changed", "invalid", "error")
     for company in companies:
@@ -53,3 +76,17 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
     for stage, counts in pipeline["pipeline"].items():
         stages.add_row(stage, *(str(counts.get(status.value, 0)) for status in ProcessingStatus))
     console.print(stages)
+    if budgets:
+        spend = Table("company", "monthly budget EUR", "spent EUR", "reserved EUR", "used", "state",
+                      title="AI budgets this month")  # fmt: skip
+        for row in budgets:
+            ratio = row["used_ratio"]
+            spend.add_row(
+                row["company"],
+                row["monthly_eur"] or "unlimited",
+                f"{float(row['spent_eur']):.2f}",
+                f"{float(row['reserved_eur']):.2f}",
+                "" if ratio is None else f"{ratio:.0%}",
+                row["state"],
+            )
+        console.print(spend)

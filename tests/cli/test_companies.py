@@ -160,3 +160,23 @@ def test_a_bad_budget_is_refused_with_the_reason(livedash: Invoke) -> None:
         result = livedash("companies", "budget", company_id, "--monthly", amount)
         assert result.exit_code == 2
         assert repr(amount) in result.stderr
+
+
+def test_status_shows_each_budget_and_whether_it_is_reached(livedash: Invoke) -> None:
+    # Given a company with a budget of 0.00 EUR, one with 10.00 EUR and one without a budget
+    ids = [
+        livedash("companies", "add", "--name", name, "--csv-url", "http://acme.example/s.csv").stdout.strip()
+        for name in ("Acme", "Globex", "Initech")
+    ]
+    livedash("companies", "budget", ids[0], "--monthly", "0")
+    livedash("companies", "budget", ids[1], "--monthly", "10.00")
+
+    # When the status is shown
+    shown = json.loads(livedash("status", "--json").stdout)["budgets"]
+
+    # Then the limited companies are listed with their state; the unlimited one, which spent nothing, is not
+    assert [(row["company"], row["monthly_eur"], row["state"]) for row in shown] == [
+        ("Acme", "0.00", "budget reached"),
+        ("Globex", "10.00", "ok"),
+    ]
+    assert "budget reached" in livedash("status").stdout
