@@ -19,6 +19,7 @@ from pipeline.cli import (
     run,
     scheduler,
     schedulers,
+    secrets,
     sessions,
     status,
     worker,
@@ -41,6 +42,7 @@ app.add_typer(devtools.app, name="devtools")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(imports.app, name="imports")
 app.add_typer(schedulers.app, name="schedulers")
+app.add_typer(secrets.app, name="secrets")
 app.add_typer(sessions.app, name="sessions")
 app.command("status")(status.status)
 app.command("costs")(costs.costs)
