@@ -13,6 +13,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import sessionmaker
 
 from pipeline.analysis.openai_calls import openai_client
+from pipeline.cli.batches import SEVERAL_COMPANIES, newest_batches
 from pipeline.db.enums import AIBatchRequestStatus, AIRequestStatus
 from pipeline.db.models import AIBatchRequest, AIProcessingRequest, ChatSession
 from pipeline.devtools.openai_emulator import Knobs, OpenAIEmulator
@@ -99,6 +100,10 @@ def test_one_model_s_requests_of_many_companies_fill_one_batch(
             )
         )
     assert len(companies) == 5 and len(session_ids) == 15
+    # And `livedash batches list` shows it as a batch of several companies
+    with sessionmaker(pg_engine)() as db:
+        [listed] = newest_batches(db, limit=10)
+    assert (listed["id"], listed["company"]) == (str(batch.id), SEVERAL_COMPANIES)
 
 
 @pytest.mark.postgres
