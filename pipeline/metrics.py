@@ -121,7 +121,7 @@ AI_ANALYSES = Counter(
 AI_BUDGET_USED_RATIO = Gauge(
     "livedash_ai_budget_used_ratio",
     "Share of a company's monthly AI budget spent or reserved this month (1: reached), as last seen by the "
-    "batch check tick; companies with an unlimited budget are not listed.",
+    "batch check tick; 0 for a company with an unlimited budget.",
     ["company"],
     multiprocess_mode="mostrecent",
 )

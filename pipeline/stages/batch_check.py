@@ -10,7 +10,6 @@ batch until the next tick: it never marks a batch failed locally, which could pa
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -140,15 +139,13 @@ def _update_status(engine: Engine, batch_id: uuid.UUID, remote: Any) -> None:
 
 
 def _record_budget_metrics(db: Session, settings: Settings, now: datetime) -> None:
-    """Each limited company's share of its monthly budget used (spent and reserved); unlimited ones are
-    not listed, and a company that became unlimited is removed."""
+    """Each company's share of its monthly budget used (spent and reserved); 0 for an unlimited budget.
+
+    Every company is set, rather than unlimited ones removed: a series removed in one process of a pool
+    would live on in the others' multiprocess files, still at its last value.
+    """
     for use in budget_uses(db, settings, month_of(now)):
-        ratio = use.ratio
-        if ratio is None:
-            with contextlib.suppress(KeyError):
-                metrics.AI_BUDGET_USED_RATIO.remove(str(use.company_id))
-        else:
-            metrics.AI_BUDGET_USED_RATIO.labels(str(use.company_id)).set(ratio)
+        metrics.AI_BUDGET_USED_RATIO.labels(str(use.company_id)).set(use.ratio or 0.0)
 
 
 def _record_metrics(engine: Engine, settings: Settings, now: datetime) -> None:

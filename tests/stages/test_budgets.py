@@ -6,10 +6,12 @@ reached`` and goes on by itself after a raise. An unchanged transcript is never 
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
+import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 
@@ -34,6 +36,7 @@ from pipeline.stages.session_analysis import AnalysisResult, analyze_sessions
 from pipeline.stages.session_sweep import sweep_sessions
 from pipeline.stages.stage_status import StageChange, apply_stage_changes
 from tests.factories import START, make_analysable_session, make_company
+from tests.stages.budget_worker import reserve_in_a_process
 
 TURNS = [("user", "When is my schedule for next week online?"), ("assistant", "On Friday, in the app.")]
 INSTANT = {"validating_seconds": 0.0, "in_progress_seconds": 0.0, "finalizing_seconds": 0.0}
@@ -163,6 +166,32 @@ def test_concurrent_reservations_never_pass_the_budget(pg_settings: Settings, pg
         row = db.get(CompanyAISpend, (company_id, month))
         assert row is not None
         assert row.reserved_eur + row.spent_eur == budget
+
+
+@pytest.mark.postgres
+def test_worker_processes_reserving_at_once_never_pass_the_budget(
+    pg_settings: Settings, pg_engine: Engine
+) -> None:
+    # Given a company with a budget of exactly 7 reservations of 1.10 EUR
+    with sessionmaker(pg_engine).begin() as db:
+        company_id = make_company(db).id
+
+    # When four worker processes, each with its own engine, reserve five times each from the same moment
+    context = multiprocessing.get_context("spawn")
+    start_at = time.time() + 3.0
+    with ProcessPoolExecutor(max_workers=4, mp_context=context) as processes:
+        taken = list(
+            processes.map(
+                reserve_in_a_process, [pg_settings.database_url] * 4, [company_id] * 4, [start_at] * 4
+            )
+        )
+
+    # Then 7 of the 20 were granted, and the company's month holds exactly its budget
+    assert sum(taken) == 7
+    with sessionmaker(pg_engine)() as db:
+        row = db.get(CompanyAISpend, (company_id, month_of(datetime.now(UTC))))
+        assert row is not None
+        assert row.reserved_eur + row.spent_eur == Decimal("7.70")
 
 
 @pytest.mark.postgres
