@@ -1,4 +1,4 @@
-"""The budget ledger's rules, one reservation at a time (SQLite): which budget applies, what fits, settling."""
+"""The budget ledger's rules one reservation at a time (SQLite): the budget that applies, what fits."""
 
 from __future__ import annotations
 
