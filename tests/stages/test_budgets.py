@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 
 import openai
@@ -371,3 +371,44 @@ def test_the_batch_path_reuses_an_unchanged_analysis_without_queueing_it(
     assert plan_batches(pg_engine, ai_settings) == []
     assert len(emulator.ledger()) == 2
     assert all(row.status is ProcessingStatus.COMPLETED for row in _analysis_rows(pg_engine, session_ids))
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("resumes_by", ["a raise", "the next month"])
+def test_batch_requests_waiting_at_the_budget_go_on_after_a_raise_or_in_the_next_month(
+    pg_engine: Engine, ai_settings: Settings, client: openai.OpenAI, emulator: OpenAIEmulator, resumes_by: str
+) -> None:
+    # Given a company whose budget held one of its three queued requests, the two others waiting
+    company_id, session_ids = _company_with_sessions(pg_engine, 3, None)
+    with sessionmaker(pg_engine).begin() as db:
+        set_budget(db, company_id, _room_for(1, session_ids[0], ai_settings, batch=True))
+    enqueue_for_batch(pg_engine, ai_settings, session_ids)
+    for batch_id in plan_batches(pg_engine, ai_settings):
+        submit_batch(pg_engine, client, batch_id)
+    check_batches(pg_engine, ai_settings, client)
+    assert len(emulator.ledger()) == 1
+
+    # When the budget is raised, or a new month starts (this month's spend moved back to the last one)
+    with sessionmaker(pg_engine).begin() as db:
+        if resumes_by == "a raise":
+            set_budget(db, company_id, Decimal("25.00"))
+        else:
+            db.execute(
+                update(CompanyAISpend)
+                .where(CompanyAISpend.company_id == company_id)
+                .values(month=date(2000, 1, 1))
+            )
+    planned = plan_batches(pg_engine, ai_settings)
+    for batch_id in planned:
+        submit_batch(pg_engine, client, batch_id)
+    check_batches(pg_engine, ai_settings, client)
+
+    # Then, without anything else done, the waiting requests went into a new batch as far as the budget now
+    # allows: both after the raise, one in the new month (its budget holds one); none was billed twice
+    billed = [entry.session_id for entry in emulator.ledger()]
+    assert len(planned) == 1
+    assert len(billed) == len(set(billed)) == (3 if resumes_by == "a raise" else 2)
+    completed = [
+        row for row in _analysis_rows(pg_engine, session_ids) if row.status is ProcessingStatus.COMPLETED
+    ]
+    assert len(completed) == len(billed)
