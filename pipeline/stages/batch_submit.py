@@ -194,12 +194,13 @@ def _reserve_budgets(
     return fitted
 
 
-def _mark_budget_reached(db: Session, request_ids: list[uuid.UUID]) -> None:
+def _note_waiting(db: Session, request_ids: list[uuid.UUID], why: str) -> None:
+    """Say on requests left pending why they wait; the caller commits."""
     if request_ids:
         db.execute(
             update(AIProcessingRequest)
             .where(AIProcessingRequest.id.in_(request_ids))
-            .values(error_message=f"{BUDGET_REACHED}: waiting for the company's monthly AI budget")
+            .values(error_message=why)
             .execution_options(synchronize_session=False)
         )
 
@@ -224,7 +225,11 @@ def _claim_batch_requests(
             .with_for_update(skip_locked=True)
         ).all()
         fitted = _reserve_budgets(db, settings, model, [by_id[request_id] for request_id in ids], now)
-        _mark_budget_reached(db, [request_id for request_id in ids if request_id not in fitted])
+        _note_waiting(
+            db,
+            [request_id for request_id in ids if request_id not in fitted],
+            f"{BUDGET_REACHED}: waiting for the company's monthly AI budget",
+        )
         if not fitted:
             return None
         companies = {request.company_id for request, _ in fitted.values()}
@@ -257,6 +262,19 @@ def _claim_batch_requests(
         return batch.id
 
 
+def _set_aside_oversized(
+    factory: sessionmaker[Session], waiting: list[_Waiting], limit: int
+) -> list[_Waiting]:
+    """The requests a batch can take; those over the enqueued-token limit on their own are noted, not taken
+    (no batch could ever take them, and they must not hold the others back)."""
+    if oversized := [request.id for request in waiting if request.estimated_prompt_tokens > limit]:
+        with factory.begin() as db:
+            _note_waiting(
+                db, oversized, f"its estimated prompt is over OPENAI_BATCH_ENQUEUED_TOKEN_LIMIT={limit}"
+            )
+    return [request for request in waiting if request.estimated_prompt_tokens <= limit]
+
+
 def plan_batches(engine: Engine, settings: Settings, *, now: datetime | None = None) -> list[uuid.UUID]:
     """Commit the batches that are due (write-ahead), each with its claimed requests; return their ids."""
     now = now or utcnow()
@@ -271,8 +289,9 @@ def plan_batches(engine: Engine, settings: Settings, *, now: datetime | None = N
             seconds=settings.batch_max_wait
         ):
             continue
-        room = settings.openai_batch_enqueued_token_limit - enqueued.get(model, 0)
-        for candidates in _fill(waiting, settings, room):
+        limit = settings.openai_batch_enqueued_token_limit
+        fitting = _set_aside_oversized(factory, waiting, limit)
+        for candidates in _fill(fitting, settings, limit - enqueued.get(model, 0)):
             batch_id = _claim_batch_requests(factory, settings, model, candidates, now)
             if batch_id is not None:
                 planned.append(batch_id)

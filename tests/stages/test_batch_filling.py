@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import openai
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import sessionmaker
 
 from pipeline.analysis.openai_calls import openai_client
@@ -154,3 +154,31 @@ def test_open_batches_stay_under_the_enqueued_token_limit_and_the_rest_waits(
             )
         ).all()
     assert len(waiting) == 3
+
+
+@pytest.mark.postgres
+def test_a_request_over_the_limit_on_its_own_is_noted_and_holds_nobody_back(
+    pg_engine: Engine, batch_settings: Settings, client: openai.OpenAI
+) -> None:
+    # Given three queued requests, the oldest with a prompt no batch under the limit could take
+    session_ids = _queued(pg_engine, batch_settings, 1, 3)
+    limit = 10 * _estimate(pg_engine)
+    with sessionmaker(pg_engine).begin() as db:
+        db.execute(
+            update(AIProcessingRequest)
+            .where(AIProcessingRequest.session_id == session_ids[0])
+            .values(estimated_prompt_tokens=limit + 1)
+        )
+    settings = batch_settings.model_copy(update={"openai_batch_enqueued_token_limit": limit})
+
+    # When a submit tick runs
+    _submit(pg_engine, settings, client)
+
+    # Then the two others are in a batch; the oversized one waits, saying why
+    [batch] = _batches(pg_engine)
+    assert batch.request_count == 2
+    with sessionmaker(pg_engine)() as db:
+        note = db.scalar(
+            select(AIProcessingRequest.error_message).where(AIProcessingRequest.session_id == session_ids[0])
+        )
+    assert note == f"its estimated prompt is over OPENAI_BATCH_ENQUEUED_TOKEN_LIMIT={limit}"
