@@ -370,11 +370,12 @@ def _apply_chunk(
             else:
                 answers[request.session_id] = outcome
         write_chunk(db, rows, answers, now)
-        settle(db, [item for item in settlements if item is not None])
         _request_afresh(
             db, [r for r in superseded if current[r.session_id][0] is ProcessingStatus.IN_PROGRESS], now
         )
         apply_stage_changes(db, release_requests(db, failed, settings, now, result), now)
+        # Last, so that the companies' month rows are locked only for the end of the transaction.
+        settle(db, [item for item in settlements if item is not None])
     # Counted once committed: a chunk that rolls back is ingested again later, and counted then.
     for model_name, billed_usage in usage.items():
         record_usage(
