@@ -45,7 +45,6 @@ from pipeline.stages.ai_models import price_at
 from pipeline.stages.budgets import BUDGET_REACHED, Settlement, budget_of, month_of, reserve, settle
 
 __all__ = [
-    "MAX_BATCH_REQUESTS",
     "MAX_FILE_BYTES",
     "STATUS_FROM_OPENAI",
     "claim_batch",
@@ -60,8 +59,6 @@ logger = logging.getLogger(__name__)
 #: OpenAI's limit on a batch input file; lines past it go back to pending for the next batch.
 MAX_FILE_BYTES = 200 * 1024 * 1024
 _requests = cast(Table, AIProcessingRequest.__table__)
-#: OpenAI's limit on the requests of one batch (``BATCH_MAX_REQUESTS`` is at most this).
-MAX_BATCH_REQUESTS = 50_000
 #: Sessions whose messages are loaded at once while the JSONL is written.
 _PAGE = 500
 #: A batch row still UPLOADING this long after its last step belongs to a dead worker; the check resubmits it.
