@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
 
 import openai
 import pytest
@@ -15,12 +17,14 @@ from sqlalchemy.orm import sessionmaker
 from pipeline.analysis.openai_calls import openai_client
 from pipeline.cli.batches import SEVERAL_COMPANIES, newest_batches
 from pipeline.db.enums import AIBatchRequestStatus, AIRequestStatus
-from pipeline.db.models import AIBatchRequest, AIProcessingRequest, ChatSession
+from pipeline.db.models import AIBatchRequest, AIProcessingRequest, ChatSession, CompanyAISpend
 from pipeline.devtools.openai_emulator import Knobs, OpenAIEmulator
 from pipeline.settings import Settings
+from pipeline.stages import batch_submit
 from pipeline.stages.batch_check import check_batches
 from pipeline.stages.batch_enqueue import enqueue_for_batch
 from pipeline.stages.batch_submit import plan_batches, submit_batch
+from pipeline.stages.budgets import month_of, set_budget
 from tests.factories import make_analysable_session, make_company
 
 TURNS = [("user", "When is my schedule for next week online?"), ("assistant", "On Friday, in the app.")]
@@ -182,3 +186,37 @@ def test_a_request_over_the_limit_on_its_own_is_noted_and_holds_nobody_back(
             select(AIProcessingRequest.error_message).where(AIProcessingRequest.session_id == session_ids[0])
         )
     assert note == f"its estimated prompt is over OPENAI_BATCH_ENQUEUED_TOKEN_LIMIT={limit}"
+
+
+@pytest.mark.postgres
+def test_lines_past_the_file_size_limit_wait_for_the_next_batch_with_their_budget_given_back(
+    pg_engine: Engine, batch_settings: Settings, client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given five queued requests of a company with a budget, and a file size limit that holds two lines
+    session_ids = _queued(pg_engine, batch_settings, 1, 5)
+    with sessionmaker(pg_engine).begin() as db:
+        company_id = db.scalars(select(ChatSession.company_id).where(ChatSession.id == session_ids[0])).one()
+        set_budget(db, company_id, Decimal("25.00"))
+    monkeypatch.setattr(batch_submit, "MAX_FILE_BYTES", 2 * 6_000)
+
+    # When one submit tick runs
+    _submit(pg_engine, batch_settings, client)
+
+    # Then the batch holds the lines that fitted; the others are pending again, holding no budget or tokens
+    [batch] = _batches(pg_engine)
+    with sessionmaker(pg_engine)() as db:
+        in_batch = db.execute(
+            select(AIProcessingRequest.reserved_eur, AIProcessingRequest.estimated_prompt_tokens).where(
+                AIProcessingRequest.batch_id == batch.id
+            )
+        ).all()
+        pending = db.scalars(
+            select(AIProcessingRequest.reserved_eur).where(
+                AIProcessingRequest.processing_status == AIRequestStatus.PENDING_BATCHING
+            )
+        ).all()
+        spend = db.get(CompanyAISpend, (company_id, month_of(datetime.now(UTC))))
+    assert 1 <= batch.request_count == len(in_batch) < 5
+    assert len(pending) == 5 - batch.request_count and all(reserved == 0 for reserved in pending)
+    assert batch.enqueued_tokens == sum(tokens for _, tokens in in_batch)
+    assert spend is not None and spend.reserved_eur == sum(reserved for reserved, _ in in_batch)
