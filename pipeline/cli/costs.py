@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import date
-from decimal import Decimal
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from pipeline.cli.errors import exit_with_usage_error
-from pipeline.costs import Breakdown, cost_lines
-from pipeline.db.engine import get_session_factory
+from pipeline.cli.output import new_table, print_json, print_tables
+
+if TYPE_CHECKING:
+    from pipeline.costs import Breakdown
+
+_BREAKDOWNS = ("model", "mode", "day")
 
 
 def _since(text: str | None) -> date | None:
@@ -32,7 +32,7 @@ def _company(text: str | None) -> uuid.UUID | None:
     try:
         return uuid.UUID(text)
     except ValueError:
-        exit_with_usage_error(f"no company with id {text!r}")
+        exit_with_usage_error(f"--company {text!r} is not a company id (a UUID)")
 
 
 def costs(
@@ -44,19 +44,22 @@ def costs(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Requests, tokens, cost and cost per 1,000 sessions, per company and model, mode or day (exact sums)."""
-    if by not in (None, "model", "mode", "day"):
+    if by is not None and by not in _BREAKDOWNS:
         exit_with_usage_error(f"--by {by!r} must be model, mode or day")
-    breakdown = cast(Breakdown | None, by)
+    company_id, start = _company(company), _since(since)
+    from decimal import Decimal
+
+    from pipeline.costs import cost_lines
+    from pipeline.db.engine import get_session_factory
+
     with get_session_factory()() as db:
-        lines = cost_lines(db, company_id=_company(company), since=_since(since), by=breakdown)
+        lines = cost_lines(db, company_id=company_id, since=start, by=cast("Breakdown | None", by))
     total = sum((line.cost_eur for line in lines), Decimal(0))
     if as_json:
-        typer.echo(
-            json.dumps({"lines": [line.as_json() for line in lines], "totalEur": str(total)}, indent=2)
-        )
+        print_json({"lines": [line.as_json() for line in lines], "totalEur": str(total)})
         return
-    table = Table("company", "model", "mode", "day", "requests", "sessions", "prompt tokens",
-                  "completion tokens", "cost EUR", "EUR / 1,000 sessions")  # fmt: skip
+    table = new_table("company", "model", "mode", "day", "requests", "sessions", "prompt tokens",
+                      "completion tokens", "cost EUR", "EUR / 1,000 sessions")  # fmt: skip
     for line in lines:
         table.add_row(
             line.company_name,
@@ -70,5 +73,5 @@ def costs(
             f"{line.cost_eur:.6f}",
             f"{line.cost_per_1000_sessions:.4f}",
         )
-    Console().print(table)
+    print_tables(table)
     typer.echo(f"total {total:.6f} EUR")

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from pipeline.db.engine import get_session_factory
+from pipeline.cli.output import camel_case, new_table, print_json, print_tables
 from pipeline.db.enums import ProcessingStatus
-from pipeline.settings import get_settings
-from pipeline.stages.budgets import BUDGET_REACHED, budget_uses, month_of
-from pipeline.stages.csv_reports import company_import_status
-from pipeline.stages.pipeline_reports import pipeline_status
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 def _budgets() -> list[dict[str, Any]]:
     """This month's AI spend of each company with a budget or a spend, and whether it reached its budget."""
+    from datetime import UTC, datetime
+
+    from pipeline.db.engine import get_session_factory
+    from pipeline.settings import get_settings
+    from pipeline.stages.budgets import BUDGET_REACHED, budget_uses, month_of
+
     with get_session_factory()() as db:
         uses = budget_uses(db, get_settings(), month_of(datetime.now(UTC)))
     return [
@@ -37,6 +38,29 @@ def _budgets() -> list[dict[str, Any]]:
     ]
 
 
+def _budget_table(budgets: list[dict[str, Any]]) -> Table:
+    table = new_table(
+        "company",
+        "monthly budget EUR",
+        "spent EUR",
+        "reserved EUR",
+        "used",
+        "state",
+        title="AI budgets this month",
+    )
+    for row in budgets:
+        ratio = row["used_ratio"]
+        table.add_row(
+            row["company"],
+            row["monthly_eur"] or "unlimited",
+            f"{float(row['spent_eur']):.2f}",
+            f"{float(row['reserved_eur']):.2f}",
+            "" if ratio is None else f"{ratio:.0%}",
+            row["state"],
+        )
+    return table
+
+
 def _imports(company: dict[str, Any]) -> str:
     """The stored import count, ``~`` before an estimate, ``-`` for a company too small to be estimated."""
     if company["imports"] is None:
@@ -44,16 +68,34 @@ def _imports(company: dict[str, Any]) -> str:
     return f"~{company['imports']}" if company["imports_estimated"] else str(company["imports"])
 
 
+def _company_json(company: dict[str, Any]) -> dict[str, Any]:
+    """A company's import status with camelCase keys, its last fetch's too."""
+    fetch = company["last_fetch"]
+    return {**camel_case(company), "lastFetch": camel_case(fetch) if fetch else None}
+
+
 def status(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
     """Per company: stored imports and the last CSV fetch; per stage: sessions by status; AI budgets."""
+    from pipeline.db.engine import get_session_factory
+    from pipeline.stages.csv_reports import company_import_status
+    from pipeline.stages.pipeline_reports import pipeline_status
+
     with get_session_factory()() as db:
         companies = company_import_status(db)
         pipeline = pipeline_status(db)
     budgets = _budgets()
     if as_json:
-        typer.echo(json.dumps({"companies": companies, **pipeline, "budgets": budgets}, indent=2))
+        print_json(
+            {
+                "companies": [_company_json(company) for company in companies],
+                **camel_case(pipeline),
+                "budgets": [camel_case(row) for row in budgets],
+            }
+        )
         return
-    table = Table("company", "status", "imports", "last fetch", "new", "changed", "invalid", "error")
+    table = new_table(
+        "company", "status", "imports", "last fetch", "new", "changed", "invalid", "warnings", "error"
+    )
     for company in companies:
         fetch = company["last_fetch"] or {}
         table.add_row(
@@ -64,29 +106,14 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
             str(fetch.get("rows_new", "")),
             str(fetch.get("rows_changed", "")),
             str(fetch.get("rows_invalid", "")),
+            str(fetch.get("field_warnings", "")),
             fetch.get("error") or "",
         )
-    console = Console()
-    console.print(table)
-    stages = Table(
+    stages = new_table(
         "stage",
         *(status.value for status in ProcessingStatus),
         title=f"{'~' if pipeline['estimated'] else ''}{pipeline['totalSessions']} sessions",
     )
     for stage, counts in pipeline["pipeline"].items():
         stages.add_row(stage, *(str(counts.get(status.value, 0)) for status in ProcessingStatus))
-    console.print(stages)
-    if budgets:
-        spend = Table("company", "monthly budget EUR", "spent EUR", "reserved EUR", "used", "state",
-                      title="AI budgets this month")  # fmt: skip
-        for row in budgets:
-            ratio = row["used_ratio"]
-            spend.add_row(
-                row["company"],
-                row["monthly_eur"] or "unlimited",
-                f"{float(row['spent_eur']):.2f}",
-                f"{float(row['reserved_eur']):.2f}",
-                "" if ratio is None else f"{ratio:.0%}",
-                row["state"],
-            )
-        console.print(spend)
+    print_tables(table, stages, *([_budget_table(budgets)] if budgets else []))

@@ -134,8 +134,8 @@ def test_the_demo_reports_as_json_what_the_pipeline_did(tmp_path: Path) -> None:
     good_rows = sum(count for name, count in data.good_rows.items() if name != locked_out)
     assert good_rows == 16
     sessions = report["sessions"]
-    assert {key: sessions[key] for key in ("good_rows", "imported", "created", "analysed")} == dict.fromkeys(
-        ("good_rows", "imported", "created", "analysed"), 16
+    assert {key: sessions[key] for key in ("goodRows", "imported", "created", "analysed")} == dict.fromkeys(
+        ("goodRows", "imported", "created", "analysed"), 16
     )
     assert sessions["messages"] > 16
     by_company = {company["name"]: company for company in report["companies"]}
@@ -144,13 +144,13 @@ def test_the_demo_reports_as_json_what_the_pipeline_did(tmp_path: Path) -> None:
         by_company[broken]["fetch"],
         by_company[broken]["rows"],
         by_company[broken]["imported"],
-        by_company[broken]["row_errors"],
+        by_company[broken]["rowErrors"],
         by_company[broken]["analysed"],
     ) == ("IMPORTED", good_of_broken + 3, good_of_broken, 3, good_of_broken)
 
     # And each broken row is a CSV row error at its line, blaming the field the demo broke
-    blamed = {"empty session id": 0, "messages sent is not a number": 6, "IP address over 45 characters": 3}
-    row_errors = report["failures"]["csv_rows"]
+    blamed = {"empty session id": 0, "no start time": 1, "session id over 255 characters": 0}
+    row_errors = report["failures"]["csvRows"]
     assert [(error["company"], error["line"]) for error in row_errors] == [
         (broken, line) for line in data.broken_lines[broken]
     ]
@@ -170,7 +170,7 @@ def test_the_demo_reports_as_json_what_the_pipeline_did(tmp_path: Path) -> None:
     assert report["failures"]["fetches"] == [
         {
             "company": locked_out,
-            "http_status": 401,
+            "httpStatus": 401,
             "error": "HTTP 401 Unauthorized",
             "attempts": 1,
         }
@@ -188,10 +188,9 @@ def test_the_demo_reports_as_json_what_the_pipeline_did(tmp_path: Path) -> None:
     assert report["questions"] > 0
     assert report["cost"]["eur"] > 0
     assert (
-        report["cost"]["total_tokens"]
-        == report["cost"]["prompt_tokens"] + report["cost"]["completion_tokens"]
+        report["cost"]["totalTokens"] == report["cost"]["promptTokens"] + report["cost"]["completionTokens"]
     )
-    assert report["cost"]["total_tokens"] > 0
+    assert report["cost"]["totalTokens"] > 0
     assert report["batches"]["submitted"] >= 1
     assert report["batches"]["processed"] == report["batches"]["submitted"]
 
@@ -199,7 +198,7 @@ def test_the_demo_reports_as_json_what_the_pipeline_did(tmp_path: Path) -> None:
     clean = next(name for name, scenario in scenarios.items() if scenario == "clean")
     budget = report["budget"]
     assert budget["company"] == clean and budget["waited"] >= 1
-    assert Decimal(budget["spent_at_raise_eur"]) <= Decimal(budget["budget_eur"])
+    assert Decimal(budget["spentAtRaiseEur"]) <= Decimal(budget["budgetEur"])
     with sqlite3.connect(tmp_path / "livedash.sqlite3") as db:
         [(raised,)] = db.execute(
             "SELECT monthly_eur FROM company_ai_budget JOIN company ON company.id = company_id"
@@ -211,14 +210,14 @@ def test_the_demo_reports_as_json_what_the_pipeline_did(tmp_path: Path) -> None:
             " JOIN session ON session.id = session_id JOIN company ON company.id = session.company_id"
             " WHERE total_tokens > 0 GROUP BY company.name ORDER BY company.name"
         ).fetchall()
-    assert Decimal(str(raised)) == Decimal(budget["raised_to_eur"])
+    assert Decimal(str(raised)) == Decimal(budget["raisedToEur"])
     # And its cost lines are the ledger's sums, per company
-    lines = report["cost_lines"]
+    lines = report["costLines"]
     assert [(line["company"], line["mode"]) for line in lines] == [(name, "batch") for name, _ in billed]
-    assert [float(line["cost_eur"]) for line in lines] == pytest.approx([cost for _, cost in billed])
+    assert [float(line["costEur"]) for line in lines] == pytest.approx([cost for _, cost in billed])
 
     # And every tick went through the scheduling layer: each run recorded, with the tick that triggered it
-    runs = report["scheduler_runs"]
+    runs = report["schedulerRuns"]
     assert {run["job"] for run in runs} == {"csv-import", "batch-processing", "batch-processing-check"}
     assert all(run["status"] == "SUCCEEDED" and run["tick"] == "triggered by livedash demo" for run in runs)
     assert next(run for run in runs if run["job"] == "csv-import")["items"] == 3
