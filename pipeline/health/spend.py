@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import SQLAlchemyError
@@ -31,6 +31,7 @@ from pipeline.stages.budgets import budget_of, budget_uses, month_of, set_budget
 __all__ = ["Budget", "BudgetChange", "CostLineBody", "CostReport", "spend_router"]
 
 COSTS_PATH = "/api/admin/costs"
+_COST_PARAMETERS = frozenset({"company", "since", "by"})
 BUDGET_PATH = "/api/admin/companies/{companyId}/budget"
 
 
@@ -101,12 +102,17 @@ def _report(
     responses={200: {"model": CostReport, "description": "The cost lines"}, **_INVALID, **FAILURES, **_DOWN},
 )
 async def costs(
+    request: Request,
     context: Context,
     company: Annotated[uuid.UUID | None, Query(description="One company only")] = None,
     since: Annotated[date | None, Query(description="Requests from this day (UTC)")] = None,
     by: Annotated[Literal["model", "mode", "day"] | None, Query(description="Beside the company")] = None,
 ) -> Response:
     """Requests, tokens, cost and cost per 1,000 sessions per company and model, mode or day (exact sums)."""
+    if unknown := sorted(set(request.query_params) - _COST_PARAMETERS):
+        # A misspelt filter must not silently answer for every company.
+        errors = [f"query.{name}: unknown parameter (known: by, company, since)" for name in unknown]
+        return json_response(Failure(success=False, error="Validation failed", errors=errors), 400)
     try:
         report = await run_in_threadpool(_report, context, company, since, by)
     except SQLAlchemyError as exc:

@@ -68,3 +68,7 @@ def test_the_cost_report_answers_lines_and_an_exact_total(client: TestClient) ->
     # Then it answers no line and a zero total; a bad breakdown is refused
     assert report.status_code == 200 and report.json() == {"lines": [], "totalEur": "0"}
     assert client.get("/api/admin/costs", headers=AUTH, params={"by": "week"}).status_code == 400
+    misspelt = client.get("/api/admin/costs", headers=AUTH, params={"compnay": "x"})
+    assert misspelt.status_code == 400 and misspelt.json()["errors"] == [
+        "query.compnay: unknown parameter (known: by, company, since)"
+    ]
