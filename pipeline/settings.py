@@ -13,6 +13,7 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import lru_cache
 from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
@@ -210,6 +211,8 @@ class Settings(BaseSettings):
     batch_max_attempts: PositiveInt = 3
     batch_timeout_hours: Hours = 24
     batch_sync_fallback: bool = False
+    openai_batch_enqueued_token_limit: PositiveInt = 20_000_000
+    ai_monthly_budget_default_eur: Annotated[Decimal | None, Field(ge=0, decimal_places=2)] = None
 
     # Worker pools (`livedash worker`, `livedash run`)
     worker_processes: PositiveInt = 2
