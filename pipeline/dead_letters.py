@@ -23,6 +23,7 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import BasicProperties
 
+from pipeline.broker import name_connections
 from pipeline.settings import split_urls
 
 __all__ = ["DeadLetter", "dead_letter_queue", "list_dead_letters", "replay_dead_letters"]
@@ -82,7 +83,9 @@ def _decode(queue: str, body: bytes, properties: BasicProperties | None = None) 
 @contextmanager
 def _channel(url: str) -> Iterator[BlockingChannel]:
     # ``url`` may name every node of a cluster: the first that answers serves (they share the queues).
-    connection = pika.BlockingConnection([pika.URLParameters(node) for node in split_urls(url)])
+    parameters = [pika.URLParameters(node) for node in split_urls(url)]
+    name_connections(parameters, "dead letters")
+    connection = pika.BlockingConnection(parameters)
     try:
         yield connection.channel()
     finally:

@@ -13,8 +13,10 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import lru_cache
 from typing import Annotated, Literal
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError, model_validator
@@ -31,6 +33,7 @@ __all__ = [
     "Unit",
     "get_settings",
     "load_settings",
+    "rabbitmq_vhost",
     "refuse_weak_secrets",
     "split_urls",
 ]
@@ -142,6 +145,12 @@ Hours = Annotated[int, Field(ge=1), Unit("hours")]
 Days = Annotated[int, Field(ge=1), Unit("days")]
 
 
+def rabbitmq_vhost(amqp_url: str) -> str:
+    """The virtual host of an AMQP URL (``/`` when the path is empty), as pika reads it."""
+    path = urlsplit(amqp_url).path
+    return unquote(path[1:]) if len(path) > 1 else "/"
+
+
 def _default_instance_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -233,12 +242,15 @@ class Settings(BaseSettings):
     batch_max_attempts: PositiveInt = 3
     batch_timeout_hours: Hours = 24
     batch_sync_fallback: bool = False
+    openai_batch_enqueued_token_limit: PositiveInt = 20_000_000
+    ai_monthly_budget_default_eur: Annotated[Decimal | None, Field(ge=0, decimal_places=2)] = None
 
     # Worker pools (`livedash worker`, `livedash run`)
     worker_processes: PositiveInt = 2
     worker_threads: PositiveInt = 4
     worker_shutdown_grace_seconds: Seconds = 600
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9191
+    metrics_host: str = "0.0.0.0"  # noqa: S104  Prometheus scrapes the pools and the scheduler from outside
 
     # Health aggregator and admin API (`livedash health`)
     health_host: str = "0.0.0.0"  # noqa: S104  in a container the probes and Prometheus come from outside
@@ -290,6 +302,13 @@ class Settings(BaseSettings):
     def rabbitmq_management_urls(self) -> list[str]:
         """Every node's management API, tried in turn (``RABBITMQ_MANAGEMENT_URL``, comma-separated)."""
         return split_urls(self.rabbitmq_management_url)
+
+    @property
+    def rabbitmq_vhost(self) -> str:
+        """The virtual host of ``RABBITMQ_URL`` (of its first node; every node serves the same): the one the
+        health aggregator reads, and the ``vhost`` label of RabbitMQ's series that dashboards and alerts
+        select (docs/operations.md)."""
+        return rabbitmq_vhost(self.rabbitmq_urls[0])
 
     @property
     def is_sqlite(self) -> bool:

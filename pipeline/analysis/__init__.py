@@ -10,19 +10,31 @@ Nothing here reads the database: prices and the model to use are looked up by th
 
 from __future__ import annotations
 
-from pipeline.analysis.pricing import BATCH_DISCOUNT, Cost, Price, Usage, cost_of, resolve_model_name
+from pipeline.analysis.pricing import (
+    BATCH_DISCOUNT,
+    Cost,
+    Price,
+    Usage,
+    cost_of,
+    resolve_model_name,
+    worst_case_eur,
+)
 from pipeline.analysis.prompt import (
     CATEGORY_GUIDE,
     MAX_TOKENS,
+    PROMPT_VERSION,
     SYSTEM_PROMPT,
     TEMPERATURE,
     PromptMessage,
+    analysis_key,
     build_messages,
+    estimate_prompt_tokens,
     request_body,
 )
 from pipeline.analysis.schema import (
     MAX_QUESTIONS,
     RESPONSE_FORMAT,
+    SCHEMA_VERSION,
     SUMMARY_MAX_CHARS,
     SUMMARY_MIN_CHARS,
     InvalidAnalysis,
@@ -36,7 +48,9 @@ __all__ = [
     "CATEGORY_GUIDE",
     "MAX_QUESTIONS",
     "MAX_TOKENS",
+    "PROMPT_VERSION",
     "RESPONSE_FORMAT",
+    "SCHEMA_VERSION",
     "SUMMARY_MAX_CHARS",
     "SUMMARY_MIN_CHARS",
     "SYSTEM_PROMPT",
@@ -47,10 +61,13 @@ __all__ = [
     "PromptMessage",
     "SessionAnalysis",
     "Usage",
+    "analysis_key",
     "build_messages",
     "cost_of",
+    "estimate_prompt_tokens",
     "normalized_questions",
     "parse_analysis",
     "request_body",
     "resolve_model_name",
+    "worst_case_eur",
 ]

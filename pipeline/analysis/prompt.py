@@ -20,12 +20,21 @@ Times are UTC; a message without one shows ``[no time]``; further lines of a mes
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
-from pipeline.analysis.schema import MAX_QUESTIONS, RESPONSE_FORMAT, SUMMARY_MAX_CHARS, SUMMARY_MIN_CHARS
+from pipeline.analysis.schema import (
+    MAX_QUESTIONS,
+    RESPONSE_FORMAT,
+    SCHEMA_VERSION,
+    SUMMARY_MAX_CHARS,
+    SUMMARY_MIN_CHARS,
+)
 from pipeline.db.enums import SentimentCategory, SessionCategory
 
 
@@ -43,12 +52,23 @@ class MessageRow(Protocol):
 __all__ = [
     "CATEGORY_GUIDE",
     "MAX_TOKENS",
+    "PROMPT_VERSION",
     "SYSTEM_PROMPT",
     "TEMPERATURE",
     "PromptMessage",
+    "analysis_key",
     "build_messages",
+    "estimate_prompt_tokens",
     "request_body",
 ]
+
+#: Raised whenever the instructions change: part of an analysis's key, so a new prompt analyses again.
+PROMPT_VERSION: Final = 1
+#: Characters per token assumed when estimating a prompt before sending it. OpenAI's tokenizers average
+#: about four for the languages of the transcripts; three errs on the side of reserving too much.
+_ESTIMATE_CHARS_PER_TOKEN: Final = 3
+#: Tokens OpenAI adds around each chat message (role, separators), counted generously.
+_TOKENS_PER_MESSAGE: Final = 8
 
 #: Low, so the same conversation gets the same analysis.
 TEMPERATURE: Final = 0.1
@@ -150,3 +170,29 @@ def request_body(model: str, session_id: str, messages: Sequence[PromptMessage])
         "temperature": TEMPERATURE,
         "max_tokens": MAX_TOKENS,
     }
+
+
+def estimate_prompt_tokens(body: Mapping[str, Any]) -> int:
+    """An upper estimate of the prompt tokens of ``body``: its messages and its response format.
+
+    What a request reserves of its company's budget and counts against the enqueued-token limit before
+    OpenAI has counted it (``docs/session-analysis.md``, "Budgets").
+    """
+    messages = body.get("messages") or []
+    chars = sum(len(str(message.get("content") or "")) for message in messages)
+    chars += len(json.dumps(body.get("response_format") or {}, separators=(",", ":")))
+    return math.ceil(chars / _ESTIMATE_CHARS_PER_TOKEN) + _TOKENS_PER_MESSAGE * len(messages)
+
+
+def analysis_key(body: Mapping[str, Any]) -> str:
+    """What an analysis analysed, as a sha256: the model, the prompt and schema versions, the messages sent.
+
+    Two requests with the same key ask the same question; an answer to one is the answer to the other.
+    """
+    keyed = {
+        "model": body["model"],
+        "prompt_version": PROMPT_VERSION,
+        "schema_version": SCHEMA_VERSION,
+        "messages": body["messages"],
+    }
+    return hashlib.sha256(json.dumps(keyed, sort_keys=True, ensure_ascii=False).encode()).hexdigest()

@@ -37,6 +37,7 @@ from pipeline.errors import PermanentError
 __all__ = [
     "MAX_QUESTIONS",
     "RESPONSE_FORMAT",
+    "SCHEMA_VERSION",
     "SUMMARY_MAX_CHARS",
     "SUMMARY_MIN_CHARS",
     "InvalidAnalysis",
@@ -45,6 +46,8 @@ __all__ = [
     "parse_analysis",
 ]
 
+#: Raised whenever the answer's schema changes: part of an analysis's key, so a new schema analyses again.
+SCHEMA_VERSION: Final = 1
 #: The most questions one answer may list.
 MAX_QUESTIONS: Final = 5
 #: Bounds of the summary's length, in characters, both inclusive.

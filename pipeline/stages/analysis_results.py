@@ -44,6 +44,8 @@ __all__ = [
     "Answer",
     "Applied",
     "PriceCache",
+    "answer_from_json",
+    "answer_json",
     "answer_of",
     "answer_values",
     "apply_analyses",
@@ -91,6 +93,34 @@ def answer_of(analysis: SessionAnalysis, model: str, request_id: str | None) -> 
         analysis.category.value,
         analysis.summary,
         tuple(normalized_questions(analysis)),
+        model,
+        request_id,
+    )
+
+
+def answer_json(answer: Answer) -> dict[str, Any]:
+    """What a request row keeps of its validated answer, for an analysis of the same content to reuse."""
+    return {
+        "language": answer.language,
+        "sentiment": answer.sentiment,
+        "escalated": answer.escalated,
+        "forwarded_hr": answer.forwarded_hr,
+        "category": answer.category,
+        "summary": answer.summary,
+        "questions": list(answer.questions),
+    }
+
+
+def answer_from_json(kept: dict[str, Any], model: str, request_id: str | None) -> Answer:
+    """The answer a request row kept (:func:`answer_json`), to apply again."""
+    return Answer(
+        kept["language"],
+        kept["sentiment"],
+        kept["escalated"],
+        kept["forwarded_hr"],
+        kept["category"],
+        kept["summary"],
+        tuple(kept["questions"]),
         model,
         request_id,
     )

@@ -25,8 +25,8 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
 from pipeline.broker import build_broker
 from pipeline.dead_letters import DELIVERY_LIMIT_ERROR, list_dead_letters
-from pipeline.health.sources import HttpSources, rabbitmq_vhost
-from pipeline.settings import Settings, load_settings
+from pipeline.health.sources import HttpSources
+from pipeline.settings import Settings, load_settings, rabbitmq_vhost
 from tests.services import RABBITMQ_URL, require_rabbitmq
 
 MANAGEMENT_URL = "http://guest:guest@127.0.0.1:15672"
