@@ -115,6 +115,8 @@ def test_several_broker_addresses_become_connection_parameters_tried_in_order() 
     assert isinstance(broker, RabbitmqBroker)
     assert [parameters.host for parameters in broker.parameters] == ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
     assert {parameters.virtual_host for parameters in broker.parameters} == {"v"}
+    # And the health API and the dashboards read the vhost of those nodes, not a path spanning the list
+    assert settings.rabbitmq_vhost == "v"
 
 
 def test_a_bad_address_among_several_is_named_without_its_password() -> None:
