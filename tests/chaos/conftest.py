@@ -7,6 +7,7 @@ fails them when ``CI=true``.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -53,6 +54,11 @@ def own_rabbitmq() -> Iterator[RabbitCluster]:
 def rabbitmq_cluster() -> Iterator[RabbitCluster]:
     """Three clustered RabbitMQ nodes of the test's own."""
     yield from _cluster(3)
+
+
+def forget(report: ChaosReport) -> None:
+    """Remove a passed run's data set and process logs (a failed run keeps them: ``explain`` names them)."""
+    shutil.rmtree(report.log_dir.parent, ignore_errors=True)
 
 
 def explain(report: ChaosReport) -> str:

@@ -14,7 +14,7 @@ import pytest
 from pipeline.dead_letters import DELIVERY_LIMIT_ERROR
 from pipeline.devtools.chaos import FAULT_KINDS, run_chaos
 from pipeline.devtools.poison import POISON_ACTOR
-from tests.chaos.conftest import SMALL, explain
+from tests.chaos.conftest import SMALL, explain, forget
 
 
 @pytest.mark.chaos
@@ -38,6 +38,7 @@ def test_a_batch_run_keeps_every_promise_through_every_kind_of_fault() -> None:
     assert report.pool_restarts >= plan.delivery_limit + 1
     # And the pipeline moved again after every fault
     assert all(record.recovered_after is not None for record in report.faults), explain(report)
+    forget(report)
 
 
 @pytest.mark.chaos
@@ -55,6 +56,7 @@ def test_a_sync_run_rebills_no_more_answers_than_calls_it_lost_in_flight() -> No
     assert report.ok, explain(report)
     assert report.findings.rebilled <= report.findings.interrupted_calls
     print(f"re-billed {report.findings.rebilled} of {report.findings.interrupted_calls} interrupted calls")
+    forget(report)
 
 
 @pytest.mark.chaos
@@ -73,3 +75,4 @@ def test_the_checks_fail_when_session_analysis_loses_its_database_claim() -> Non
     assert not report.ok
     assert report.findings.duplicates["analyses"] > 0
     assert any("re-billed" in violation for violation in report.findings.violations), explain(report)
+    forget(report)

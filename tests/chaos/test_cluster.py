@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from pipeline.devtools.chaos import run_chaos
-from tests.chaos.conftest import SMALL, explain
+from tests.chaos.conftest import SMALL, explain, forget
 
 
 @pytest.mark.chaos
@@ -34,3 +34,4 @@ def test_losing_the_leader_of_the_stage_queues_loses_nothing() -> None:
     [broker_fault] = [record for record in report.faults if record.kind == "rabbitmq"]
     assert broker_fault.recovered_after is not None, explain(report)
     assert report.findings.counts["analysed"] == report.findings.good_sessions
+    forget(report)
