@@ -26,6 +26,7 @@ from pipeline.stages.csv_import import fetch_limits, import_company_csv
 from pipeline.stages.import_processing import process_imports, transcript_fetcher_limits
 from pipeline.stages.import_sweep import SWEEP_GRACE, sweep_imports
 from tests.demo_source import Source, add_source_company, running_source
+from tests.sources.httpserver import running_server, trickle_headers
 
 
 class Collector:
@@ -404,6 +405,37 @@ def test_a_slow_server_is_retried_after_a_backoff_and_then_succeeds(
     assert import_id in sent.ids
     assert _import(pg_engine, import_id).derive_status is ProcessingStatus.COMPLETED
     assert _messages(pg_engine, _session_of(pg_engine, import_id).id)
+
+
+@pytest.mark.postgres
+def test_a_transcript_server_trickling_its_headers_fails_that_session_alone(
+    pg_engine: Engine, pg_settings: Settings, chats: Source
+) -> None:
+    # Given a 1-second fetch deadline, and one session of a chunk whose transcript server sends its
+    # headers a byte at a time (each byte well within the read timeout)
+    settings = pg_settings.model_copy(update={"transcript_fetch_timeout": 1000})
+    _, import_ids = _import_csv(pg_engine, settings, chats)
+    trickled, *others = import_ids
+    with running_server() as slow:
+        url = slow.route("/t.txt", trickle_headers(slow))
+        with sessionmaker(pg_engine).begin() as db:
+            db.execute(
+                update(SessionImport).where(SessionImport.id == trickled).values(full_transcript_url=url)
+            )
+
+        # When the chunk is processed
+        with Fetcher(transcript_fetcher_limits(settings)) as fetcher:
+            result = process_imports(pg_engine, settings, import_ids, fetcher=fetcher, hand_over=Collector())
+
+    # Then that session's fetch failed with the deadline as its reason, and waits for a retry
+    stages = _stages(pg_engine, _session_of(pg_engine, trickled).id)
+    assert stages[ProcessingStage.TRANSCRIPT_FETCH].status is ProcessingStatus.FAILED
+    assert stages[ProcessingStage.TRANSCRIPT_FETCH].error_message == "total timeout after 1.0s"
+    assert result.retrying == 1
+    # And every other session of the chunk was stored with its messages
+    assert result.completed == len(others)
+    for import_id in others:
+        assert _messages(pg_engine, _session_of(pg_engine, import_id).id)
 
 
 @pytest.mark.postgres
