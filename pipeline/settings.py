@@ -186,6 +186,8 @@ class Settings(BaseSettings):
     openai_timeout_ms: Milliseconds = 60_000
     openai_max_attempts: PositiveInt = 4
     openai_max_retry_wait_ms: Milliseconds = 60_000
+    # At most 4 bytes a character: 600 stays below the 2,704 bytes the unique index on question.content takes.
+    ai_question_max_chars: Annotated[int, Field(ge=20, le=600)] = 500
     eur_per_usd: Annotated[float, Field(gt=0)] = 0.85
     batch_min_requests: PositiveInt = 10
     batch_max_wait: Seconds = 30 * 60

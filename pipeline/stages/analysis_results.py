@@ -82,7 +82,9 @@ class Answer(NamedTuple):
     request_id: str | None
 
 
-def answer_of(analysis: SessionAnalysis, model: str, request_id: str | None) -> Answer:
+def answer_of(
+    analysis: SessionAnalysis, model: str, request_id: str | None, *, max_question_chars: int
+) -> Answer:
     return Answer(
         analysis.language,
         analysis.sentiment.value,
@@ -90,7 +92,7 @@ def answer_of(analysis: SessionAnalysis, model: str, request_id: str | None) -> 
         analysis.forwarded_hr,
         analysis.category.value,
         analysis.summary,
-        tuple(normalized_questions(analysis)),
+        tuple(normalized_questions(analysis, max_chars=max_question_chars)),
         model,
         request_id,
     )
@@ -323,12 +325,16 @@ def _apply_answers(db: Session, answers: dict[uuid.UUID, Answer], now: datetime)
     return changes
 
 
-def apply_analyses(db: Session, applied: dict[uuid.UUID, Applied], now: datetime) -> list[StageChange]:
+def apply_analyses(
+    db: Session, applied: dict[uuid.UUID, Applied], now: datetime, *, max_question_chars: int
+) -> list[StageChange]:
     """Write validated answers onto their sessions; return the stage changes that complete them."""
     return _apply_answers(
         db,
         {
-            session_id: answer_of(item.analysis, item.model, item.request_id)
+            session_id: answer_of(
+                item.analysis, item.model, item.request_id, max_question_chars=max_question_chars
+            )
             for session_id, item in applied.items()
         },
         now,

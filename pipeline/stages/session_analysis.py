@@ -189,7 +189,7 @@ def _record_jobs(factory: sessionmaker[Session], jobs: Sequence[_Job], settings:
             if reason is not None:
                 changes.append(StageChange(job.session_id, _AI, ProcessingStatus.FAILED, reason))
         bulk_insert(db, _requests, requests)
-        changes += apply_analyses(db, applied, now)
+        changes += apply_analyses(db, applied, now, max_question_chars=settings.ai_question_max_chars)
         apply_stage_changes(db, changes, now)
     return len(applied)
 

@@ -6,6 +6,7 @@ Real PostgreSQL and the OpenAI emulator over HTTP; the emulator's ledger shows w
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 import uuid
@@ -798,15 +799,15 @@ def test_a_chunk_written_set_based_stores_exactly_what_the_row_by_row_path_store
             )
             for session_id in sessions
         }
-        apply_analyses(db, earlier, now - timedelta(minutes=1))
+        apply_analyses(db, earlier, now - timedelta(minutes=1), max_question_chars=500)
 
     # When the same answer is applied to one row by row (the synchronous path) and to the other set-based
     row_by_row, set_based = sessions
     with sessionmaker(pg_engine).begin() as db:
         applied = {row_by_row: Applied(_analysis(row_by_row, questions), "gpt-4o", "req_1")}
-        apply_stage_changes(db, apply_analyses(db, applied, now), now)
+        apply_stage_changes(db, apply_analyses(db, applied, now, max_question_chars=500), now)
     with sessionmaker(pg_engine).begin() as db:
-        answer = answer_of(_analysis(set_based, questions), "gpt-4o", "req_1")
+        answer = answer_of(_analysis(set_based, questions), "gpt-4o", "req_1", max_question_chars=500)
         complete_analyses(db, {set_based: answer}, now)
 
     # Then both sessions hold the same: AI fields, both stage rows and their metadata, the questions
@@ -891,3 +892,110 @@ def test_the_embedded_sqlite_ingests_row_by_row_with_the_same_outcome(
     assert stored
     # Billed: the 3 answers, then the 3 retries (the invalid one too), then the last retry; error lines never
     assert len(emulator.ledger()) == 3 + 3 + 1
+
+
+def _finished_batch_lines(
+    engine: Engine, settings: Settings, client: openai.OpenAI, count: int
+) -> tuple[uuid.UUID, str, list[dict[str, Any]]]:
+    """A submitted batch of ``count`` sessions, run to completion: its id, output file id and output lines."""
+    _queued_sessions(engine, settings, count)
+    [batch_id] = plan_batches(engine, settings)
+    submit_batch(engine, client, batch_id)
+    [batch] = _batches(engine)
+    assert batch.openai_batch_id is not None
+    remote = client.batches.retrieve(batch.openai_batch_id)
+    while remote.status != "completed":
+        time.sleep(0.05)
+        remote = client.batches.retrieve(batch.openai_batch_id)
+    assert remote.output_file_id is not None
+    lines = [json.loads(line) for line in client.files.content(remote.output_file_id).text.splitlines()]
+    return batch_id, remote.output_file_id, lines
+
+
+def _edit_answer(line: dict[str, Any], **fields: Any) -> str:
+    """Change fields of the answer in an output line; return the answer's session id."""
+    message = line["response"]["body"]["choices"][0]["message"]
+    answer = json.loads(message["content"])
+    answer.update(fields)
+    message["content"] = json.dumps(answer)
+    return str(answer["session_id"])
+
+
+def _ingest_lines(
+    engine: Engine, settings: Settings, batch_id: uuid.UUID, output_file_id: str, lines: list[dict[str, Any]]
+) -> batch_ingest.IngestResult:
+    tampered = SimpleNamespace(files=_TamperedFiles([json.dumps(line) for line in lines]))
+    return ingest_batch(
+        engine,
+        settings,
+        cast(openai.OpenAI, tampered),
+        batch_id,
+        remote_status="completed",
+        output_file_id=output_file_id,
+        error_file_id=None,
+    )
+
+
+@pytest.mark.postgres
+def test_a_question_longer_than_the_index_takes_is_cut_and_stored(
+    pg_engine: Engine, batch_settings: Settings, client: openai.OpenAI
+) -> None:
+    # Given a finished batch whose first answer has a question of 2,943 characters (about 3,500 bytes,
+    # more than the unique index on question.content takes)
+    batch_id, output_file_id, lines = _finished_batch_lines(pg_engine, batch_settings, client, 2)
+    letters, pick = "abcdefghijklmnopqrstuvwxyzäöüéèßçñ0123456789 ", random.Random(15).choice
+    long_question = "".join(pick(letters) for _ in range(2_943)) + "?"
+    session_id = _edit_answer(lines[0], questions=[long_question, "When do I get paid?"])
+
+    # When it is ingested
+    result = _ingest_lines(pg_engine, batch_settings, batch_id, output_file_id, lines)
+
+    # Then both answers are applied, the long question cut to AI_QUESTION_MAX_CHARS and marked as cut
+    assert (result.completed, result.failed) == (2, 0)
+    with sessionmaker(pg_engine)() as db:
+        stored = db.scalars(
+            select(Question.content)
+            .join(SessionQuestion, SessionQuestion.question_id == Question.id)
+            .where(SessionQuestion.session_id == uuid.UUID(session_id))
+            .order_by(SessionQuestion.order)
+        ).all()
+    limit = batch_settings.ai_question_max_chars
+    assert stored == [long_question[: limit - 1] + "…", "When do I get paid?"]
+
+
+@pytest.mark.postgres
+def test_a_line_the_database_refuses_fails_alone_and_the_rest_of_its_chunk_lands(
+    pg_engine: Engine, batch_settings: Settings, client: openai.OpenAI
+) -> None:
+    # Given a finished batch of five whose third answer has a NUL in its summary, which PostgreSQL text
+    # cannot hold: the set-based write of the chunk is refused whole
+    batch_id, output_file_id, lines = _finished_batch_lines(pg_engine, batch_settings, client, 5)
+    refused = _edit_answer(lines[2], summary="The user asked \x00 about pay.")
+
+    # When it is ingested
+    result = _ingest_lines(pg_engine, batch_settings, batch_id, output_file_id, lines)
+
+    # Then the four good answers are applied, and the refused line is failed with the database's reason
+    assert (result.completed, result.failed) == (4, 1)
+    assert _ai_statuses(pg_engine) == {ProcessingStatus.COMPLETED: 4, ProcessingStatus.IN_PROGRESS: 1}
+    with sessionmaker(pg_engine)() as db:
+        failed = db.execute(
+            select(AIProcessingRequest.session_id, AIProcessingRequest.error_message).where(
+                AIProcessingRequest.processing_status == AIRequestStatus.PROCESSING_FAILED
+            )
+        ).all()
+        retry = db.scalar(
+            select(AIProcessingRequest.attempts).where(
+                AIProcessingRequest.session_id == uuid.UUID(refused),
+                AIProcessingRequest.processing_status == AIRequestStatus.PENDING_BATCHING,
+            )
+        )
+    [(session_id, reason)] = failed
+    assert str(session_id) == refused
+    assert reason is not None and reason.startswith("the database refused the answer: ")
+    assert "0x00" in reason or "NUL" in reason
+    # And it is taken out of the way: its session asks again in a later batch, and the batch is PROCESSED
+    assert retry == 2
+    [batch] = _batches(pg_engine)
+    assert batch.status is AIBatchRequestStatus.PROCESSED
+    assert (batch.completed_count, batch.failed_count) == (4, 1)
