@@ -165,6 +165,8 @@ class Settings(BaseSettings):
     transcript_fetch_concurrency: PositiveInt = 8
     transcript_fetch_timeout: Milliseconds = 30_000
     transcript_max_bytes: PositiveInt = 5 * 1024 * 1024
+    transcript_max_messages: PositiveInt = 1000
+    import_processing_max_chunk_bytes: PositiveInt = 32 * 1024 * 1024
     session_processing_interval: CronExpression = "*/5 * * * *"
     session_processing_batch_size: PositiveInt = 50
     session_processing_concurrency: PositiveInt = 5

@@ -199,7 +199,8 @@ def _explain(errors: Sequence[ErrorDetails]) -> str:
 
 
 def _describe(error: ErrorDetails) -> str:
-    where = _location(error["loc"])
+    # Clipped: an answer's own keys are arbitrary, and a reason goes into an error column.
+    where = _clip(_location(error["loc"]))
     value = error["input"]
     context = error.get("ctx", {})
     match error["type"]:

@@ -132,6 +132,7 @@ class FetchResponse:
       not_modified(bool): True for 304; the body is then empty.
       etag(str | None): The ETag header, to send back as ``etag`` next time.
       last_modified(str | None): The Last-Modified header, to send back as ``last_modified`` next time.
+      content_length(int | None): The Content-Length header, when there is a valid one (bytes on the wire).
       bytes_read(int): Decoded bytes read so far.
     """
 
@@ -140,6 +141,8 @@ class FetchResponse:
         self.not_modified = response.status_code == httpx.codes.NOT_MODIFIED
         self.etag = response.headers.get("ETag")
         self.last_modified = response.headers.get("Last-Modified")
+        length = response.headers.get("Content-Length", "")
+        self.content_length = int(length) if length.isdigit() else None
         self.bytes_read = 0
         self._response = response
         self._limits = limits

@@ -240,18 +240,18 @@ def _decide(work: _Work, fetched: TranscriptOutcome | None, settings: Settings, 
         work.warnings += fetched.warnings
 
     assert outcome.transcript is not None
-    parsed = parse_transcript(outcome.transcript, work.zone)
+    parsed = parse_transcript(outcome.transcript, work.zone, max_messages=settings.transcript_max_messages)
     outcome.messages = parsed
-    outcome.set(
-        _CREATE,
-        ProcessingStatus.COMPLETED,
-        metadata={
-            "hasTranscript": True,
-            "transcriptLength": len(outcome.transcript),
-            "messages": len(parsed.messages),
-            "warnings": [*work.warnings, *parsed.warnings][:_MAX_WARNINGS],
-        },
-    )
+    metadata: dict[str, Any] = {
+        "hasTranscript": True,
+        "transcriptLength": len(outcome.transcript),
+        "messages": len(parsed.messages),
+        "warnings": [*work.warnings, *parsed.warnings][:_MAX_WARNINGS],
+    }
+    if parsed.truncated:
+        # The whole text stays on the import; only the messages stored (and analysed) stop here.
+        metadata["truncated"] = parsed.truncated
+    outcome.set(_CREATE, ProcessingStatus.COMPLETED, metadata=metadata)
     if parsed.messages:
         # New or changed messages are analysed (again); a re-derived session is re-analysed.
         outcome.set(_AI, ProcessingStatus.PENDING)
@@ -514,7 +514,12 @@ def process_imports(
         requests[work.row.id] = TranscriptRequest(work.row.full_transcript_url, work.username, password)
     fetched = {
         **unreadable,
-        **fetch_transcripts(fetcher, requests, concurrency=settings.transcript_fetch_concurrency),
+        **fetch_transcripts(
+            fetcher,
+            requests,
+            concurrency=settings.transcript_fetch_concurrency,
+            max_chunk_bytes=settings.import_processing_max_chunk_bytes,
+        ),
     }
     outcomes = {work.row.id: _decide(work, fetched.get(work.row.id), settings, now) for work in ready}
 
