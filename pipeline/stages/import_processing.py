@@ -15,6 +15,10 @@ Failures and what follows from them:
   FAILED with a next attempt after a backoff kept in the database; after ``IMPORT_PROCESSING_MAX_ATTEMPTS``
   it is final and the later stages are SKIPPED.
 
+The chunk is written in one transaction. If the database refuses it for the data of one import (a value a
+constraint refuses, say), it is split in halves until that import is alone: the others land, and that one is
+FAILED with ``the database refused the session: <reason>``, not retried by itself.
+
 Each import is completed with a compare-and-set on ``derive_requested_at``: if the company changed the row
 while it was being processed, the row stays PENDING and is derived again.
 """
@@ -38,6 +42,7 @@ from pipeline.db.bulk import bulk_insert, upsert_statement
 from pipeline.db.claims import IMPORT_DERIVATION, claim, lease_for
 from pipeline.db.enums import CompanyStatus, ProcessingStage, ProcessingStatus
 from pipeline.db.models import ChatSession, Company, Message, SessionImport, SessionProcessingStatus
+from pipeline.db.refusals import WRITE_ERRORS, refusal_reason
 from pipeline.db.secrets import PasswordBox
 from pipeline.db.types import utcnow
 from pipeline.errors import is_transient
@@ -467,6 +472,59 @@ _FINISH_IMPORT = (
 )
 
 
+def _write(
+    factory: sessionmaker[Session],
+    ready: list[_Work],
+    failures: list[tuple[SessionImport, _Outcome]],
+    outcomes: dict[uuid.UUID, _Outcome],
+    now: datetime,
+) -> set[uuid.UUID]:
+    """Write the sessions, stage rows and messages and finish the imports in one transaction; return the
+    ids of the imports recorded."""
+    with factory.begin() as db:
+        if ready:
+            new_sessions = _upsert_sessions(db, ready, outcomes, now)
+            _record_stages(db, ready, outcomes, new_sessions, now)
+            _replace_messages(db, ready, outcomes, new_sessions, now)
+        return _finish_imports(db, [*failures, *((work.row, outcomes[work.row.id]) for work in ready)], now)
+
+
+def _write_isolating(
+    factory: sessionmaker[Session],
+    ready: list[_Work],
+    failures: list[tuple[SessionImport, _Outcome]],
+    outcomes: dict[uuid.UUID, _Outcome],
+    now: datetime,
+) -> set[uuid.UUID]:
+    """:func:`_write`, split in halves while the database refuses it, until the refused import is alone.
+
+    That import is then FAILED with the database's reason (not retried by itself: the same row would be
+    refused again) and its outcome replaced, so it is neither counted as completed nor handed on. Anything but
+    a refusal of the data (an outage, a bug) is raised: the actor retries the chunk.
+    """
+    recorded: set[uuid.UUID] = set()
+    parts = [(ready, failures)]
+    while parts:
+        part, part_failures = parts.pop()
+        try:
+            recorded |= _write(factory, part, part_failures, outcomes, now)
+        except WRITE_ERRORS as exc:
+            reason = refusal_reason(exc)
+            if reason is None or not part:
+                raise
+            if len(part) > 1:
+                middle = len(part) // 2
+                parts += [(part[middle:], []), (part[:middle], part_failures)]
+                continue
+            row = part[0].row
+            logger.warning("the database refused the session of import %s: %s", row.id, reason)
+            outcomes[row.id] = _Outcome(
+                ProcessingStatus.FAILED, f"the database refused the session: {reason}"
+            )
+            recorded |= _write(factory, [], [*part_failures, (row, outcomes[row.id])], outcomes, now)
+    return recorded
+
+
 def process_imports(
     engine: Engine,
     settings: Settings,
@@ -522,15 +580,7 @@ def process_imports(
         ),
     }
     outcomes = {work.row.id: _decide(work, fetched.get(work.row.id), settings, now) for work in ready}
-
-    with factory.begin() as db:
-        if ready:
-            new_sessions = _upsert_sessions(db, ready, outcomes, now)
-            _record_stages(db, ready, outcomes, new_sessions, now)
-            _replace_messages(db, ready, outcomes, new_sessions, now)
-        recorded = _finish_imports(
-            db, [*failures, *((work.row, outcomes[work.row.id]) for work in ready)], now
-        )
+    recorded = _write_isolating(factory, ready, failures, outcomes, now)
     analysable = [
         work.session_id
         for work in ready
