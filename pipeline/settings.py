@@ -188,6 +188,8 @@ class Settings(BaseSettings):
     openai_timeout_ms: Milliseconds = 60_000
     openai_max_attempts: PositiveInt = 4
     openai_max_retry_wait_ms: Milliseconds = 60_000
+    # The instructions alone are about 800 estimated tokens.
+    openai_max_prompt_tokens: Annotated[int, Field(ge=2000)] = 16_000
     # At most 4 bytes a character: 600 stays below the 2,704 bytes the unique index on question.content takes.
     ai_question_max_chars: Annotated[int, Field(ge=20, le=600)] = 500
     eur_per_usd: Annotated[float, Field(gt=0)] = 0.85

@@ -16,8 +16,11 @@ from pipeline.analysis.prompt import (
     MAX_TOKENS,
     SYSTEM_PROMPT,
     TEMPERATURE,
+    FittedTranscript,
     PromptMessage,
     build_messages,
+    estimated_tokens,
+    fit_transcript,
     request_body,
 )
 from pipeline.analysis.schema import (
@@ -42,6 +45,7 @@ __all__ = [
     "SYSTEM_PROMPT",
     "TEMPERATURE",
     "Cost",
+    "FittedTranscript",
     "InvalidAnalysis",
     "Price",
     "PromptMessage",
@@ -49,6 +53,8 @@ __all__ = [
     "Usage",
     "build_messages",
     "cost_of",
+    "estimated_tokens",
+    "fit_transcript",
     "normalized_questions",
     "parse_analysis",
     "request_body",

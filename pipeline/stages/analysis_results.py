@@ -49,6 +49,7 @@ __all__ = [
     "apply_analyses",
     "complete_analyses",
     "priced",
+    "record_prompt_truncations",
     "record_usage",
     "usage_values",
     "validated",
@@ -323,6 +324,25 @@ def _apply_answers(db: Session, answers: dict[uuid.UUID, Answer], now: datetime)
             ),
         ]
     return changes
+
+
+_SET_PROMPT_TRUNCATION = (
+    update(_sessions)
+    .where(_sessions.c.id == bindparam("b_id"))
+    .values(prompt_truncation=bindparam("b_truncation"))
+)
+
+
+def record_prompt_truncations(db: Session, truncations: dict[uuid.UUID, str | None]) -> None:
+    """Record on each session what its last prompt left out to fit (``None``: nothing), in one statement."""
+    if truncations:
+        db.execute(
+            _SET_PROMPT_TRUNCATION,
+            [
+                {"b_id": session_id, "b_truncation": truncation}
+                for session_id, truncation in truncations.items()
+            ],
+        )
 
 
 def apply_analyses(

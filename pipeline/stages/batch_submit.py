@@ -24,11 +24,12 @@ import openai
 from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from pipeline.analysis import PromptMessage, request_body
+from pipeline.analysis import PromptMessage, fit_transcript, request_body
 from pipeline.db.enums import AIBatchRequestStatus, AIRequestStatus, CompanyStatus
 from pipeline.db.models import AIBatchRequest, AIProcessingRequest, ChatSession, Company, Message
 from pipeline.db.types import utcnow
 from pipeline.settings import Settings
+from pipeline.stages.analysis_results import record_prompt_truncations
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -173,8 +174,11 @@ def plan_batches(engine: Engine, settings: Settings, *, now: datetime | None = N
     return planned
 
 
-def _write_jsonl(engine: Engine, batch: AIBatchRequest, path: Path) -> int:
-    """Write the batch's requests as JSONL, releasing what does not fit; return the lines written."""
+def _write_jsonl(engine: Engine, batch: AIBatchRequest, path: Path, max_prompt_tokens: int) -> int:
+    """Write the batch's requests as JSONL, releasing what does not fit; return the lines written.
+
+    What each prompt left out to fit ``max_prompt_tokens`` is recorded on its session.
+    """
     factory = sessionmaker(engine)
     with factory() as db:
         requests = db.execute(
@@ -186,6 +190,7 @@ def _write_jsonl(engine: Engine, batch: AIBatchRequest, path: Path) -> int:
             .order_by(AIProcessingRequest.requested_at, AIProcessingRequest.id)
         ).all()
     written, size, overflow = 0, 0, []
+    truncations: dict[uuid.UUID, str | None] = {}
     with path.open("wb") as out:
         for start in range(0, len(requests), _PAGE):
             page = requests[start : start + _PAGE]
@@ -199,13 +204,14 @@ def _write_jsonl(engine: Engine, batch: AIBatchRequest, path: Path) -> int:
                 ):
                     messages[session_id].append(PromptMessage(role, content, timestamp))
             for request_id, session_id in page:
+                transcript = fit_transcript(messages[session_id], max_prompt_tokens=max_prompt_tokens)
                 line = (
                     json.dumps(
                         {
                             "custom_id": str(request_id),
                             "method": "POST",
                             "url": "/v1/chat/completions",
-                            "body": request_body(batch.model, str(session_id), messages[session_id]),
+                            "body": request_body(batch.model, str(session_id), transcript),
                         },
                         separators=(",", ":"),
                     ).encode()
@@ -217,6 +223,9 @@ def _write_jsonl(engine: Engine, batch: AIBatchRequest, path: Path) -> int:
                 out.write(line)
                 size += len(line)
                 written += 1
+                truncations[session_id] = transcript.truncation
+    with factory.begin() as db:
+        record_prompt_truncations(db, truncations)
     if overflow:
         with factory.begin() as db:
             db.execute(
@@ -271,8 +280,13 @@ def _record_remote(engine: Engine, batch_id: uuid.UUID, remote: Any) -> None:
         )
 
 
-def submit_batch(engine: Engine, client: openai.OpenAI, batch_id: uuid.UUID) -> AIBatchRequestStatus | None:
-    """Upload and create one planned batch, adopting what a crashed attempt already made; its new status."""
+def submit_batch(
+    engine: Engine, client: openai.OpenAI, batch_id: uuid.UUID, *, max_prompt_tokens: int
+) -> AIBatchRequestStatus | None:
+    """Upload and create one planned batch, adopting what a crashed attempt already made; its new status.
+
+    Each prompt is fitted to ``max_prompt_tokens`` (``OPENAI_MAX_PROMPT_TOKENS``).
+    """
     if not claim_batch(engine, batch_id, (AIBatchRequestStatus.UPLOADING,), UPLOAD_LEASE):
         # Submitted already, or being submitted by another worker right now.
         return None
@@ -284,7 +298,7 @@ def submit_batch(engine: Engine, client: openai.OpenAI, batch_id: uuid.UUID) -> 
     if file_id is None:
         with tempfile.TemporaryDirectory(prefix="livedash-batch-") as folder:
             path = Path(folder) / name
-            if _write_jsonl(engine, batch, path) == 0:
+            if _write_jsonl(engine, batch, path, max_prompt_tokens) == 0:
                 with sessionmaker(engine).begin() as db:
                     fail_batch(db, batch_id, "no request fitted in the batch file", now=utcnow())
                 return AIBatchRequestStatus.FAILED

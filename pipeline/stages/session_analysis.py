@@ -26,6 +26,7 @@ from pipeline import metrics
 from pipeline.analysis import (
     InvalidAnalysis,
     PromptMessage,
+    fit_transcript,
     request_body,
 )
 from pipeline.analysis.openai_calls import Attempt, CallFailed, Completion, complete_with_retries
@@ -40,7 +41,13 @@ from pipeline.db.types import utcnow
 from pipeline.queues import SESSION_PROCESSING
 from pipeline.settings import Settings
 from pipeline.stages.analysis_claims import claim_analysable
-from pipeline.stages.analysis_results import Applied, answer_values, apply_analyses, validated
+from pipeline.stages.analysis_results import (
+    Applied,
+    answer_values,
+    apply_analyses,
+    record_prompt_truncations,
+    validated,
+)
 from pipeline.stages.stage_status import StageChange, apply_stage_changes
 
 __all__ = ["AnalysisResult", "analyze_sessions"]
@@ -72,6 +79,8 @@ class _Job:
     completion: Completion | None = None
     requested_at: datetime | None = None
     error: str | None = None
+    #: What was left out of the prompt to fit OPENAI_MAX_PROMPT_TOKENS, recorded on the session.
+    prompt_truncation: str | None = None
 
 
 def _claim(
@@ -93,7 +102,9 @@ def _claim(
 def _call(job: _Job, client: openai.OpenAI, settings: Settings) -> None:
     job.requested_at = utcnow()
     try:
-        body = request_body(job.model, str(job.session_id), job.messages)
+        transcript = fit_transcript(job.messages, max_prompt_tokens=settings.openai_max_prompt_tokens)
+        body = request_body(job.model, str(job.session_id), transcript)
+        job.prompt_truncation = transcript.truncation
     except ValueError as exc:
         # Nothing to ask (no messages): fail before paying, without taking the chunk's answers down with it.
         job.error = f"cannot build the prompt: {exc}"
@@ -189,6 +200,7 @@ def _record_jobs(factory: sessionmaker[Session], jobs: Sequence[_Job], settings:
             if reason is not None:
                 changes.append(StageChange(job.session_id, _AI, ProcessingStatus.FAILED, reason))
         bulk_insert(db, _requests, requests)
+        record_prompt_truncations(db, {job.session_id: job.prompt_truncation for job in jobs})
         changes += apply_analyses(db, applied, now, max_question_chars=settings.ai_question_max_chars)
         apply_stage_changes(db, changes, now)
     return len(applied)

@@ -54,6 +54,9 @@ from pipeline.stages.batch_submit import file_name, plan_batches, submit_batch
 from pipeline.stages.stage_status import StageChange, apply_stage_changes
 from tests.factories import make_analysable_session, make_company
 
+#: OPENAI_MAX_PROMPT_TOKENS of the tests: every test transcript fits.
+PROMPT_TOKENS = 16_000
+
 TURNS = [("user", "When is my schedule for next week online?"), ("assistant", "On Friday, in the app.")]
 INSTANT = {"validating_seconds": 0.0, "in_progress_seconds": 0.0, "finalizing_seconds": 0.0}
 
@@ -98,7 +101,7 @@ def _run_batches(engine: Engine, settings: Settings, client: openai.OpenAI, roun
     """Plan, submit and check until nothing is left to do (each round is one submit tick and one check)."""
     for _ in range(rounds):
         for batch_id in plan_batches(engine, settings):
-            submit_batch(engine, client, batch_id)
+            submit_batch(engine, client, batch_id, max_prompt_tokens=PROMPT_TOKENS)
         check_batches(engine, settings, client)
 
 
@@ -132,7 +135,10 @@ def test_the_whole_lifecycle_analyses_every_session_once_at_half_price(
     # When one submit tick runs, then the check tick
     planned = plan_batches(pg_engine, settings)
     for batch_id in planned:
-        assert submit_batch(pg_engine, client, batch_id) is AIBatchRequestStatus.VALIDATING
+        assert (
+            submit_batch(pg_engine, client, batch_id, max_prompt_tokens=PROMPT_TOKENS)
+            is AIBatchRequestStatus.VALIDATING
+        )
     check_batches(pg_engine, settings, client)
 
     # Then the backlog became three batches in that one tick, all processed, with their counts and cost
@@ -244,7 +250,7 @@ def test_a_submission_that_crashes_at_any_step_creates_one_file_and_one_batch(
     with monkeypatch.context() as patched:
         patched.setattr(batch_submit, step[crash_point], crash)
         with pytest.raises(Crash):
-            submit_batch(pg_engine, client, batch_id)
+            submit_batch(pg_engine, client, batch_id, max_prompt_tokens=PROMPT_TOKENS)
 
     # When its lease has run out and the check tick submits it again, then polls it
     with sessionmaker(pg_engine).begin() as db:
@@ -274,7 +280,11 @@ def test_two_workers_submitting_the_same_batch_create_it_once(
     [batch_id] = plan_batches(pg_engine, batch_settings)
     outcomes: list[object] = []
     workers = [
-        threading.Thread(target=lambda: outcomes.append(submit_batch(pg_engine, client, batch_id)))
+        threading.Thread(
+            target=lambda: outcomes.append(
+                submit_batch(pg_engine, client, batch_id, max_prompt_tokens=PROMPT_TOKENS)
+            )
+        )
         for _ in range(2)
     ]
 
@@ -299,7 +309,7 @@ def test_a_batch_that_fails_at_openai_releases_its_requests_with_the_reason(
     _queued_sessions(pg_engine, batch_settings, 3)
     emulator.knobs.batch_outcome = "failed"
     for batch_id in plan_batches(pg_engine, batch_settings):
-        submit_batch(pg_engine, client, batch_id)
+        submit_batch(pg_engine, client, batch_id, max_prompt_tokens=PROMPT_TOKENS)
 
     # When it is checked
     check_batches(pg_engine, batch_settings, client)
@@ -459,7 +469,7 @@ def test_two_check_ticks_at_once_ingest_a_batch_once(
     # Given a submitted batch that OpenAI has finished, and two check ticks running at the same moment
     _queued_sessions(pg_engine, batch_settings, 8)
     for batch_id in plan_batches(pg_engine, batch_settings):
-        submit_batch(pg_engine, client, batch_id)
+        submit_batch(pg_engine, client, batch_id, max_prompt_tokens=PROMPT_TOKENS)
     ticks = [
         threading.Thread(target=check_batches, args=(pg_engine, batch_settings, client)) for _ in range(2)
     ]
@@ -489,7 +499,7 @@ def test_a_polling_error_never_fails_a_batch_locally(
     # Given a submitted batch, and an API that cannot be reached when the check runs
     _queued_sessions(pg_engine, batch_settings, 2)
     for batch_id in plan_batches(pg_engine, batch_settings):
-        submit_batch(pg_engine, client, batch_id)
+        submit_batch(pg_engine, client, batch_id, max_prompt_tokens=PROMPT_TOKENS)
     unreachable = batch_settings.model_copy(update={"openai_base_url": "http://127.0.0.1:1/v1"})
 
     # When the check tick runs
@@ -511,7 +521,7 @@ def test_a_batch_open_too_long_is_cancelled_and_its_requests_come_back(
     emulator.knobs.in_progress_seconds = 3600
     emulator.knobs.partial_fraction = 0.0
     for batch_id in plan_batches(pg_engine, batch_settings):
-        submit_batch(pg_engine, client, batch_id)
+        submit_batch(pg_engine, client, batch_id, max_prompt_tokens=PROMPT_TOKENS)
     with sessionmaker(pg_engine).begin() as db:
         db.execute(update(AIBatchRequest).values(created_at=utcnow() - timedelta(hours=25)))
 
@@ -553,7 +563,7 @@ def test_the_synchronous_fallback_analyses_what_the_batches_could_not(
 
     # When the batch fails
     for batch_id in plan_batches(pg_engine, settings):
-        submit_batch(pg_engine, client, batch_id)
+        submit_batch(pg_engine, client, batch_id, max_prompt_tokens=PROMPT_TOKENS)
     check_batches(pg_engine, settings, client, analyse_sync=analyse_sync)
 
     # Then each session was analysed with one synchronous call instead
@@ -569,7 +579,7 @@ def test_an_answer_for_a_conversation_that_changed_meanwhile_is_not_applied(
     # Given two sessions in a submitted batch
     changed, unchanged = _queued_sessions(pg_engine, batch_settings, 2)
     for batch_id in plan_batches(pg_engine, batch_settings):
-        submit_batch(pg_engine, client, batch_id)
+        submit_batch(pg_engine, client, batch_id, max_prompt_tokens=PROMPT_TOKENS)
 
     # When the first one's CSV row changes: import processing derives it again and it is handed over again
     with sessionmaker(pg_engine).begin() as db:
@@ -667,7 +677,7 @@ def test_a_line_whose_completion_cannot_be_read_is_recorded_unpaid_and_retried(
     # whose token count is not a number
     _queued_sessions(pg_engine, batch_settings, 3)
     [batch_id] = plan_batches(pg_engine, batch_settings)
-    submit_batch(pg_engine, client, batch_id)
+    submit_batch(pg_engine, client, batch_id, max_prompt_tokens=PROMPT_TOKENS)
     [batch] = _batches(pg_engine)
     assert batch.openai_batch_id is not None
     remote = client.batches.retrieve(batch.openai_batch_id)
@@ -900,7 +910,7 @@ def _finished_batch_lines(
     """A submitted batch of ``count`` sessions, run to completion: its id, output file id and output lines."""
     _queued_sessions(engine, settings, count)
     [batch_id] = plan_batches(engine, settings)
-    submit_batch(engine, client, batch_id)
+    submit_batch(engine, client, batch_id, max_prompt_tokens=PROMPT_TOKENS)
     [batch] = _batches(engine)
     assert batch.openai_batch_id is not None
     remote = client.batches.retrieve(batch.openai_batch_id)
@@ -999,3 +1009,24 @@ def test_a_line_the_database_refuses_fails_alone_and_the_rest_of_its_chunk_lands
     [batch] = _batches(pg_engine)
     assert batch.status is AIBatchRequestStatus.PROCESSED
     assert (batch.completed_count, batch.failed_count) == (4, 1)
+
+
+@pytest.mark.postgres
+def test_a_batch_prompt_too_long_is_cut_and_the_cut_recorded_on_the_session(
+    pg_engine: Engine, batch_settings: Settings, client: openai.OpenAI
+) -> None:
+    # Given a session of 3,000 messages queued for a batch
+    with sessionmaker(pg_engine).begin() as db:
+        company = make_company(db)
+        turns = [("user", f"Question {number}: how many vacation days are left?") for number in range(3_000)]
+        session_id = make_analysable_session(db, company, turns).id
+    enqueue_for_batch(pg_engine, batch_settings, [session_id])
+    [batch_id] = plan_batches(pg_engine, batch_settings)
+
+    # When its batch is submitted with a prompt budget of 2,000 tokens
+    submit_batch(pg_engine, client, batch_id, max_prompt_tokens=2_000)
+
+    # Then the session records what its prompt left out
+    with sessionmaker(pg_engine)() as db:
+        truncation = db.get_one(ChatSession, session_id).prompt_truncation
+    assert truncation is not None and truncation.startswith("prompt limited to about 2000 tokens")
