@@ -7,7 +7,6 @@ import logging
 import typer
 
 from pipeline.cli.errors import exit_with_usage_error
-from pipeline.settings import get_settings
 
 
 def health(
@@ -26,8 +25,10 @@ def health(
     from pipeline.health.api import create_app
     from pipeline.health.targets import TargetsError
     from pipeline.logs import configure_logging
+    from pipeline.settings import get_settings, refuse_weak_secrets
 
     settings = get_settings()
+    refuse_weak_secrets(settings)
     configure_logging(settings)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per source read otherwise
     try:

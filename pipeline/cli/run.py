@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import typer
 
-from pipeline.settings import get_settings
-
 
 def run() -> None:
     """Run everything in one supervised process group (the single-process pattern).
@@ -14,7 +12,9 @@ def run() -> None:
     stops every child gracefully. Worker pools take consecutive metrics ports from METRICS_PORT."""
     from pipeline.logs import configure_logging
     from pipeline.runners.supervisor import Supervisor, children_for
+    from pipeline.settings import get_settings, refuse_weak_secrets
 
     settings = get_settings()
+    refuse_weak_secrets(settings)
     configure_logging(settings)
     raise typer.Exit(Supervisor(settings, children_for(settings)).run())

@@ -14,9 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic_core import PydanticCustomError
 
 from pipeline.health.aggregator import HealthAggregator, HealthReport, QueueView, SchedulerHealth
-from pipeline.health.rules import EndpointState
+from pipeline.health.rules import EndpointState, public_reason
+from pipeline.redaction import redact
 from pipeline.scheduling.control import SINGLE_ACTIONS, Action
-from pipeline.scheduling.overview import SchedulerOverview
+from pipeline.scheduling.records import SchedulerRecord, scheduler_record
 from pipeline.settings import Settings
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "HealthFailure",
     "Liveness",
     "Readiness",
+    "RedactedJSONResponse",
     "SchedulerList",
     "failure_response",
     "health_body",
@@ -85,16 +87,6 @@ class QueueState(BaseModel):
     declared: bool | None
 
 
-class RunFigures(BaseModel):
-    """Runs started in the last 24 hours (nulls: database unreadable)."""
-
-    window: Literal["24h"]
-    totalRuns: int | None
-    successfulRuns: int | None
-    failedRuns: int | None
-    averageRunSeconds: float | None
-
-
 class EndpointBody(BaseModel):
     """A metrics endpoint: ``unknown`` when none is configured or the metrics source is unreadable."""
 
@@ -104,27 +96,11 @@ class EndpointBody(BaseModel):
     errors: list[str]
 
 
-class SchedulerEntry(BaseModel):
-    id: str
-    name: str
-    queue: str
-    cron: str
-    timezone: str
+class SchedulerEntry(SchedulerRecord):
+    """The scheduler's record (``livedash schedulers list --json`` prints the same) and its health."""
+
     status: StatusName
     healthy: bool
-    control: Literal["ACTIVE", "PAUSED", "STOPPED"] | None
-    enabled: bool
-    runningNow: bool | None
-    lastRun: datetime | None
-    lastRunStatus: str | None
-    lastSuccess: datetime | None
-    lastError: str | None
-    lastErrorAt: datetime | None
-    lastTick: datetime | None
-    lastTickOutcome: str | None
-    nextRun: datetime | None
-    consecutiveFailures: int | None
-    metrics: RunFigures
     queueStats: QueueState
     lagSeconds: float | None
     metricsEndpoint: EndpointBody
@@ -192,7 +168,9 @@ class Readiness(BaseModel):
 # --- building the bodies -----------------------------------------------------------------------------------
 
 
-def health_body(report: HealthReport) -> HealthBody:
+def health_body(report: HealthReport, *, detailed: bool) -> HealthBody:
+    """The health object; without ``detailed`` (no admin token) each reason is its generic summary: no
+    source error text, URL or stored run error."""
     return HealthBody(
         healthy=report.healthy,
         status="healthy" if report.healthy else "unhealthy",
@@ -205,7 +183,7 @@ def health_body(report: HealthReport) -> HealthBody:
                 status=scheduler.status.value,
                 healthy=scheduler.healthy,
                 lastSuccess=scheduler.last_success,
-                reasons=list(scheduler.reasons),
+                reasons=[reason if detailed else public_reason(reason) for reason in scheduler.reasons],
             )
             for scheduler in report.schedulers
         },
@@ -220,20 +198,6 @@ def _endpoint_body(state: EndpointState | None) -> EndpointBody:
         answered=state.answered,
         total=state.total,
         errors=list(state.failures),
-    )
-
-
-def _run_figures(overview: SchedulerOverview | None) -> RunFigures:
-    if overview is None:
-        return RunFigures(
-            window="24h", totalRuns=None, successfulRuns=None, failedRuns=None, averageRunSeconds=None
-        )
-    return RunFigures(
-        window="24h",
-        totalRuns=overview.recent_runs,
-        successfulRuns=overview.recent_successes,
-        failedRuns=overview.recent_failures,
-        averageRunSeconds=overview.average_run_seconds,
     )
 
 
@@ -252,57 +216,17 @@ def _queue_state(queue: QueueView | None) -> QueueState:
     )
 
 
-#: The entry's fields read from the run history, in the order :func:`_history` gives their values.
-_HISTORY_FIELDS = (
-    "control",
-    "runningNow",
-    "lastRun",
-    "lastRunStatus",
-    "lastError",
-    "lastErrorAt",
-    "lastTick",
-    "lastTickOutcome",
-    "nextRun",
-    "consecutiveFailures",
-)
-
-
-def _history(overview: SchedulerOverview | None) -> dict[str, Any]:
-    """The entry's fields read from the run history; all null when the database could not be read."""
-    if overview is None:
-        return dict.fromkeys(_HISTORY_FIELDS)
-    values = (
-        overview.control if overview.control in ("ACTIVE", "PAUSED", "STOPPED") else None,
-        overview.running_now,
-        overview.last_run_at,
-        overview.last_run_status,
-        overview.last_error,
-        overview.last_error_at,
-        overview.last_tick_at,
-        overview.last_tick_outcome,
-        overview.next_run_at,
-        overview.consecutive_failures,
-    )
-    return dict(zip(_HISTORY_FIELDS, values, strict=True))
-
-
 def _entry(scheduler: SchedulerHealth, settings: Settings) -> SchedulerEntry:
+    record = scheduler_record(scheduler.job, settings, scheduler.overview)
     return SchedulerEntry(
-        id=scheduler.job.id,
-        name=scheduler.job.name,
-        queue=scheduler.job.queue,
-        cron=scheduler.job.cron,
-        timezone=settings.scheduler_timezone,
+        # The last success is the newer of the run history and the worker pools' metrics.
+        **{**dict(record), "lastSuccess": scheduler.last_success},
         status=scheduler.status.value,
         healthy=scheduler.healthy,
-        enabled=settings.scheduler_enabled,
-        lastSuccess=scheduler.last_success,
-        metrics=_run_figures(scheduler.overview),
         queueStats=_queue_state(scheduler.queue),
         lagSeconds=scheduler.lag_seconds,
         metricsEndpoint=_endpoint_body(scheduler.metrics_endpoint),
         reasons=list(scheduler.reasons),
-        **_history(scheduler.overview),
     )
 
 
@@ -315,17 +239,25 @@ def scheduler_list(report: HealthReport, aggregator: HealthAggregator) -> Schedu
     return SchedulerList(
         success=True,
         timestamp=report.timestamp,
-        health=health_body(report),
+        health=health_body(report, detailed=True),
         schedulers=[_entry(scheduler, aggregator.settings) for scheduler in report.schedulers],
         sources=sources,
         components={name: _endpoint_body(state) for name, state in report.components.items()},
     )
 
 
+class RedactedJSONResponse(JSONResponse):
+    """A JSON answer passed through :func:`~pipeline.redaction.redact`: a stored error or a source's
+    message that carries a credential leaves the process masked."""
+
+    def render(self, content: Any) -> bytes:
+        return redact(super().render(content).decode()).encode()
+
+
 def json_response(
     model: BaseModel, status_code: int = 200, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    return JSONResponse(
+    return RedactedJSONResponse(
         model.model_dump(mode="json", exclude_none=isinstance(model, Failure)), status_code, headers
     )
 

@@ -226,9 +226,7 @@ def import_company_csv(
 
     try:
         password = (
-            PasswordBox(settings.secret_key.get_secret_value()).decrypt(encrypted_password)
-            if encrypted_password
-            else None
+            PasswordBox.from_settings(settings).decrypt(encrypted_password) if encrypted_password else None
         )
     except RuntimeError as exc:
         _fail(factory, company_id, fetch_id, str(exc), kind=PermanentCsvImportFailure)

@@ -151,15 +151,16 @@ def transcript_fetcher_limits(settings: Settings) -> FetchLimits:
 
 
 @lru_cache(maxsize=4)
-def _password_box(secret: str) -> PasswordBox:
-    return PasswordBox(secret)
+def _password_box(secret: str, fallbacks: tuple[str, ...]) -> PasswordBox:
+    return PasswordBox(secret, fallbacks)
 
 
 def _password(settings: Settings, encrypted: str | None) -> str | None:
     """The company's Basic-auth password in clear, for one request; raises if it cannot be read."""
     if encrypted is None:
         return None
-    return _password_box(settings.secret_key.get_secret_value()).decrypt(encrypted)
+    fallbacks = tuple(key.get_secret_value() for key in settings.secret_key_fallbacks)
+    return _password_box(settings.secret_key.get_secret_value(), fallbacks).decrypt(encrypted)
 
 
 def _backoff(settings: Settings, attempts: int) -> timedelta:
