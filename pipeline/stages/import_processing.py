@@ -13,7 +13,10 @@ Failures and what follows from them:
   SKIPPED with the reason, and the later stages SKIPPED, so the session never waits for analysis forever;
 * a transcript fetch that may succeed later (timeout, 5xx, connection): TRANSCRIPT_FETCH FAILED, the import
   FAILED with a next attempt after a backoff kept in the database; after ``IMPORT_PROCESSING_MAX_ATTEMPTS``
-  it is final and the later stages are SKIPPED.
+  it is final and the later stages are SKIPPED;
+* a transcript the chunk has no room left for (``IMPORT_PROCESSING_MAX_CHUNK_BYTES``): TRANSCRIPT_FETCH
+  PENDING with the reason, the import due again at once (the next sweep sends it), and the run not counted
+  as an attempt.
 
 The chunk is written in one transaction. If the database refuses it for the data of one import (a value a
 constraint refuses, say), it is split in halves until that import is alone: the others land, and that one is
@@ -34,7 +37,7 @@ from functools import lru_cache
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, Table, Text, bindparam, delete, func, select, update
+from sqlalchemy import Engine, Integer, Table, Text, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline import metrics
@@ -56,6 +59,7 @@ from pipeline.sources.urls import redact_url
 from pipeline.stages.chunks import send_in_chunks
 from pipeline.stages.stage_status import TERMINAL, StageChange, apply_stage_changes, ensure_stage_rows
 from pipeline.stages.transcripts import (
+    ChunkBytesExhausted,
     TranscriptOutcome,
     TranscriptRequest,
     fetch_transcripts,
@@ -123,6 +127,8 @@ class _Outcome:
     transcript: str | None = None
     stages: dict[ProcessingStage, _StageResult] = field(default_factory=dict)
     messages: ParsedTranscript | None = None
+    #: This run does not count as an attempt: the import was deferred, through no fault of its own.
+    refund_attempt: bool = False
 
     def set(
         self,
@@ -218,6 +224,12 @@ def _decide(work: _Work, fetched: TranscriptOutcome | None, settings: Settings, 
         reason = "No transcript URL provided"
         outcome.set(_FETCH, ProcessingStatus.SKIPPED, reason)
         outcome.skip_later_stages(f"no transcript: {reason}")
+        return outcome
+    elif fetched is not None and isinstance(fetched.failure, ChunkBytesExhausted):
+        # Not this transcript's fault: the chunk is full. It is due again at once; this run was no attempt.
+        outcome.set(_FETCH, ProcessingStatus.PENDING, fetched.error)
+        outcome.status, outcome.error = ProcessingStatus.FAILED, f"transcript deferred: {fetched.error}"
+        outcome.retry_at, outcome.refund_attempt = now, True
         return outcome
     elif fetched is not None and fetched.text is None:
         reason = fetched.error or "transcript fetch failed"
@@ -449,6 +461,7 @@ def _finish_imports(
                     "b_error": outcome.error,
                     "b_next": outcome.retry_at,
                     "b_transcript": outcome.transcript,
+                    "b_refund": int(outcome.refund_attempt),
                     "b_now": now,
                 }
                 for row, outcome in unchanged
@@ -465,6 +478,7 @@ _FINISH_IMPORT = (
         derive_error=bindparam("b_error"),
         derive_next_attempt_at=bindparam("b_next"),
         derive_lease_expires_at=None,
+        derive_attempts=_imports.c.derive_attempts - bindparam("b_refund", type_=Integer),
         raw_transcript_content=func.coalesce(
             bindparam("b_transcript", type_=Text), _imports.c.raw_transcript_content
         ),

@@ -12,12 +12,14 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import sessionmaker
 
-from pipeline.db.enums import ProcessingStage
+from pipeline.db.enums import ProcessingStage, ProcessingStatus
 from pipeline.db.models import ChatSession, Company, Message, SessionImport, SessionProcessingStatus
+from pipeline.db.types import utcnow
 from pipeline.devtools.hostile import measure_chunk, serving
 from pipeline.settings import Settings
 from pipeline.sources.http_fetch import Fetcher
 from pipeline.stages.import_processing import process_imports, transcript_fetcher_limits
+from pipeline.stages.import_sweep import SWEEP_GRACE, sweep_imports
 
 #: The memory limit of an import-processing pod (deploy/base/workers.yaml).
 POD_MEMORY_LIMIT_MIB = 1536
@@ -105,3 +107,52 @@ def test_a_chunk_of_the_largest_transcripts_stays_within_the_worker_memory(
     per_chunk = figures.peak_rss_mib - figures.baseline_rss_mib
     per_process = figures.baseline_rss_mib + pg_settings.worker_threads * per_chunk
     assert pg_settings.worker_processes * per_process < POD_MEMORY_LIMIT_MIB, figures
+
+
+@pytest.mark.postgres
+def test_a_transcript_the_chunk_has_no_room_for_is_deferred_without_costing_an_attempt(
+    pg_engine: Engine, pg_settings: Settings
+) -> None:
+    # Given a chunk budget of 1,000 bytes and two ordinary transcripts of about 700 bytes each
+    settings = pg_settings.model_copy(update={"import_processing_max_chunk_bytes": 1_000})
+    with serving() as server, Fetcher(transcript_fetcher_limits(settings)) as fetcher:
+        first, second = (
+            _import_of(pg_engine, server.normal_url(0)),
+            _import_of(pg_engine, server.normal_url(1)),
+        )
+
+        # When they are processed as one chunk
+        result = process_imports(
+            pg_engine, settings, [first, second], fetcher=fetcher, hand_over=lambda _: None
+        )
+
+        # Then one is stored and the other deferred: due again at once, its attempt given back, its
+        # TRANSCRIPT_FETCH waiting with the reason
+        assert (result.completed, result.retrying) == (1, 1)
+        with sessionmaker(pg_engine)() as db:
+            rows = {row.id: row for row in db.scalars(select(SessionImport))}
+        [deferred] = [row for row in rows.values() if row.derive_next_attempt_at is not None]
+        assert deferred.derive_attempts == 0
+        assert deferred.derive_next_attempt_at is not None and deferred.derive_next_attempt_at <= utcnow()
+        assert deferred.derive_error == (
+            "transcript deferred: import chunk fetched more than 1000 bytes of transcripts: "
+            "fetched again later"
+        )
+        with sessionmaker(pg_engine)() as db:
+            fetch = db.scalars(
+                select(SessionProcessingStatus)
+                .join(ChatSession, ChatSession.id == SessionProcessingStatus.session_id)
+                .where(
+                    ChatSession.import_id == deferred.id,
+                    SessionProcessingStatus.stage == ProcessingStage.TRANSCRIPT_FETCH,
+                )
+            ).one()
+        assert fetch.status is ProcessingStatus.PENDING and "1000 bytes" in (fetch.error_message or "")
+
+        # When the sweep sends it again, in a chunk of its own
+        sent: list[uuid.UUID] = []
+        sweep_imports(pg_engine, settings, sent.extend, now=utcnow() + SWEEP_GRACE)
+        again = process_imports(pg_engine, settings, sent, fetcher=fetcher, hand_over=lambda _: None)
+
+    # Then it is stored
+    assert sent == [deferred.id] and again.completed == 1
