@@ -1005,17 +1005,42 @@ def test_a_question_longer_than_the_index_takes_is_cut_and_stored(
     assert stored == [long_question[: limit - 1] + "…", "When do I get paid?"]
 
 
+@contextmanager
+def _summary_refused(engine: Engine, summary: str) -> Iterator[None]:
+    """A check constraint on ``session.summary`` that refuses ``summary``, for the duration of the block."""
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "ALTER TABLE session ADD CONSTRAINT test_refused_summary "
+            f"CHECK (summary IS NULL OR summary <> '{summary}') NOT VALID"
+        )
+    try:
+        yield
+    finally:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("ALTER TABLE session DROP CONSTRAINT test_refused_summary")
+
+
 @pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("summary", "refused_by"),
+    [
+        # PostgreSQL text cannot hold a NUL: the driver refuses the COPY of the chunk's answers.
+        ("The user asked \x00 about pay.", "NUL"),
+        # A constraint of the server refuses the chunk's UPDATE of the sessions.
+        ("This summary is refused by the database.", "test_refused_summary"),
+    ],
+)
 def test_a_line_the_database_refuses_fails_alone_and_the_rest_of_its_chunk_lands(
-    pg_engine: Engine, batch_settings: Settings, client: openai.OpenAI
+    pg_engine: Engine, batch_settings: Settings, client: openai.OpenAI, summary: str, refused_by: str
 ) -> None:
-    # Given a finished batch of five whose third answer has a NUL in its summary, which PostgreSQL text
-    # cannot hold: the set-based write of the chunk is refused whole
+    # Given a finished batch of five whose third answer has a summary the database refuses: the set-based
+    # write of the chunk is refused whole
     batch_id, output_file_id, lines = _finished_batch_lines(pg_engine, batch_settings, client, 5)
-    refused = _edit_answer(lines[2], summary="The user asked \x00 about pay.")
+    refused = _edit_answer(lines[2], summary=summary)
 
     # When it is ingested
-    result = _ingest_lines(pg_engine, batch_settings, batch_id, output_file_id, lines)
+    with _summary_refused(pg_engine, "This summary is refused by the database."):
+        result = _ingest_lines(pg_engine, batch_settings, batch_id, output_file_id, lines)
 
     # Then the four good answers are applied, and the refused line is failed with the database's reason
     assert (result.completed, result.failed) == (4, 1)
@@ -1035,7 +1060,7 @@ def test_a_line_the_database_refuses_fails_alone_and_the_rest_of_its_chunk_lands
     [(session_id, reason)] = failed
     assert str(session_id) == refused
     assert reason is not None and reason.startswith("the database refused the answer: ")
-    assert "0x00" in reason or "NUL" in reason
+    assert refused_by in reason
     # And it is taken out of the way: its session asks again in a later batch, and the batch is PROCESSED
     assert retry == 2
     [batch] = _batches(pg_engine)
