@@ -251,6 +251,9 @@ class Settings(BaseSettings):
                 )
         if self.actor_min_backoff_ms > self.actor_max_backoff_ms:
             raise ValueError("ACTOR_MIN_BACKOFF_MS must not exceed ACTOR_MAX_BACKOFF_MS")
+        if self.transcript_max_bytes > self.import_processing_max_chunk_bytes:
+            # A transcript larger than a chunk may hold would be deferred from every chunk, forever.
+            raise ValueError("TRANSCRIPT_MAX_BYTES must not exceed IMPORT_PROCESSING_MAX_CHUNK_BYTES")
         return self
 
     @property
