@@ -133,6 +133,7 @@ class FetchResponse:
       etag(str | None): The ETag header, to send back as ``etag`` next time.
       last_modified(str | None): The Last-Modified header, to send back as ``last_modified`` next time.
       content_length(int | None): The Content-Length header, when there is a valid one (bytes on the wire).
+      content_type(str | None): The Content-Type header, for the caller's check of what the body is.
       bytes_read(int): Decoded bytes read so far.
     """
 
@@ -143,6 +144,7 @@ class FetchResponse:
         self.last_modified = response.headers.get("Last-Modified")
         length = response.headers.get("Content-Length", "")
         self.content_length = int(length) if length.isdigit() else None
+        self.content_type = response.headers.get("Content-Type")
         self.bytes_read = 0
         self._response = response
         self._limits = limits
