@@ -15,7 +15,7 @@ from sqlalchemy import exc as sa_exc
 __all__ = ["MAX_REASON_CHARS", "WRITE_ERRORS", "refusal_reason"]
 
 #: Longest database message kept in a reason; the first line says what was refused.
-MAX_REASON_CHARS = 200
+MAX_REASON_CHARS = 300
 
 #: What a write may raise: SQLAlchemy's errors, and the driver's under a raw ``COPY``.
 WRITE_ERRORS = (sa_exc.DBAPIError, psycopg.Error)
@@ -46,5 +46,8 @@ def refusal_reason(error: BaseException) -> str | None:
         refused = True
     if not refused:
         return None
-    first_line = (str(driver_error).strip().splitlines() or [type(driver_error).__name__])[0]
-    return first_line[:MAX_REASON_CHARS]
+    # The primary message only: PostgreSQL's DETAIL repeats the whole failing row, values included.
+    diagnostics = getattr(driver_error, "diag", None)
+    primary = getattr(diagnostics, "message_primary", None)
+    first_line = primary or (str(driver_error).strip().splitlines() or [type(driver_error).__name__])[0]
+    return str(first_line)[:MAX_REASON_CHARS]
