@@ -267,6 +267,8 @@ class ChatSession(Base):
     forwarded_hr: Mapped[bool | None] = mapped_column(Boolean)
     category: Mapped[SessionCategory | None] = mapped_column(enum_column(SessionCategory, "session_category"))
     summary: Mapped[str | None] = mapped_column(Text)
+    #: What the last analysis prompt left out to fit OPENAI_MAX_PROMPT_TOKENS; NULL when it sent everything.
+    prompt_truncation: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
 

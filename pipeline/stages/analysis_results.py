@@ -51,6 +51,7 @@ __all__ = [
     "apply_analyses",
     "complete_analyses",
     "priced",
+    "record_prompt_truncations",
     "record_usage",
     "usage_values",
     "validated",
@@ -84,7 +85,9 @@ class Answer(NamedTuple):
     request_id: str | None
 
 
-def answer_of(analysis: SessionAnalysis, model: str, request_id: str | None) -> Answer:
+def answer_of(
+    analysis: SessionAnalysis, model: str, request_id: str | None, *, max_question_chars: int
+) -> Answer:
     return Answer(
         analysis.language,
         analysis.sentiment.value,
@@ -92,7 +95,7 @@ def answer_of(analysis: SessionAnalysis, model: str, request_id: str | None) -> 
         analysis.forwarded_hr,
         analysis.category.value,
         analysis.summary,
-        tuple(normalized_questions(analysis)),
+        tuple(normalized_questions(analysis, max_chars=max_question_chars)),
         model,
         request_id,
     )
@@ -354,12 +357,35 @@ def _apply_answers(db: Session, answers: dict[uuid.UUID, Answer], now: datetime)
     return changes
 
 
-def apply_analyses(db: Session, applied: dict[uuid.UUID, Applied], now: datetime) -> list[StageChange]:
+_SET_PROMPT_TRUNCATION = (
+    update(_sessions)
+    .where(_sessions.c.id == bindparam("b_id"))
+    .values(prompt_truncation=bindparam("b_truncation"))
+)
+
+
+def record_prompt_truncations(db: Session, truncations: dict[uuid.UUID, str | None]) -> None:
+    """Record on each session what its last prompt left out to fit (``None``: nothing), in one statement."""
+    if truncations:
+        db.execute(
+            _SET_PROMPT_TRUNCATION,
+            [
+                {"b_id": session_id, "b_truncation": truncation}
+                for session_id, truncation in truncations.items()
+            ],
+        )
+
+
+def apply_analyses(
+    db: Session, applied: dict[uuid.UUID, Applied], now: datetime, *, max_question_chars: int
+) -> list[StageChange]:
     """Write validated answers onto their sessions; return the stage changes that complete them."""
     return _apply_answers(
         db,
         {
-            session_id: answer_of(item.analysis, item.model, item.request_id)
+            session_id: answer_of(
+                item.analysis, item.model, item.request_id, max_question_chars=max_question_chars
+            )
             for session_id, item in applied.items()
         },
         now,

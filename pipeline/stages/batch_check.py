@@ -179,7 +179,7 @@ def _check_one(
     """Poll one batch and act on its state: ingest, release, cancel, or resubmit one never created."""
     try:
         if batch.openai_batch_id is None:
-            if submit_batch(engine, client, batch.id) is not None:
+            if submit_batch(engine, client, batch.id, max_prompt_tokens=settings.openai_max_prompt_tokens):
                 result.resubmitted += 1
             return
         remote = client.batches.retrieve(batch.openai_batch_id)

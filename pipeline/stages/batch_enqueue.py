@@ -21,7 +21,13 @@ from sqlalchemy import Engine, Table, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline import metrics
-from pipeline.analysis import PromptMessage, analysis_key, estimate_prompt_tokens, request_body
+from pipeline.analysis import (
+    PromptMessage,
+    analysis_key,
+    estimate_prompt_tokens,
+    fit_transcript,
+    request_body,
+)
 from pipeline.db.bulk import upsert_statement
 from pipeline.db.enums import AIRequestStatus, ProcessingStage
 from pipeline.db.models import AIProcessingRequest, Message, SessionProcessingStatus
@@ -72,8 +78,14 @@ def pending_request(
     }
 
 
-def _described(db: Session, claimed: list[ClaimedSession]) -> dict[uuid.UUID, tuple[str, int]]:
-    """The analysis key and estimated prompt tokens of each claimed session that has something to ask."""
+def _described(
+    db: Session, claimed: list[ClaimedSession], max_prompt_tokens: int
+) -> dict[uuid.UUID, tuple[str, int]]:
+    """The analysis key and estimated prompt tokens of each claimed session that has something to ask.
+
+    The body is the one its batch line will carry (the transcript fitted to ``max_prompt_tokens``), so the key
+    is the same as the synchronous path's for the same content.
+    """
     messages: dict[uuid.UUID, list[PromptMessage]] = {item.session_id: [] for item in claimed}
     for session_id, role, content, timestamp in db.execute(
         select(Message.session_id, Message.role, Message.content, Message.timestamp)
@@ -84,7 +96,8 @@ def _described(db: Session, claimed: list[ClaimedSession]) -> dict[uuid.UUID, tu
     described: dict[uuid.UUID, tuple[str, int]] = {}
     for item in claimed:
         try:
-            body = request_body(item.model, str(item.session_id), messages[item.session_id])
+            transcript = fit_transcript(messages[item.session_id], max_prompt_tokens=max_prompt_tokens)
+            body = request_body(item.model, str(item.session_id), transcript)
         except ValueError:
             # Nothing to ask: its batch line fails with the reason, as before.
             continue
@@ -102,7 +115,7 @@ def enqueue_for_batch(engine: Engine, settings: Settings, session_ids: Sequence[
         claimed = claim_analysable(db, settings, session_ids, now=now, lease=timedelta(minutes=5))
         if not claimed:
             return 0
-        described = _described(db, claimed)
+        described = _described(db, claimed, settings.openai_max_prompt_tokens)
         reused = reusable_answers(db, {session_id: key for session_id, (key, _) in described.items()})
         complete_analyses(db, reused, now)
         claimed = [item for item in claimed if item.session_id not in reused]

@@ -12,7 +12,10 @@ by what its answer cost, or released if it was not billed (``pipeline/stages/bud
 
 Each chunk is one transaction of a fixed number of statements: on PostgreSQL its request rows, answers and
 questions are copied into temporary tables and applied with one ``UPDATE ... FROM`` (or ``INSERT ...
-SELECT``) per table; the embedded SQLite gets the same writes row by row. A line read and checked is kept
+SELECT``) per table; the embedded SQLite gets the same writes row by row. A chunk the database refuses for
+its data (:mod:`pipeline.db.refusals`) is split in halves until the refused line is alone; that line is
+recorded as a failed line with the database's reason (its session asks again in a later batch) and the
+others land, so a batch is never stuck on one line. A line read and checked is kept
 as plain values, not as the pydantic models it was checked with: thousands of those alive at once cost
 more in garbage collection than the validation itself.
 """
@@ -40,6 +43,7 @@ from pipeline.analysis import InvalidAnalysis
 from pipeline.db.bulk import bulk_insert, bulk_update, is_postgresql
 from pipeline.db.enums import AIBatchRequestStatus, AIRequestStatus, ProcessingStage, ProcessingStatus
 from pipeline.db.models import AIBatchRequest, AIProcessingRequest, ChatSession, SessionProcessingStatus
+from pipeline.db.refusals import WRITE_ERRORS, refusal_reason
 from pipeline.db.types import utcnow
 from pipeline.settings import Settings
 from pipeline.stages.analysis_results import (
@@ -297,7 +301,7 @@ class _Line(NamedTuple):
     outcome: Answer | str
 
 
-def _read(request: OpenRequest, line: dict[str, Any]) -> _Line:
+def _read(request: OpenRequest, line: dict[str, Any], max_question_chars: int) -> _Line:
     """Check one line of an output or error file: all that needs no database."""
     response = line.get("response") or {}
     if response.get("status_code") != 200 or line.get("error"):
@@ -311,7 +315,10 @@ def _read(request: OpenRequest, line: dict[str, Any]) -> _Line:
         analysis = validated(completion, request.session_id)
     except InvalidAnalysis as exc:
         return _Line(request, usage, f"invalid answer: {exc.reason}")
-    return _Line(request, usage, answer_of(analysis, request.model, response.get("request_id")))
+    answer = answer_of(
+        analysis, request.model, response.get("request_id"), max_question_chars=max_question_chars
+    )
+    return _Line(request, usage, answer)
 
 
 def _apply_chunk(
@@ -373,10 +380,12 @@ def _apply_chunk(
         _request_afresh(
             db, [r for r in superseded if current[r.session_id][0] is ProcessingStatus.IN_PROGRESS], now
         )
-        apply_stage_changes(db, release_requests(db, failed, settings, now, result), now)
+        released = IngestResult()
+        apply_stage_changes(db, release_requests(db, failed, settings, now, released), now)
         # Last, so that the companies' month rows are locked only for the end of the transaction.
         settle(db, [item for item in settlements if item is not None])
-    # Counted once committed: a chunk that rolls back is ingested again later, and counted then.
+    # Counted once committed: a chunk that rolls back is ingested again later (or in parts), and counted then.
+    result.fallback += released.fallback
     for model_name, billed_usage in usage.items():
         record_usage(
             model_name,
@@ -394,8 +403,39 @@ def _apply_chunk(
     result.failed += len(failed)
 
 
+def _apply_isolating(
+    factory: sessionmaker[Session],
+    lines: list[_Line],
+    settings: Settings,
+    result: IngestResult,
+    prices: PriceCache,
+) -> None:
+    """Apply ``lines``; a part the database refuses is split in halves until the refused line is alone.
+
+    The refused line is then applied as a failed line with the database's reason, its usage still recorded.
+    Anything but a refusal of the data (an outage, a bug) is raised: the actor retries the batch.
+    """
+    parts = [lines]
+    while parts:
+        part = parts.pop()
+        try:
+            _apply_chunk(factory, part, settings, result, prices)
+        except WRITE_ERRORS as exc:
+            reason = refusal_reason(exc)
+            if reason is None:
+                raise
+            if len(part) > 1:
+                middle = len(part) // 2
+                parts += [part[middle:], part[:middle]]
+                continue
+            request, usage, _ = part[0]
+            logger.warning("the database refused the answer of request %s: %s", request.id, reason)
+            refused = _Line(request, usage, f"the database refused the answer: {reason}")
+            _apply_chunk(factory, [refused], settings, result, prices)
+
+
 def _chunks(
-    client: openai.OpenAI, file_ids: list[str], waiting: dict[str, OpenRequest]
+    client: openai.OpenAI, file_ids: list[str], waiting: dict[str, OpenRequest], settings: Settings
 ) -> Iterator[list[_Line]]:
     """The lines of the files that answer a waiting request (taken out of ``waiting``), read and checked."""
     chunk: list[_Line] = []
@@ -404,7 +444,7 @@ def _chunks(
             request = waiting.pop(str(line.get("custom_id")), None)
             if request is None:
                 continue
-            chunk.append(_read(request, line))
+            chunk.append(_read(request, line, settings.ai_question_max_chars))
             if len(chunk) == CHUNK_LINES:
                 yield chunk
                 chunk = []
@@ -453,8 +493,8 @@ def ingest_batch(
     with factory() as db:
         waiting = {str(request.id): request for request in open_requests(db, batch_id)}
     file_ids = [file_id for file_id in (output_file_id, error_file_id) if file_id is not None]
-    for chunk in _chunks(client, file_ids, waiting):
-        _apply_chunk(factory, chunk, settings, result, prices)
+    for chunk in _chunks(client, file_ids, waiting, settings):
+        _apply_isolating(factory, chunk, settings, result, prices)
     now = utcnow()
     with factory.begin() as db:
         if waiting:

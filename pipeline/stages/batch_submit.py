@@ -29,7 +29,7 @@ import openai
 from sqlalchemy import Engine, Table, bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from pipeline.analysis import MAX_TOKENS, PromptMessage, request_body, worst_case_eur
+from pipeline.analysis import MAX_TOKENS, PromptMessage, fit_transcript, request_body, worst_case_eur
 from pipeline.db.enums import AIBatchRequestStatus, AIRequestStatus, CompanyStatus
 from pipeline.db.models import (
     OPEN_BATCH_PREDICATE,
@@ -42,6 +42,7 @@ from pipeline.db.models import (
 from pipeline.db.types import utcnow
 from pipeline.settings import Settings
 from pipeline.stages.ai_models import price_at
+from pipeline.stages.analysis_results import record_prompt_truncations
 from pipeline.stages.budgets import BUDGET_REACHED, Settlement, budget_of, month_of, reserve, settle
 
 __all__ = [
@@ -295,8 +296,11 @@ def plan_batches(engine: Engine, settings: Settings, *, now: datetime | None = N
     return planned
 
 
-def _write_jsonl(engine: Engine, batch: AIBatchRequest, path: Path) -> int:
-    """Write the batch's requests as JSONL, releasing what does not fit; return the lines written."""
+def _write_jsonl(engine: Engine, batch: AIBatchRequest, path: Path, max_prompt_tokens: int) -> int:
+    """Write the batch's requests as JSONL, releasing what does not fit; return the lines written.
+
+    What each prompt left out to fit ``max_prompt_tokens`` is recorded on its session.
+    """
     factory = sessionmaker(engine)
     with factory() as db:
         requests = db.execute(
@@ -308,6 +312,7 @@ def _write_jsonl(engine: Engine, batch: AIBatchRequest, path: Path) -> int:
             .order_by(AIProcessingRequest.requested_at, AIProcessingRequest.id)
         ).all()
     written, size, overflow = 0, 0, []
+    truncations: dict[uuid.UUID, str | None] = {}
     with path.open("wb") as out:
         for start in range(0, len(requests), _PAGE):
             page = requests[start : start + _PAGE]
@@ -321,13 +326,14 @@ def _write_jsonl(engine: Engine, batch: AIBatchRequest, path: Path) -> int:
                 ):
                     messages[session_id].append(PromptMessage(role, content, timestamp))
             for request_id, session_id in page:
+                transcript = fit_transcript(messages[session_id], max_prompt_tokens=max_prompt_tokens)
                 line = (
                     json.dumps(
                         {
                             "custom_id": str(request_id),
                             "method": "POST",
                             "url": "/v1/chat/completions",
-                            "body": request_body(batch.model, str(session_id), messages[session_id]),
+                            "body": request_body(batch.model, str(session_id), transcript),
                         },
                         separators=(",", ":"),
                     ).encode()
@@ -339,6 +345,9 @@ def _write_jsonl(engine: Engine, batch: AIBatchRequest, path: Path) -> int:
                 out.write(line)
                 size += len(line)
                 written += 1
+                truncations[session_id] = transcript.truncation
+    with factory.begin() as db:
+        record_prompt_truncations(db, truncations)
     if overflow:
         with factory.begin() as db:
             _release_overflow(db, batch.id, overflow, written)
@@ -426,18 +435,21 @@ def _record_remote(engine: Engine, batch_id: uuid.UUID, remote: Any) -> None:
         )
 
 
-def submit_batch(engine: Engine, client: openai.OpenAI, batch_id: uuid.UUID) -> AIBatchRequestStatus | None:
+def submit_batch(
+    engine: Engine, client: openai.OpenAI, batch_id: uuid.UUID, *, max_prompt_tokens: int
+) -> AIBatchRequestStatus | None:
     """Upload and create one planned batch, adopting what a crashed attempt already made; its new status.
 
-    A submission that fails with an exception hands its lease back before the error goes up, so the actor's
-    retry (seconds later) submits at once instead of standing back until the lease runs out; only a worker
-    that dies outright leaves the lease for the check to find.
+    Each prompt is fitted to ``max_prompt_tokens`` (``OPENAI_MAX_PROMPT_TOKENS``). A submission that fails
+    with an exception hands its lease back before the error goes up, so the actor's retry (seconds later)
+    submits at once instead of standing back until the lease runs out; only a worker that dies outright
+    leaves the lease for the check to find.
     """
     if not claim_batch(engine, batch_id, (AIBatchRequestStatus.UPLOADING,), UPLOAD_LEASE):
         # Submitted already, or being submitted by another worker right now.
         return None
     try:
-        return _submit_claimed(engine, client, batch_id)
+        return _submit_claimed(engine, client, batch_id, max_prompt_tokens)
     except Exception:
         _release_lease(engine, batch_id)
         raise
@@ -452,7 +464,9 @@ def _release_lease(engine: Engine, batch_id: uuid.UUID) -> None:
         )
 
 
-def _submit_claimed(engine: Engine, client: openai.OpenAI, batch_id: uuid.UUID) -> AIBatchRequestStatus:
+def _submit_claimed(
+    engine: Engine, client: openai.OpenAI, batch_id: uuid.UUID, max_prompt_tokens: int
+) -> AIBatchRequestStatus:
     with sessionmaker(engine, expire_on_commit=False)() as db:
         batch = db.get(AIBatchRequest, batch_id)
     assert batch is not None
@@ -461,7 +475,7 @@ def _submit_claimed(engine: Engine, client: openai.OpenAI, batch_id: uuid.UUID) 
     if file_id is None:
         with tempfile.TemporaryDirectory(prefix="livedash-batch-") as folder:
             path = Path(folder) / name
-            if _write_jsonl(engine, batch, path) == 0:
+            if _write_jsonl(engine, batch, path, max_prompt_tokens) == 0:
                 with sessionmaker(engine).begin() as db:
                     fail_batch(db, batch_id, "no request fitted in the batch file", now=utcnow())
                 return AIBatchRequestStatus.FAILED

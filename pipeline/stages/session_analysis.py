@@ -36,6 +36,7 @@ from pipeline.analysis import (
     PromptMessage,
     analysis_key,
     estimate_prompt_tokens,
+    fit_transcript,
     request_body,
     worst_case_eur,
 )
@@ -60,6 +61,7 @@ from pipeline.stages.analysis_results import (
     answer_values,
     apply_analyses,
     complete_analyses,
+    record_prompt_truncations,
     validated,
 )
 from pipeline.stages.analysis_reuse import reusable_answers
@@ -104,6 +106,8 @@ class _Job:
     estimated_prompt_tokens: int = 0
     reserved: Decimal = Decimal(0)
     month: date | None = None
+    #: What was left out of the prompt to fit OPENAI_MAX_PROMPT_TOKENS, recorded on the session.
+    prompt_truncation: str | None = None
 
 
 @dataclass
@@ -115,10 +119,13 @@ class _Claimed:
     waiting: int = 0
 
 
-def _describe(job: _Job) -> None:
-    """Build the job's request body, key and estimate; a session that cannot be asked keeps ``body`` None."""
+def _describe(job: _Job, max_prompt_tokens: int) -> None:
+    """Build the job's request body (its transcript fitted to ``max_prompt_tokens``), key and estimate; a
+    session that cannot be asked keeps ``body`` None."""
     try:
-        job.body = request_body(job.model, str(job.session_id), job.messages)
+        transcript = fit_transcript(job.messages, max_prompt_tokens=max_prompt_tokens)
+        job.body = request_body(job.model, str(job.session_id), transcript)
+        job.prompt_truncation = transcript.truncation
     except ValueError as exc:
         # Nothing to ask (no messages): fail before paying, without taking the chunk's answers down with it.
         job.error = f"cannot build the prompt: {exc}"
@@ -199,7 +206,7 @@ def _claim(
             jobs[message.session_id].messages.append(PromptMessage.from_row(message))
         live = [job for job in jobs.values() if job.claims <= _MAX_CLAIMS]
         for job in live:
-            _describe(job)
+            _describe(job, settings.openai_max_prompt_tokens)
         reused = _reuse(db, live, now)
         waiting = _reserve(
             db, settings, [j for j in live if j.body is not None and j.session_id not in reused], now
@@ -311,7 +318,14 @@ def _record_jobs(factory: sessionmaker[Session], jobs: Sequence[_Job], settings:
                     row.update(error_message=reason, processing_status=AIRequestStatus.PROCESSING_FAILED)
                 else:
                     applied[job.session_id] = Applied(analysis, job.model, job.completion.request_id)
-                    row.update(success=True, answer=answer_json(answer_of(analysis, job.model, None)))
+                    row.update(
+                        success=True,
+                        answer=answer_json(
+                            answer_of(
+                                analysis, job.model, None, max_question_chars=settings.ai_question_max_chars
+                            )
+                        ),
+                    )
                 requests.append(row)
                 cost = to_eur(row["total_cost_eur"])
             if job.month is not None:
@@ -319,7 +333,8 @@ def _record_jobs(factory: sessionmaker[Session], jobs: Sequence[_Job], settings:
             if reason is not None:
                 changes.append(StageChange(job.session_id, _AI, ProcessingStatus.FAILED, reason))
         bulk_insert(db, _requests, requests)
-        changes += apply_analyses(db, applied, now)
+        record_prompt_truncations(db, {job.session_id: job.prompt_truncation for job in jobs})
+        changes += apply_analyses(db, applied, now, max_question_chars=settings.ai_question_max_chars)
         apply_stage_changes(db, changes, now)
         settle(db, settlements)
     metrics.AI_ANALYSES.labels("sync").inc(len(applied))

@@ -16,6 +16,7 @@ from pipeline.analysis import (
     analysis_key,
     cost_of,
     estimate_prompt_tokens,
+    fit_transcript,
     request_body,
     worst_case_eur,
 )
@@ -28,7 +29,8 @@ SESSION = "0f6c3c1e-7d1b-4c55-9f49-2f1f5f7a8b21"
 
 
 def _body(*contents: str, model: str = "gpt-4o") -> dict[str, Any]:
-    return request_body(model, SESSION, [PromptMessage("user", content, AT) for content in contents])
+    messages = [PromptMessage("user", content, AT) for content in contents]
+    return request_body(model, SESSION, fit_transcript(messages, max_prompt_tokens=16_000))
 
 
 @pytest.mark.parametrize("content", ["Hoi!", "x" * 10_000, "Üben, ünd Grüße " * 200])

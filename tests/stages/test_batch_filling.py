@@ -71,7 +71,7 @@ def _estimate(engine: Engine) -> int:
 def _submit(engine: Engine, settings: Settings, client: openai.OpenAI) -> list[uuid.UUID]:
     planned = plan_batches(engine, settings)
     for batch_id in planned:
-        submit_batch(engine, client, batch_id)
+        submit_batch(engine, client, batch_id, max_prompt_tokens=16_000)
     check_batches(engine, settings, client)
     return planned
 

@@ -21,7 +21,14 @@ from prometheus_client import REGISTRY
 from sqlalchemy import Engine, create_engine, func, select, update
 from sqlalchemy.orm import sessionmaker
 
-from pipeline.analysis import MAX_TOKENS, Price, estimate_prompt_tokens, request_body, worst_case_eur
+from pipeline.analysis import (
+    MAX_TOKENS,
+    Price,
+    estimate_prompt_tokens,
+    fit_transcript,
+    request_body,
+    worst_case_eur,
+)
 from pipeline.analysis.openai_calls import openai_client
 from pipeline.analysis.prompt import PromptMessage
 from pipeline.db.enums import AIRequestStatus, ProcessingStage, ProcessingStatus
@@ -80,7 +87,8 @@ def _worst_case(session_id: uuid.UUID, settings: Settings, *, batch: bool) -> De
         PromptMessage(role, content, START + timedelta(seconds=10 * order))
         for order, (role, content) in enumerate(TURNS)
     ]
-    tokens = estimate_prompt_tokens(request_body("gpt-4o", str(session_id), messages))
+    transcript = fit_transcript(messages, max_prompt_tokens=settings.openai_max_prompt_tokens)
+    tokens = estimate_prompt_tokens(request_body("gpt-4o", str(session_id), transcript))
     return worst_case_eur(tokens, MAX_TOKENS, GPT_4O, batch=batch, eur_per_usd=settings.eur_per_usd)
 
 
@@ -269,7 +277,7 @@ def test_batch_requests_over_budget_stay_pending_and_the_reservation_is_settled_
 
     # When a submit tick and a check tick run
     for batch_id in plan_batches(pg_engine, ai_settings):
-        submit_batch(pg_engine, client, batch_id)
+        submit_batch(pg_engine, client, batch_id, max_prompt_tokens=16_000)
     check_batches(pg_engine, ai_settings, client)
 
     # Then three were billed, their reservations replaced by their cost; two wait with "budget reached"
@@ -358,7 +366,7 @@ def test_the_batch_path_reuses_an_unchanged_analysis_without_queueing_it(
     _, session_ids = _company_with_sessions(pg_engine, 2, None)
     assert enqueue_for_batch(pg_engine, ai_settings, session_ids) == 2
     for batch_id in plan_batches(pg_engine, ai_settings):
-        submit_batch(pg_engine, client, batch_id)
+        submit_batch(pg_engine, client, batch_id, max_prompt_tokens=16_000)
     check_batches(pg_engine, ai_settings, client)
     assert len(emulator.ledger()) == 2
 
@@ -384,7 +392,7 @@ def test_batch_requests_waiting_at_the_budget_go_on_after_a_raise_or_in_the_next
         set_budget(db, company_id, _room_for(1, session_ids[0], ai_settings, batch=True))
     enqueue_for_batch(pg_engine, ai_settings, session_ids)
     for batch_id in plan_batches(pg_engine, ai_settings):
-        submit_batch(pg_engine, client, batch_id)
+        submit_batch(pg_engine, client, batch_id, max_prompt_tokens=16_000)
     check_batches(pg_engine, ai_settings, client)
     assert len(emulator.ledger()) == 1
 
@@ -400,7 +408,7 @@ def test_batch_requests_waiting_at_the_budget_go_on_after_a_raise_or_in_the_next
             )
     planned = plan_batches(pg_engine, ai_settings)
     for batch_id in planned:
-        submit_batch(pg_engine, client, batch_id)
+        submit_batch(pg_engine, client, batch_id, max_prompt_tokens=16_000)
     check_batches(pg_engine, ai_settings, client)
 
     # Then, without anything else done, the waiting requests went into a new batch as far as the budget now

@@ -8,7 +8,7 @@
   estimated tokens against the enqueued-token limit.
 
 Revision ID: 0011
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-07
 """
 
@@ -19,7 +19,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0011"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
