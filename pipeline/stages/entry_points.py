@@ -158,7 +158,8 @@ def _analyse_now(runtime: StageRuntime, session_ids: list[uuid.UUID]) -> Report:
     )
     return Report(
         result.completed,
-        f"sessions: {result.claimed} claimed, {result.completed} analysed, {result.failed} failed",
+        f"sessions: {result.claimed} claimed, {result.completed} analysed, {result.failed} failed, "
+        f"{result.retrying} to retry",
     )
 
 

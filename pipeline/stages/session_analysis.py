@@ -12,11 +12,22 @@ Before anything is sent, in the claim's transaction: a session whose content was
 reserve their worst-case cost against their company's monthly budget (``pipeline/stages/budgets.py``). One
 that does not fit goes back to PENDING with the status ``budget reached`` and is taken again by the sweep,
 which sends it once the budget has room (a new month, a raise). Recording an answer settles its reservation.
+
+What was paid is kept: each call is recorded in its own short transaction as soon as it returns (its request
+rows, its analysis, its budget settlement), in the thread that made it, before that thread makes another
+call. A worker killed or a database stopped mid-chunk re-bills only the calls that were in flight. When the
+database does not answer, the write is tried again with backoff for up to ``_RECORD_PATIENCE``.
+
+A call that keeps failing for a reason that may pass (timeouts, 5xx, 429, connection errors) does not fail
+its session: the session goes back to PENDING with the reason, its lease released, and the sweep sends it
+again later. Each such round counts as a claim; at ``_MAX_CLAIMS`` claims it is FAILED. Only a permanent
+failure (another 4xx, an answer still invalid) fails it at once.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import Executor
@@ -49,7 +60,9 @@ from pipeline.db.models import (
     Message,
     SessionProcessingStatus,
 )
+from pipeline.db.refusals import WRITE_ERRORS, refusal_reason
 from pipeline.db.types import utcnow
+from pipeline.errors import is_transient
 from pipeline.queues import SESSION_PROCESSING
 from pipeline.settings import Settings
 from pipeline.stages.ai_models import price_at
@@ -75,19 +88,28 @@ logger = logging.getLogger(__name__)
 STAGE = SESSION_PROCESSING
 _requests = cast(Table, AIProcessingRequest.__table__)
 _AI, _QUESTIONS = ProcessingStage.AI_ANALYSIS, ProcessingStage.QUESTION_EXTRACTION
-#: Claims of one session's analysis (each a worker that took it and died) before it is FAILED for good.
+#: Claims of one session's analysis (a worker that took it and died, or a round of calls that failed for a
+#: reason that may pass) before it is FAILED for good.
 _MAX_CLAIMS = 5
+#: How long the answer of a call is tried to be written while the database does not answer, and the backoff
+#: between tries: an answer paid for is worth waiting for. Under the claim's lease grace (2 min), so that the
+#: write is given up before another worker may take the session over and pay again.
+_RECORD_PATIENCE_SECONDS = 90.0
+_RECORD_BACKOFF_SECONDS = 0.5
+_RECORD_MAX_BACKOFF_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
 class AnalysisResult:
-    """``completed`` counts the answers applied, ``reused`` included; ``waiting`` the budget holds back."""
+    """``completed`` counts the answers applied, ``reused`` included; ``waiting`` the budget holds back;
+    ``retrying`` the sessions sent back to PENDING after a failure that may pass (not in ``failed``)."""
 
     claimed: int
     completed: int
     failed: int
     reused: int = 0
     waiting: int = 0
+    retrying: int = 0
 
 
 @dataclass
@@ -101,6 +123,8 @@ class _Job:
     completion: Completion | None = None
     requested_at: datetime | None = None
     error: str | None = None
+    #: Whether ``error`` may pass if the session is tried again later.
+    transient: bool = False
     body: dict[str, Any] | None = None
     key: str | None = None
     estimated_prompt_tokens: int = 0
@@ -229,6 +253,7 @@ def _call(job: _Job, client: openai.OpenAI, settings: Settings) -> None:
         )
     except CallFailed as exc:
         job.error = exc.reason
+        job.transient = is_transient(exc)
     except Exception as exc:
         # An unexpected error in one call must not lose the answers the other calls of the chunk paid for.
         logger.exception("chat completion for session %s failed unexpectedly", job.session_id)
@@ -279,7 +304,8 @@ def _record_jobs(factory: sessionmaker[Session], jobs: Sequence[_Job], settings:
     """Record the calls and outcomes of ``jobs`` in one transaction; return how many were applied.
 
     A validated answer replaces the session's AI fields and questions and completes both AI stages; applying
-    it again replaces, never duplicates. Anything else fails AI_ANALYSIS with the reason.
+    it again replaces, never duplicates. A call that failed for a reason that may pass sends the session
+    back to PENDING while it has claims left; anything else fails AI_ANALYSIS with the reason.
     """
     now = utcnow()
     requests: list[dict[str, Any]] = []
@@ -330,7 +356,11 @@ def _record_jobs(factory: sessionmaker[Session], jobs: Sequence[_Job], settings:
                 cost = to_eur(row["total_cost_eur"])
             if job.month is not None:
                 settlements.append(Settlement(job.company_id, job.month, job.reserved, cost))
-            if reason is not None:
+            if _retries_later(job):
+                _retry_later(db, job, now)
+            elif reason is not None:
+                if job.transient:
+                    reason = f"{reason} (gave up after {job.claims} claims)"
                 changes.append(StageChange(job.session_id, _AI, ProcessingStatus.FAILED, reason))
         bulk_insert(db, _requests, requests)
         record_prompt_truncations(db, {job.session_id: job.prompt_truncation for job in jobs})
@@ -341,20 +371,65 @@ def _record_jobs(factory: sessionmaker[Session], jobs: Sequence[_Job], settings:
     return len(applied)
 
 
-def _record(factory: sessionmaker[Session], jobs: Sequence[_Job], settings: Settings) -> int:
-    """Record a chunk in one transaction; failing that, session by session, so a bad row stops only itself."""
-    try:
-        return _record_jobs(factory, jobs, settings)
-    except Exception:
-        logger.exception("recording %d analyses together failed; recording them one by one", len(jobs))
-    recorded = 0
-    for job in jobs:
+def _retries_later(job: _Job) -> bool:
+    """Whether the job's session goes back to PENDING: no answer, for a reason that may pass, claims left."""
+    return job.completion is None and job.transient and job.claims < _MAX_CLAIMS
+
+
+def _retry_later(db: Session, job: _Job, now: datetime) -> None:
+    """Send the job's analysis back to PENDING with the reason, its lease released and its claim counted."""
+    db.execute(
+        update(SessionProcessingStatus)
+        .where(SessionProcessingStatus.stage == _AI, SessionProcessingStatus.session_id == job.session_id)
+        .values(
+            status=ProcessingStatus.PENDING,
+            started_at=None,
+            error_message=f"will retry: {job.error}",
+            lease_expires_at=None,
+            leased_by=None,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _database_failed(error: Exception) -> bool:
+    """A write that failed because of the database (unreachable, restarting), not because of the data."""
+    return isinstance(error, WRITE_ERRORS) and refusal_reason(error) is None
+
+
+def _record(factory: sessionmaker[Session], job: _Job, settings: Settings) -> bool:
+    """Record one job's calls and outcome in its own transaction; return whether its answer was applied.
+
+    While the database does not answer, try again with backoff for up to ``_RECORD_PATIENCE_SECONDS``: the
+    answer was paid for. Anything else, or past that, is logged and the job left to its lease, which runs
+    out and lets the sweep take the session again.
+    """
+    deadline = time.monotonic() + _RECORD_PATIENCE_SECONDS
+    backoff = _RECORD_BACKOFF_SECONDS
+    while True:
         try:
-            recorded += _record_jobs(factory, [job], settings)
-        except Exception:
-            # Its lease runs out and the sweep takes it again.
-            logger.exception("could not record the analysis of session %s", job.session_id)
-    return recorded
+            return _record_jobs(factory, [job], settings) == 1
+        except Exception as exc:
+            if not _database_failed(exc) or time.monotonic() + backoff > deadline:
+                logger.exception("could not record the analysis of session %s", job.session_id)
+                return False
+            logger.warning(
+                "recording the analysis of session %s failed (%s); trying again in %.1f s",
+                job.session_id,
+                type(exc).__name__,
+                backoff,
+            )
+        time.sleep(backoff)
+        backoff = min(backoff * 2, _RECORD_MAX_BACKOFF_SECONDS)
+
+
+def _call_and_record(
+    factory: sessionmaker[Session], job: _Job, client: openai.OpenAI, settings: Settings
+) -> bool:
+    """Call for the job, then record what came of it before this thread calls again."""
+    _call(job, client, settings)
+    return _record(factory, job, settings)
 
 
 def analyze_sessions(
@@ -392,11 +467,19 @@ def analyze_sessions(
                 utcnow(),
             )
     callable_jobs = [job for job in jobs if job.claims <= _MAX_CLAIMS]
-    list(calls.map(lambda job: _call(job, client, settings), callable_jobs))
-    completed = _record(factory, callable_jobs, settings)
-    failed = len(jobs) - completed
+    applied = list(calls.map(lambda job: _call_and_record(factory, job, client, settings), callable_jobs))
+    completed = sum(applied)
+    retrying = sum(
+        1 for job, done in zip(callable_jobs, applied, strict=True) if not done and _retries_later(job)
+    )
+    failed = len(jobs) - completed - retrying
     metrics.STAGE_ITEMS.labels(STAGE, "completed").inc(completed + claimed.reused)
     metrics.STAGE_ITEMS.labels(STAGE, "failed").inc(failed)
     return AnalysisResult(
-        len(jobs) + claimed.reused, completed + claimed.reused, failed, claimed.reused, claimed.waiting
+        len(jobs) + claimed.reused,
+        completed + claimed.reused,
+        failed,
+        claimed.reused,
+        claimed.waiting,
+        retrying,
     )

@@ -225,9 +225,11 @@ def test_racing_workers_never_overspend_and_the_rest_waits_with_budget_reached(
         results = list(pool.map(worker, [session_ids[i : i + 3] for i in range(0, 12, 3)]))
 
     # Then at most the budget was billed, in the pipeline's ledger and at the emulator, and nothing is held
+    # (more than 5 may go through: each answer settles at once, freeing what its worst case held beyond its
+    # cost for a worker that reserves later)
     completed = sum(result.completed for result in results)
     waiting = sum(result.waiting for result in results)
-    assert completed + waiting == 12 and 1 <= completed <= 5
+    assert completed + waiting == 12 and completed >= 1
     assert _ledger_cost(engine, session_ids) <= budget
     assert len(emulator.ledger()) == completed
     spend = _spend(engine, company_id)

@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
+import psycopg
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import Engine, func, select, update
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy import Engine, Table, func, select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.analysis import PromptMessage, build_messages, fit_transcript
 from pipeline.analysis.openai_calls import openai_client
+from pipeline.db.bulk import bulk_insert
 from pipeline.db.enums import AIRequestStatus, ProcessingStage, ProcessingStatus
 from pipeline.db.models import (
     AIModel,
@@ -23,6 +27,7 @@ from pipeline.db.models import (
     ChatSession,
     Company,
     CompanyAIModel,
+    CompanyAISpend,
     Message,
     Question,
     SessionProcessingStatus,
@@ -31,9 +36,15 @@ from pipeline.db.models import (
 from pipeline.db.types import utcnow
 from pipeline.devtools.openai_emulator import AnswerFault, Knobs, OpenAIEmulator, analyse_conversation
 from pipeline.settings import Settings
+from pipeline.stages import session_analysis
+from pipeline.stages.budgets import to_eur
 from pipeline.stages.session_analysis import AnalysisResult, analyze_sessions
 from pipeline.stages.session_sweep import SWEEP_GRACE, sweep_sessions
 from tests.factories import make_analysable_session, make_company
+
+T = TypeVar("T")
+#: Claims of a session's analysis before it is given up (the stage's ``_MAX_CLAIMS``).
+MAX_CLAIMS = 5
 
 CHATS = [
     [
@@ -244,7 +255,7 @@ def test_rate_limits_are_retried_after_retry_after_and_every_attempt_is_recorded
 
 
 @pytest.mark.postgres
-def test_server_errors_stop_at_the_attempt_cap(
+def test_server_errors_past_the_attempt_cap_send_the_session_back_until_the_claim_cap(
     pg_engine: Engine, ai_settings: Settings, emulator: OpenAIEmulator
 ) -> None:
     # Given an API that always fails with 500
@@ -254,13 +265,143 @@ def test_server_errors_stop_at_the_attempt_cap(
     # When the session is analysed with 3 attempts allowed
     result = _analyse(pg_engine, ai_settings, [session_id])
 
-    # Then it is FAILED after exactly 3 calls, each recorded, and nothing was billed
-    assert result.failed == 1
+    # Then after exactly 3 calls, each recorded, it is back to PENDING with the reason, not FAILED
     analysis = _stage(pg_engine, session_id, ProcessingStage.AI_ANALYSIS)
-    assert analysis.status is ProcessingStatus.FAILED
+    assert analysis.status is ProcessingStatus.PENDING
+    assert (result.failed, result.retrying) == (0, 1)
+    assert analysis.lease_expires_at is None and analysis.leased_by is None
+    assert "will retry: HTTP 500" in (analysis.error_message or "")
     assert "gave up after 3 attempts" in (analysis.error_message or "")
     assert [request.attempts for request in _requests(pg_engine, session_id)] == [1, 2, 3]
     assert emulator.ledger() == []
+
+    # When it keeps failing on every claim up to the claim cap
+    for _ in range(MAX_CLAIMS - 1):
+        result = _analyse(pg_engine, ai_settings, [session_id])
+
+    # Then the last claim fails it for good, with the API's reason, and nothing was billed
+    assert (result.failed, result.retrying) == (1, 0)
+    analysis = _stage(pg_engine, session_id, ProcessingStage.AI_ANALYSIS)
+    assert analysis.status is ProcessingStatus.FAILED
+    assert f"gave up after {MAX_CLAIMS} claims" in (analysis.error_message or "")
+    assert "HTTP 500" in (analysis.error_message or "")
+    assert len(_requests(pg_engine, session_id)) == 3 * MAX_CLAIMS
+    assert emulator.ledger() == []
+
+
+@pytest.mark.postgres
+def test_an_outage_longer_than_the_retries_fails_nothing_and_the_sweep_analyses_after_it(
+    pg_engine: Engine, ai_settings: Settings, emulator: OpenAIEmulator
+) -> None:
+    # Given three sessions and an API down (every request 500) for longer than the call's attempts
+    session_ids = _sessions(pg_engine)
+    emulator.knobs.outage = "server_error"
+
+    # When they are analysed during the outage
+    result = _analyse(pg_engine, ai_settings, session_ids)
+
+    # Then none is FAILED: all are PENDING again, unleased, nothing billed and nothing left reserved
+    for session_id in session_ids:
+        analysis = _stage(pg_engine, session_id, ProcessingStage.AI_ANALYSIS)
+        assert analysis.status is ProcessingStatus.PENDING and analysis.leased_by is None
+    assert (result.completed, result.failed, result.retrying) == (0, 0, 3)
+    assert emulator.ledger() == []
+    with sessionmaker(pg_engine)() as db:
+        assert db.scalar(select(func.sum(CompanyAISpend.reserved_eur))) == 0
+
+    # When the API is back and the sweep sends what waits
+    emulator.knobs.outage = None
+    sent: list[uuid.UUID] = []
+    sweep_sessions(pg_engine, ai_settings, sent.extend, now=utcnow() + SWEEP_GRACE)
+    assert sorted(sent) == sorted(session_ids)
+    result = _analyse(pg_engine, ai_settings, sent)
+
+    # Then every session is analysed, each billed once
+    assert (result.completed, result.failed) == (3, 0)
+    for session_id in session_ids:
+        assert _stage(pg_engine, session_id, ProcessingStage.AI_ANALYSIS).status is ProcessingStatus.COMPLETED
+    assert sorted(entry.session_id or "" for entry in emulator.ledger()) == sorted(map(str, session_ids))
+
+
+class _Crash(BaseException):
+    """The worker dying: nothing of the pipeline catches it."""
+
+
+class _CrashingCalls(ThreadPoolExecutor):
+    """A call pool whose process dies when asked for its call number ``calls + 1``."""
+
+    def __init__(self, calls: int) -> None:
+        super().__init__(max_workers=4)
+        self._left = calls
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        if self._left == 0:
+            raise _Crash
+        self._left -= 1
+        return super().submit(fn, *args, **kwargs)
+
+
+@pytest.mark.postgres
+def test_a_worker_dying_mid_chunk_keeps_the_answers_it_paid_for_and_a_rerun_bills_only_the_rest(
+    pg_engine: Engine, ai_settings: Settings, emulator: OpenAIEmulator
+) -> None:
+    # Given three sessions, and a worker that dies after two of the chunk's calls were made
+    session_ids = _sessions(pg_engine)
+    with openai_client(ai_settings) as client, _CrashingCalls(2) as calls, pytest.raises(_Crash):
+        analyze_sessions(pg_engine, ai_settings, session_ids, client=client, calls=calls)
+
+    # Then the two answers paid for are stored, applied and settled in the budget
+    assert len(emulator.ledger()) == 2
+    answered = [
+        s
+        for s in session_ids
+        if _stage(pg_engine, s, ProcessingStage.AI_ANALYSIS).status is ProcessingStatus.COMPLETED
+    ]
+    assert len(answered) == 2
+    assert all(len(_requests(pg_engine, session_id)) == 1 for session_id in answered)
+
+    # When the third one's lease runs out and the chunk is delivered again
+    with sessionmaker(pg_engine).begin() as db:
+        db.execute(
+            update(SessionProcessingStatus)
+            .where(SessionProcessingStatus.status == ProcessingStatus.IN_PROGRESS)
+            .values(lease_expires_at=utcnow())
+        )
+    result = _analyse(pg_engine, ai_settings, session_ids)
+
+    # Then only the rest is called: each session billed exactly once, and the spend is what was billed
+    assert (result.claimed, result.completed) == (1, 1)
+    assert sorted(entry.session_id or "" for entry in emulator.ledger()) == sorted(map(str, session_ids))
+    with sessionmaker(pg_engine)() as db:
+        costs = db.scalar(select(func.sum(AIProcessingRequest.total_cost_eur)))
+        assert costs is not None and costs > 0
+        assert db.scalar(select(func.sum(CompanyAISpend.spent_eur))) == to_eur(costs)
+
+
+@pytest.mark.postgres
+def test_an_answer_arriving_while_the_database_fails_is_written_once_it_answers(
+    pg_engine: Engine, ai_settings: Settings, emulator: OpenAIEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a session, and a database that fails the first two writes of its answer as if it were down
+    [session_id] = _sessions(pg_engine, CHATS[:1])
+    failures = iter([True, True])
+
+    def bulk_insert_while_down(db: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        if next(failures, False):
+            raise OperationalError("COPY", {}, psycopg.OperationalError("connection refused"))
+        bulk_insert(db, table, rows)
+
+    monkeypatch.setattr(session_analysis, "bulk_insert", bulk_insert_while_down)
+    monkeypatch.setattr(session_analysis, "_RECORD_BACKOFF_SECONDS", 0.01, raising=False)
+
+    # When it is analysed
+    result = _analyse(pg_engine, ai_settings, [session_id])
+
+    # Then the answer paid for is stored and applied once the database answers, billed once
+    assert result.completed == 1
+    assert _stage(pg_engine, session_id, ProcessingStage.AI_ANALYSIS).status is ProcessingStatus.COMPLETED
+    assert [request.success for request in _requests(pg_engine, session_id)] == [True]
+    assert len(emulator.ledger()) == 1
 
 
 @pytest.mark.postgres
