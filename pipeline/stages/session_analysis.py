@@ -38,6 +38,7 @@ from typing import Any, cast
 
 import openai
 from sqlalchemy import Engine, Table, select, update
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline import metrics
@@ -394,7 +395,10 @@ def _retry_later(db: Session, job: _Job, now: datetime) -> None:
 
 
 def _database_failed(error: Exception) -> bool:
-    """A write that failed because of the database (unreachable, restarting), not because of the data."""
+    """A write that failed because of the database (unreachable, restarting, no connection free in the
+    pool in time), not because of the data."""
+    if isinstance(error, sa_exc.TimeoutError):
+        return True
     return isinstance(error, WRITE_ERRORS) and refusal_reason(error) is None
 
 
