@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from pipeline import metrics
 from pipeline.errors import PipelineError
+from pipeline.sources.credentials import Credentials
 from pipeline.sources.http_fetch import Fetcher, FetchError, FetchLimits
 from pipeline.sources.transcript_format import decode_transcript
 
@@ -24,9 +25,11 @@ Key = TypeVar("Key")
 
 @dataclass(frozen=True, slots=True)
 class TranscriptRequest:
+    """A transcript URL with the company's scoped credentials and private-network rule (``None``: default)."""
+
     url: str
-    username: str | None
-    password: str | None
+    credentials: Credentials | None = None
+    allow_private: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +58,9 @@ def transcript_limits(*, timeout_ms: int, max_bytes: int, allow_private: bool) -
 def _fetch_one(fetcher: Fetcher, request: TranscriptRequest) -> TranscriptOutcome:
     started = time.monotonic()
     try:
-        with fetcher.stream(request.url, username=request.username, password=request.password) as response:
+        with fetcher.stream(
+            request.url, credentials=request.credentials, allow_private=request.allow_private
+        ) as response:
             data = b"".join(response.iter_bytes())
     except FetchError as exc:
         return TranscriptOutcome(None, exc.reason, failure=exc)

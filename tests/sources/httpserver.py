@@ -1,4 +1,4 @@
-"""A real HTTP/1.1 server on 127.0.0.1, run in a thread, answering each path with a handler from the test."""
+"""A real HTTP/1.1 server on a loopback address, run in a thread, answering each path with a handler."""
 
 from __future__ import annotations
 
@@ -34,8 +34,9 @@ class LocalServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _RequestHandler)
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__((host, port), _RequestHandler)
+        self.host = host
         self.routes: dict[str, Handler] = {}
         self.requests: list[SeenRequest] = []
         self.stopping = threading.Event()
@@ -44,8 +45,8 @@ class LocalServer(ThreadingHTTPServer):
     def port(self) -> int:
         return int(self.server_address[1])
 
-    def url(self, path: str, host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.port}{path}"
+    def url(self, path: str, host: str | None = None) -> str:
+        return f"http://{host or self.host}:{self.port}{path}"
 
     def route(self, path: str, handler: Handler) -> str:
         """Answer ``path`` with ``handler``; returns the path's URL."""
@@ -92,8 +93,9 @@ def respond(
 
 
 @contextmanager
-def running_server() -> Iterator[LocalServer]:
-    server = LocalServer()
+def running_server(host: str = "127.0.0.1", port: int = 0) -> Iterator[LocalServer]:
+    """A server on ``host`` (any address of 127.0.0.0/8) and ``port`` (0: an ephemeral one)."""
+    server = LocalServer(host, port)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
