@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -34,9 +35,13 @@ class LocalServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None) -> None:
         super().__init__((host, port), _RequestHandler)
         self.host = host
+        self.scheme = "http" if tls is None else "https"
+        if tls is not None:
+            # The handshake runs in the handler's thread, on its first read.
+            self.socket = tls.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
         self.routes: dict[str, Handler] = {}
         self.requests: list[SeenRequest] = []
         self.stopping = threading.Event()
@@ -46,7 +51,7 @@ class LocalServer(ThreadingHTTPServer):
         return int(self.server_address[1])
 
     def url(self, path: str, host: str | None = None) -> str:
-        return f"http://{host or self.host}:{self.port}{path}"
+        return f"{self.scheme}://{host or self.host}:{self.port}{path}"
 
     def route(self, path: str, handler: Handler) -> str:
         """Answer ``path`` with ``handler``; returns the path's URL."""
@@ -93,9 +98,11 @@ def respond(
 
 
 @contextmanager
-def running_server(host: str = "127.0.0.1", port: int = 0) -> Iterator[LocalServer]:
-    """A server on ``host`` (any address of 127.0.0.0/8) and ``port`` (0: an ephemeral one)."""
-    server = LocalServer(host, port)
+def running_server(
+    host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None
+) -> Iterator[LocalServer]:
+    """A server on ``host`` (any address of 127.0.0.0/8) and ``port`` (0: an ephemeral one), TLS if given."""
+    server = LocalServer(host, port, tls)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
