@@ -35,7 +35,6 @@ __all__ = [
     "RefusedHost",
     "RefusedUrl",
     "Resolver",
-    "check_url",
     "checked_addresses",
     "redact_url",
     "refused_kind",
@@ -131,25 +130,6 @@ def validate_url_syntax(url: str) -> str:
     url = url.strip()
     _parse(url)
     return url
-
-
-def check_url(url: str, *, allow_private: bool, resolve: Resolver = resolve_host) -> None:
-    """Refuse ``url`` unless it is http(s) with a host whose every address passes :func:`refused_kind`.
-
-    Raises:
-      RefusedUrl: When the URL is malformed, not http/https, has no host, cannot be resolved, or any of the
-        addresses its host resolves to is refused.
-    """
-    parsed = _parse(url)
-    try:
-        checked_addresses(
-            parsed.raw_host.decode("ascii"),
-            parsed.port or _DEFAULT_PORTS[parsed.scheme],
-            allow_private=allow_private,
-            resolve=resolve,
-        )
-    except RefusedHost as exc:
-        raise RefusedUrl(url, exc.reason) from exc
 
 
 def checked_addresses(

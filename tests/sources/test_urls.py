@@ -5,9 +5,30 @@ import pickle
 import socket
 from collections.abc import Callable
 
+import httpx
 import pytest
 
-from pipeline.sources.urls import RefusedUrl, check_url, redact_url, validate_url_syntax
+from pipeline.sources.urls import (
+    RefusedHost,
+    RefusedUrl,
+    Resolver,
+    checked_addresses,
+    redact_url,
+    resolve_host,
+    validate_url_syntax,
+)
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def check_url(url: str, *, allow_private: bool, resolve: Resolver = resolve_host) -> None:
+    """The fetcher's checks of a URL: its syntax, then (as its transport does) every address of its host."""
+    parsed = httpx.URL(validate_url_syntax(url))
+    host, port = parsed.raw_host.decode("ascii"), parsed.port or DEFAULT_PORTS[parsed.scheme]
+    try:
+        checked_addresses(host, port, allow_private=allow_private, resolve=resolve)
+    except RefusedHost as exc:
+        raise RefusedUrl(url, exc.reason) from exc
 
 
 def resolving_to(*addresses: str) -> Callable[[str, int], list[str]]:
