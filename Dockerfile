@@ -4,8 +4,12 @@
 #   docker build -t livedash-pipeline:local .
 #   docker run --rm livedash-pipeline:local worker --list
 #
-# Dependencies come from the pinned versions in pyproject.toml (`pip install .`), built in a throw-away stage so
-# that the runtime image holds the virtual environment and nothing else.
+# Dependencies come from requirements.lock (every distribution pinned with its hashes, `make lock`), installed
+# with --require-hashes in a throw-away stage, then the project itself without dependencies, so that the
+# runtime image holds the virtual environment and nothing else.
+#
+# The base image is pinned by tag, not digest: pin it by digest in your build (PYTHON_IMAGE=python:3.11-slim@
+# sha256:...) from the registry you pull from (docs/security.md).
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
@@ -15,9 +19,10 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /src
 RUN python -m venv /opt/livedash
 # pyproject.toml names README.md as the package's readme, so it is part of the build input.
-COPY pyproject.toml README.md ./
+COPY requirements.lock pyproject.toml README.md ./
+RUN /opt/livedash/bin/pip install --require-hashes -r requirements.lock
 COPY pipeline ./pipeline
-RUN /opt/livedash/bin/pip install . \
+RUN /opt/livedash/bin/pip install --no-deps . \
     && /opt/livedash/bin/livedash --help >/dev/null
 
 FROM ${PYTHON_IMAGE}

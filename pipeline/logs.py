@@ -2,15 +2,15 @@
 
 Each record carries what is known about the work in hand: the scheduler or stage, the company, session or
 batch, and the Dramatiq message id (:func:`log_context` binds them; the broker's :class:`LogContext`
-middleware binds the message's). Credentials never reach the output: URL passwords, bearer tokens, OpenAI
-keys and the configured secrets are masked in every message, whatever the format.
+middleware binds the message's). Credentials never reach the output: every line, whatever the format and
+whichever library logged it (httpx's request lines included), passes through
+:func:`pipeline.redaction.redact`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,30 +22,23 @@ import dramatiq
 from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Middleware
 
+from pipeline.redaction import redact, register_secrets
 from pipeline.settings import Settings
 
-__all__ = ["CONTEXT_FIELDS", "JsonFormatter", "LogContext", "configure_logging", "log_context", "redact"]
+__all__ = [
+    "CONTEXT_FIELDS",
+    "JsonFormatter",
+    "LogContext",
+    "RedactingFormatter",
+    "configure_logging",
+    "log_context",
+    "redact",
+]
 
 #: The context fields a record may carry, in output order.
 CONTEXT_FIELDS = ("scheduler", "stage", "company_id", "session_id", "batch_id", "message_id", "actor")
 
 _context: ContextVar[dict[str, str]] = ContextVar("livedash_log_context", default={})  # noqa: B039
-
-MASK = "***"
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]+):[^@/\s]+@")
-_BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+")
-_OPENAI_KEY = re.compile(r"\bsk-[A-Za-z0-9_-]{8,}")
-_secrets: list[str] = []
-
-
-def redact(text: str) -> str:
-    """``text`` with URL passwords, bearer tokens, OpenAI keys and configured secrets masked."""
-    text = _URL_PASSWORD.sub(lambda match: f"{match['scheme']}{match['user']}:{MASK}@", text)
-    text = _BEARER.sub(lambda match: f"{match[1]} {MASK}", text)
-    text = _OPENAI_KEY.sub(MASK, text)
-    for secret in _secrets:
-        text = text.replace(secret, MASK)
-    return text
 
 
 @contextmanager
@@ -65,7 +58,9 @@ class _ContextFilter(logging.Filter):
         return True
 
 
-class _RedactingFormatter(logging.Formatter):
+class RedactingFormatter(logging.Formatter):
+    """Text lines (with the context fields), redacted."""
+
     def format(self, record: logging.LogRecord) -> str:
         context = " ".join(f"{key}={getattr(record, key)}" for key in CONTEXT_FIELDS if hasattr(record, key))
         line = super().format(record)
@@ -92,21 +87,21 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(settings: Settings, *, stream: Any = None) -> None:
     """Install the format and level of ``settings`` on the root logger (replacing earlier handlers)."""
-    _secrets[:] = [
-        value
-        for value in (
-            settings.openai_api_key.get_secret_value(),
-            settings.admin_api_token.get_secret_value(),
-            settings.secret_key.get_secret_value(),
+    register_secrets(
+        secret.get_secret_value()
+        for secret in (
+            settings.openai_api_key,
+            settings.admin_api_token,
+            settings.secret_key,
+            *settings.secret_key_fallbacks,
         )
-        if len(value) >= 4
-    ]
+    )
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(_ContextFilter())
     if settings.log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)

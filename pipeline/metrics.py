@@ -2,11 +2,16 @@
 
 Worker pools run several processes, so these live in prometheus_client's multiprocess mode when
 ``PROMETHEUS_MULTIPROC_DIR`` is set; counters and histograms need nothing more.
+
+Label values are fixed words (outcomes, queue and scheduler ids) except where they come from outside, such
+as a model name an answer reports: those pass through :func:`label` (the pipeline's one redaction).
 """
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
+
+from pipeline.redaction import redact
 
 __all__ = [
     "AI_REQUESTS",
@@ -32,7 +37,14 @@ __all__ = [
     "TRANSCRIPT_FETCH_BYTES",
     "TRANSCRIPT_FETCH_DURATION",
     "UNKNOWN_PRICE",
+    "label",
 ]
+
+
+def label(value: str) -> str:
+    """A label value from outside the pipeline, redacted (a label is exported as it is to every scraper)."""
+    return redact(value)
+
 
 CSV_FETCHES = Counter(
     "livedash_csv_fetches_total",

@@ -30,6 +30,7 @@ __all__ = [
     "Unit",
     "get_settings",
     "load_settings",
+    "refuse_weak_secrets",
 ]
 
 #: RabbitMQ closes a channel whose delivery stays unacknowledged longer than this (its default).
@@ -86,6 +87,13 @@ def _company_id(text: str) -> uuid.UUID:
         return uuid.UUID(text.strip())
     except ValueError:
         raise ValueError(f"{text.strip()!r} is not a company id (a UUID)") from None
+
+
+def _parse_key_list(value: object) -> object:
+    """``SECRET_KEY_FALLBACKS``: comma-separated keys, newest first (a key cannot contain a comma)."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
 
 
 CronExpression = Annotated[str, AfterValidator(_validate_cron)]
@@ -201,7 +209,7 @@ class Settings(BaseSettings):
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9191
 
     # Health aggregator and admin API (`livedash health`)
-    health_host: str = "0.0.0.0"
+    health_host: str = "0.0.0.0"  # noqa: S104  in a container the probes and Prometheus come from outside
     health_port: Annotated[int, Field(ge=0, le=65535)] = 3000
     health_metrics_targets: str = ""
     prometheus_url: str | None = None
@@ -210,10 +218,14 @@ class Settings(BaseSettings):
     health_success_interval_factor: Annotated[float, Field(gt=0)] = 3.0
     health_max_consecutive_failures: PositiveInt = 3
     health_max_lag_seconds: Seconds = 3600
+    health_cache_ms: Annotated[int, Field(ge=0), Unit("ms")] = 2_000
+    admin_api_max_body_bytes: PositiveInt = 16 * 1024
 
     # Security and operations
     admin_api_token: SecretStr = SecretStr("")
     secret_key: SecretStr = SecretStr("")
+    secret_key_fallbacks: Annotated[tuple[SecretStr, ...], NoDecode, BeforeValidator(_parse_key_list)] = ()
+    development_mode: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 
@@ -257,6 +269,42 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise SettingsError(_describe(exc)) from None
+
+
+#: The shortest ``ADMIN_API_TOKEN`` and ``SECRET_KEY`` a process starts with outside development mode.
+MIN_SECRET_LENGTH = 32
+#: Words of the example files' placeholders: a value containing one was never meant to be used.
+PLACEHOLDER_WORDS = ("change-me", "changeme", "replace-me", "placeholder")
+
+
+def _weakness(value: str) -> str | None:
+    lowered = value.lower()
+    if any(word in lowered for word in PLACEHOLDER_WORDS):
+        return "is a placeholder"
+    if len(value) < MIN_SECRET_LENGTH:
+        return f"is shorter than {MIN_SECRET_LENGTH} characters"
+    return None
+
+
+def refuse_weak_secrets(settings: Settings) -> None:
+    """Raise :class:`SettingsError` when ``ADMIN_API_TOKEN`` or ``SECRET_KEY`` is set to a placeholder or
+    a short value, unless ``DEVELOPMENT_MODE`` is on. Empty is allowed (the admin API is off; no password
+    can be stored). The message names the variable, never the value."""
+    if settings.development_mode:
+        return
+    problems = []
+    for name in ("admin_api_token", "secret_key"):
+        value = getattr(settings, name).get_secret_value()
+        weakness = _weakness(value) if value else None
+        if weakness is not None:
+            problems.append(f"{name.upper()} {weakness}")
+    if problems:
+        raise SettingsError(
+            "refusing to start with weak secrets:\n  "
+            + "\n  ".join(problems)
+            + "\n  generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            + " (or set DEVELOPMENT_MODE=true on a development machine)"
+        )
 
 
 @lru_cache(maxsize=1)

@@ -18,6 +18,7 @@ from pipeline.cli import (
     run,
     scheduler,
     schedulers,
+    secrets,
     sessions,
     status,
     worker,
@@ -40,6 +41,7 @@ app.add_typer(devtools.app, name="devtools")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(imports.app, name="imports")
 app.add_typer(schedulers.app, name="schedulers")
+app.add_typer(secrets.app, name="secrets")
 app.add_typer(sessions.app, name="sessions")
 app.command("status")(status.status)
 app.command("demo")(demo.demo)

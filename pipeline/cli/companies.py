@@ -42,7 +42,7 @@ def _describe(company: Company) -> dict[str, Any]:
 
 
 #: Where a password may come from besides --password, whose value other local users see in `ps`.
-PASSWORD_ENVVAR = "LIVEDASH_CSV_PASSWORD"
+PASSWORD_ENVVAR = "LIVEDASH_CSV_PASSWORD"  # noqa: S105  the name of a variable, not a password
 
 _PASSWORD_HELP = (
     "HTTP Basic password (stored encrypted). On the command line it is visible to other local users (ps) and "

@@ -7,7 +7,7 @@ import logging
 import typer
 
 from pipeline.cli.errors import exit_with_usage_error
-from pipeline.settings import get_settings
+from pipeline.settings import get_settings, refuse_weak_secrets
 
 
 def health(
@@ -28,6 +28,7 @@ def health(
     from pipeline.logs import configure_logging
 
     settings = get_settings()
+    refuse_weak_secrets(settings)
     configure_logging(settings)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per source read otherwise
     try:

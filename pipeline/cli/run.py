@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pipeline.settings import get_settings
+from pipeline.settings import get_settings, refuse_weak_secrets
 
 
 def run() -> None:
@@ -16,5 +16,6 @@ def run() -> None:
     from pipeline.runners.supervisor import Supervisor, children_for
 
     settings = get_settings()
+    refuse_weak_secrets(settings)
     configure_logging(settings)
     raise typer.Exit(Supervisor(settings, children_for(settings)).run())

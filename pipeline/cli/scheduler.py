@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.settings import get_settings
+from pipeline.settings import get_settings, refuse_weak_secrets
 
 
 def scheduler() -> None:
@@ -11,4 +11,6 @@ def scheduler() -> None:
     Ticks are recorded in the database before they are sent; see `livedash schedulers list`."""
     from pipeline.runners.scheduler import run_scheduler
 
-    run_scheduler(get_settings())
+    settings = get_settings()
+    refuse_weak_secrets(settings)
+    run_scheduler(settings)

@@ -9,7 +9,7 @@ import typer
 
 from pipeline.cli.errors import exit_with_usage_error
 from pipeline.scheduling.jobs import UnknownScheduler, scheduled_jobs
-from pipeline.settings import get_settings
+from pipeline.settings import get_settings, refuse_weak_secrets
 
 
 def worker(
@@ -31,6 +31,7 @@ def worker(
         return
     if scheduler_id is None:
         exit_with_usage_error("--scheduler is required (see --list)")
+    refuse_weak_secrets(settings)
     from pipeline.runners.worker import reset_metrics_directory, worker_command
 
     try:
@@ -39,4 +40,4 @@ def worker(
         exit_with_usage_error(str(exc))
     reset_metrics_directory(Path(command.env["PROMETHEUS_MULTIPROC_DIR"]))
     # Replace this process, so that signals reach Dramatiq's main process directly.
-    os.execve(command.argv[0], command.argv, command.env)
+    os.execve(command.argv[0], command.argv, command.env)  # noqa: S606  our own argv: the dramatiq of this venv

@@ -43,7 +43,7 @@ from pipeline.db.enums import (
     SessionCategory,
     TickOutcome,
 )
-from pipeline.db.types import UTCDateTime, utcnow
+from pipeline.db.types import RedactedText, UTCDateTime, utcnow
 
 __all__ = [
     "AIBatchRequest",
@@ -215,7 +215,7 @@ class SessionImport(Base):
     derive_lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: A FAILED derivation is retried by the sweep after this time; NULL means it is not retried by itself.
     derive_next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    derive_error: Mapped[str | None] = mapped_column(Text)
+    derive_error: Mapped[str | None] = mapped_column(RedactedText)
     #: The CSV fetch that last inserted or changed this row: what that fetch hands to the next stage.
     last_fetch_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
     created_at: Mapped[datetime] = _created_at()
@@ -360,7 +360,7 @@ class SessionProcessingStatus(Base):
     )
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    error_message: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(RedactedText)
     retry_count: Mapped[int] = mapped_column(Integer, default=0)
     stage_metadata: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONColumn)
     #: Lease of the worker that claimed the row; past it, any worker may claim the row again.
@@ -425,7 +425,7 @@ class AIBatchRequest(Base):
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     total_cost_eur: Mapped[float] = mapped_column(Float, default=0.0)
-    error_message: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(RedactedText)
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = _created_at()
@@ -507,7 +507,7 @@ class AIProcessingRequest(Base):
     cost_known: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     processing_type: Mapped[str] = mapped_column(String(100), default="session_analysis")
     success: Mapped[bool] = mapped_column(Boolean, default=False)
-    error_message: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(RedactedText)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     requested_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, server_default=text("CURRENT_TIMESTAMP")
@@ -605,7 +605,7 @@ class SchedulerTick(Base):
     outcome: Mapped[TickOutcome] = mapped_column(enum_column(TickOutcome, "tick_outcome"))
     instance_id: Mapped[str] = mapped_column(String(255))
     message_id: Mapped[str | None] = mapped_column(String(64))
-    detail: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[str | None] = mapped_column(RedactedText)
     recorded_at: Mapped[datetime] = _created_at()
 
 
@@ -630,7 +630,7 @@ class SchedulerRun(Base):
     started_at: Mapped[datetime] = _created_at()
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     items_processed: Mapped[int] = mapped_column(Integer, default=0)
-    error: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(RedactedText)
 
 
 class CsvFetch(Base):
@@ -672,7 +672,7 @@ class CsvFetch(Base):
     content_hash: Mapped[str | None] = mapped_column(String(64))
     etag: Mapped[str | None] = mapped_column(Text)
     last_modified: Mapped[str | None] = mapped_column(Text)
-    error: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(RedactedText)
 
 
 class CsvRowError(Base):
@@ -689,6 +689,6 @@ class CsvRowError(Base):
     fetch_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("csv_fetch.id", ondelete="CASCADE"))
     company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"))
     line_number: Mapped[int] = mapped_column(Integer)
-    reason: Mapped[str] = mapped_column(Text)
-    raw_excerpt: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(RedactedText)
+    raw_excerpt: Mapped[str | None] = mapped_column(RedactedText)
     created_at: Mapped[datetime] = _created_at()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Dialect
+from sqlalchemy import DateTime, Dialect, Text
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["UTCDateTime", "utcnow"]
+from pipeline.redaction import redact
+
+__all__ = ["RedactedText", "UTCDateTime", "utcnow"]
 
 
 def utcnow() -> datetime:
@@ -37,3 +39,17 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class RedactedText(TypeDecorator[str]):
+    """Text that is redacted on its way into the database: an error column.
+
+    Run, fetch and request errors quote exceptions, which may quote a URL with its password or query token;
+    masking them here, where every write passes (ORM and Core alike), is what keeps them out of the tables,
+    the API answers and the CLI output that read them."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else redact(value)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from pipeline.demo.progress import StageProgress, progress_feed
 from pipeline.demo.report import LOG_NAME, DemoReport, build_report
 from pipeline.demo.scenario import WRONG_CREDENTIALS, Scenario, prepare_scenario
+from pipeline.logs import RedactingFormatter
 from pipeline.queues import BATCH_PROCESSING, CSV_IMPORT, IMPORT_PROCESSING, SESSION_PROCESSING
 from pipeline.scheduling.jobs import BATCH_CHECK_JOB, BATCH_SUBMIT_JOB, CSV_IMPORT_JOB
 from pipeline.settings import Settings, load_settings
@@ -36,7 +37,7 @@ _QUEUES = (CSV_IMPORT, IMPORT_PROCESSING, SESSION_PROCESSING)
 _BATCH_WAIT_SECONDS = 60
 #: A queue that has not drained after this long is reported, not waited for forever.
 _JOIN_TIMEOUT_MS = 30 * 60 * 1000
-_SECRET_KEY = "demo-secret"
+_SECRET_KEY = "demo-secret"  # noqa: S105  the offline demo's own throw-away database
 _REQUESTED_BY = "livedash demo"
 
 
@@ -72,7 +73,7 @@ def _log_to(path: Path) -> Iterator[Counter[str]]:
 
     handler = _Counting(path, encoding="utf-8", delay=True)
     handler.setLevel(logging.WARNING)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
     try:

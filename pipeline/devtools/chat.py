@@ -140,7 +140,7 @@ def plan_session(rng: random.Random, start: datetime, languages: Weighted[str]) 
 
 def render_transcript(plan: SessionPlan, hr_email: str) -> str:
     """The session's transcript: ``[DD.MM.YYYY HH:MM:SS] User: ...`` lines; a turn may span several lines."""
-    rng = random.Random(plan.transcript_seed)
+    rng = random.Random(plan.transcript_seed)  # noqa: S311  reproducible test data, not a secret
     exchanges = _exchanges(rng, plan, hr_email)
     times = iter(_turn_times(rng, plan))
     lines = []

@@ -36,7 +36,7 @@ _FIRST_DAY = datetime(2025, 5, 1)
 #: Chats start between 07:00 and 22:30 local time; see pipeline.devtools.profiles for why that matters.
 _DAY_OPENS = 7 * 3600
 _DAY_CLOSES = 22 * 3600 + 30 * 60
-_PASSWORD_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
+_PASSWORD_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"  # noqa: S105  an alphabet
 _PROGRESS_EVERY = 1000
 _WRITE_BUFFER = 1 << 20
 
@@ -90,7 +90,8 @@ def _write_company(
 ) -> CompanyManifest:
     profile, name, slug = _identity(seed, index)
     # A string seed is hashed with SHA-512, so the stream is the same in every process and on every platform.
-    rng = random.Random(f"livedash-demo:{seed}:{index}")
+    # Reproducible on purpose: the demo data set's source passwords are derived from its seed.
+    rng = random.Random(f"livedash-demo:{seed}:{index}")  # noqa: S311
     password = "".join(rng.choices(_PASSWORD_ALPHABET, k=20))
     rows = RowMaker(profile, rng)
     languages = Weighted(profile.languages)
@@ -134,7 +135,7 @@ def _write_company(
 
 def _identity(seed: int, index: int) -> tuple[CompanyProfile, str, str]:
     """The company at this position: profiles rotate from a seed-chosen start, then repeat with a number."""
-    first = random.Random(f"livedash-demo:{seed}").randrange(len(PROFILES))
+    first = random.Random(f"livedash-demo:{seed}").randrange(len(PROFILES))  # noqa: S311  test data
     profile = PROFILES[(first + index) % len(PROFILES)]
     lap = index // len(PROFILES)
     name = profile.name if lap == 0 else f"{profile.name} {lap + 1}"

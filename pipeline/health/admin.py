@@ -1,7 +1,9 @@
 """The admin routes (bearer token): list the schedulers, and act on them.
 
-Authentication is the :func:`require_admin` dependency of the router: ``ADMIN_API_TOKEN`` empty answers 503
-(the admin API is disabled), a missing or wrong token 401.
+Authentication is :func:`admin_refusal`: ``ADMIN_API_TOKEN`` empty answers 503 (the admin API is disabled), a
+missing or wrong token 401. :class:`~pipeline.health.gate.RequestGate` applies it to every request for
+:data:`ADMIN_PATH` before anything reads the body; the router's :func:`require_admin` dependency applies it
+again (and documents it in the OpenAPI document).
 """
 
 from __future__ import annotations
@@ -37,8 +39,11 @@ __all__ = [
     "ADMIN_DISABLED",
     "ADMIN_PATH",
     "AdminRefused",
+    "BearerCredentials",
     "BrokerUnavailable",
+    "admin_refusal",
     "admin_router",
+    "bearer_header",
     "guarded",
     "require_admin",
 ]
@@ -82,16 +87,30 @@ BearerCredentials = Annotated[
 ]
 
 
-async def require_admin(credentials: BearerCredentials, context: Context) -> None:
-    """Refuse the request unless it carries ``ADMIN_API_TOKEN`` as its bearer token."""
-    admin_token = context.admin_token
+def admin_refusal(authorization: str | None, admin_token: bytes) -> AdminRefused | None:
+    """Why a request with this ``Authorization`` header may not use the admin API; ``None``: it may.
+
+    The token is compared in constant time."""
     if not admin_token:
-        raise AdminRefused(503, ADMIN_DISABLED)
-    given = credentials.credentials.encode() if credentials is not None else b""
-    if not hmac.compare_digest(given, admin_token):
-        raise AdminRefused(
+        return AdminRefused(503, ADMIN_DISABLED)
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), admin_token):
+        return AdminRefused(
             401, "unauthorized: a valid bearer token is required", {"WWW-Authenticate": "Bearer"}
         )
+    return None
+
+
+def bearer_header(credentials: HTTPAuthorizationCredentials | None) -> str | None:
+    """The ``Authorization`` header as FastAPI's :class:`HTTPBearer` parsed it."""
+    return f"{credentials.scheme} {credentials.credentials}" if credentials is not None else None
+
+
+async def require_admin(credentials: BearerCredentials, context: Context) -> None:
+    """Refuse the request unless it carries ``ADMIN_API_TOKEN`` as its bearer token."""
+    refusal = admin_refusal(bearer_header(credentials), context.admin_token)
+    if refusal is not None:
+        raise refusal
 
 
 FAILURES: dict[int | str, dict[str, Any]] = {
@@ -109,7 +128,7 @@ admin_router = APIRouter(tags=["admin"], dependencies=[Depends(require_admin)])
 )
 async def list_schedulers(context: Context) -> Response:
     """Every scheduler with its run figures, control state, queue, lag, health and reasons."""
-    report = await context.health.evaluate()
+    report = await context.reports.report()
     return json_response(scheduler_list(report, context.health))
 
 
@@ -155,5 +174,7 @@ async def control_schedulers(request: ActionRequest, context: Context) -> Respon
         message = await run_in_threadpool(_act, context, request)
     except (UnknownScheduler, InvalidAction, BrokerUnavailable, SQLAlchemyError) as exc:
         return _refusal(request, exc)
+    finally:
+        context.reports.forget()  # the action may have changed a scheduler's state
     logger.info("admin API: %s %s", request.action, request.schedulerId or "(all)")
     return json_response(ActionDone(success=True, message=message, timestamp=utcnow()))

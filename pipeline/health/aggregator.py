@@ -22,8 +22,8 @@ from pipeline.db.types import utcnow
 from pipeline.health.rules import STAGE_OF_SCHEDULER, EndpointState, Observation, Status, judge
 from pipeline.health.sources import HttpSources, MetricsFigures, QueueStats, SourceError
 from pipeline.health.targets import SCHEDULER_PROCESS, metrics_targets, strip_userinfo
-from pipeline.logs import redact
 from pipeline.metrics import DEAD_LETTERS, HEALTH_SOURCE_ERRORS, SCHEDULER_HEALTHY
+from pipeline.redaction import redact
 from pipeline.scheduling.jobs import Job, scheduled_jobs
 from pipeline.scheduling.overview import SchedulerOverview, scheduler_overviews
 from pipeline.settings import Settings

@@ -1,7 +1,7 @@
 """The health and admin HTTP API (``livedash health``): the application, assembled from its routers.
 
-- ``GET|HEAD /api/admin/schedulers/health``: 200 when healthy, 503 when not; no authentication
-  (:mod:`pipeline.health.probes`).
+- ``GET|HEAD /api/admin/schedulers/health``: 200 when healthy, 503 when not; no authentication (generic
+  reasons; the full ones with the bearer token) (:mod:`pipeline.health.probes`).
 - ``GET /api/admin/schedulers``: every scheduler with its figures, state and health (bearer token).
 - ``POST /api/admin/schedulers`` ``{action, schedulerId?}``: trigger, pause, resume, start, stop, startAll,
   stopAll (bearer token) (:mod:`pipeline.health.admin`).
@@ -9,7 +9,9 @@
 
 The bodies are in :mod:`pipeline.health.bodies`; ``docs/health.md`` has the rules, the shapes and examples.
 Every refusal, FastAPI's own included, is answered in the API's :class:`~pipeline.health.bodies.Failure`
-shape, and a request that fails validation gets 400, never FastAPI's 422.
+shape, and a request that fails validation gets 400, never FastAPI's 422. Before the application sees a
+request, :class:`~pipeline.health.gate.RequestGate` authenticates the admin path and caps the body; the health
+report is computed once per ``HEALTH_CACHE_MS`` (:mod:`pipeline.health.cache`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ from pipeline import __version__
 from pipeline.health.admin import AdminRefused, admin_router, guarded
 from pipeline.health.aggregator import HealthAggregator, build_aggregator
 from pipeline.health.bodies import Failure, failure_response, json_response
+from pipeline.health.cache import CachedHealth
 from pipeline.health.context import ApiContext
+from pipeline.health.gate import RequestGate
 from pipeline.health.probes import health_router, probes_router
 from pipeline.scheduling.ticks import Publish
 from pipeline.settings import Settings
@@ -120,10 +124,12 @@ def create_app(
 
     ``publish`` sends a triggered tick (default: the pipeline's broker). Raises
     :class:`~pipeline.health.targets.TargetsError` when ``HEALTH_METRICS_TARGETS`` cannot be used."""
+    health = aggregator or build_aggregator(settings, engine)
     context = ApiContext(
         settings=settings,
         engine=engine,
-        health=aggregator or build_aggregator(settings, engine),
+        health=health,
+        reports=CachedHealth(health.evaluate, settings.health_cache_ms),
         publish=guarded(publish),
         registry=registry,
     )
@@ -143,6 +149,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.api = context
+    app.add_middleware(RequestGate, context=context)
     app.add_exception_handler(AdminRefused, _admin_refused)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)

@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic_core import PydanticCustomError
 
 from pipeline.health.aggregator import HealthAggregator, HealthReport, QueueView, SchedulerHealth
-from pipeline.health.rules import EndpointState
+from pipeline.health.rules import EndpointState, public_reason
+from pipeline.redaction import redact
 from pipeline.scheduling.control import SINGLE_ACTIONS, Action
 from pipeline.scheduling.overview import SchedulerOverview
 from pipeline.settings import Settings
@@ -27,6 +28,7 @@ __all__ = [
     "HealthFailure",
     "Liveness",
     "Readiness",
+    "RedactedJSONResponse",
     "SchedulerList",
     "failure_response",
     "health_body",
@@ -192,7 +194,9 @@ class Readiness(BaseModel):
 # --- building the bodies -----------------------------------------------------------------------------------
 
 
-def health_body(report: HealthReport) -> HealthBody:
+def health_body(report: HealthReport, *, detailed: bool) -> HealthBody:
+    """The health object; without ``detailed`` (no admin token) each reason is its generic summary: no
+    source error text, URL or stored run error."""
     return HealthBody(
         healthy=report.healthy,
         status="healthy" if report.healthy else "unhealthy",
@@ -205,7 +209,7 @@ def health_body(report: HealthReport) -> HealthBody:
                 status=scheduler.status.value,
                 healthy=scheduler.healthy,
                 lastSuccess=scheduler.last_success,
-                reasons=list(scheduler.reasons),
+                reasons=[reason if detailed else public_reason(reason) for reason in scheduler.reasons],
             )
             for scheduler in report.schedulers
         },
@@ -315,17 +319,25 @@ def scheduler_list(report: HealthReport, aggregator: HealthAggregator) -> Schedu
     return SchedulerList(
         success=True,
         timestamp=report.timestamp,
-        health=health_body(report),
+        health=health_body(report, detailed=True),
         schedulers=[_entry(scheduler, aggregator.settings) for scheduler in report.schedulers],
         sources=sources,
         components={name: _endpoint_body(state) for name, state in report.components.items()},
     )
 
 
+class RedactedJSONResponse(JSONResponse):
+    """A JSON answer passed through :func:`~pipeline.redaction.redact`: a stored error or a source's
+    message that carries a credential leaves the process masked."""
+
+    def render(self, content: Any) -> bytes:
+        return redact(super().render(content).decode()).encode()
+
+
 def json_response(
     model: BaseModel, status_code: int = 200, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    return JSONResponse(
+    return RedactedJSONResponse(
         model.model_dump(mode="json", exclude_none=isinstance(model, Failure)), status_code, headers
     )
 

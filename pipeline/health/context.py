@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
 from pipeline.health.aggregator import HealthAggregator
+from pipeline.health.cache import CachedHealth
 from pipeline.scheduling.ticks import Publish
 from pipeline.settings import Settings
 
@@ -22,11 +23,13 @@ __all__ = ["ApiContext", "Context", "api_context"]
 
 @dataclass(frozen=True)
 class ApiContext:
-    """The settings, the database, the health sources, the tick publisher and the metrics registry."""
+    """The settings, the database, the health sources (and their cached report), the tick publisher and
+    the metrics registry."""
 
     settings: Settings
     engine: Engine
     health: HealthAggregator
+    reports: CachedHealth
     publish: Publish
     registry: CollectorRegistry
 

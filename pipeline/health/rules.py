@@ -21,14 +21,33 @@ __all__ = [
     "STAGE_OF_SCHEDULER",
     "EndpointState",
     "Observation",
+    "Reason",
     "Status",
     "Verdict",
     "cron_interval",
     "judge",
+    "public_reason",
 ]
 
 #: The ``stage`` label of ``livedash_stage_lag_seconds`` set by each scheduler's sweep (the others set none).
 STAGE_OF_SCHEDULER = {job.id: job.lag_stage for job in JOBS if job.lag_stage is not None}
+
+
+class Reason(str):
+    """A reason that carries text from outside the rules (a source's error, a stored run error, a URL):
+    the public health endpoint shows only its ``summary``; the full text needs the admin token."""
+
+    summary: str
+
+    def __new__(cls, text: str, *, summary: str) -> Reason:
+        reason = super().__new__(cls, text)
+        reason.summary = summary
+        return reason
+
+
+def public_reason(reason: str) -> str:
+    """What the unauthenticated health endpoint may show of ``reason``."""
+    return reason.summary if isinstance(reason, Reason) else reason
 
 
 class Status(enum.StrEnum):
@@ -107,9 +126,10 @@ def _iso(moment: datetime) -> str:
 
 def _queue_notes(observation: Observation) -> tuple[int | None, list[str]]:
     """Messages waiting (ready in the queue and its delay queue; None when unknown) and source notes."""
-    notes = []
+    notes: list[str] = []
     if observation.rabbitmq_error is not None:
-        notes.append(f"RabbitMQ management API unreadable, consumers unknown: {observation.rabbitmq_error}")
+        summary = "RabbitMQ management API unreadable, consumers unknown"
+        notes.append(Reason(f"{summary}: {observation.rabbitmq_error}", summary=summary))
         return None, notes
     if observation.queue is None:
         return None, notes
@@ -120,23 +140,22 @@ def _queue_notes(observation: Observation) -> tuple[int | None, list[str]]:
 
 
 def _endpoint_notes(observation: Observation) -> list[str]:
-    notes = []
+    notes: list[str] = []
     endpoint = observation.endpoint
     queue = observation.queue
     if observation.metrics_error is not None:
-        notes.append(f"metrics unreadable: {observation.metrics_error}")
+        notes.append(Reason(f"metrics unreadable: {observation.metrics_error}", summary="metrics unreadable"))
     if endpoint is not None and endpoint.failures:
         which = "" if endpoint.total == 1 else f" ({endpoint.total - endpoint.answered} of {endpoint.total})"
         alive = ""
         if endpoint.answered == 0 and queue is not None and queue.consumers > 0:
             alive = f"; {queue.consumers} consumer(s) on {observation.job.queue}: the worker is alive"
-        notes.append(f"metrics endpoint unreachable{which}: {'; '.join(endpoint.failures)}{alive}")
+        summary = f"metrics endpoint unreachable{which}"
+        notes.append(Reason(f"{summary}: {'; '.join(endpoint.failures)}{alive}", summary=f"{summary}{alive}"))
     process = observation.scheduler_process
     if process is not None and not process.up:
-        notes.append(
-            "scheduler process metrics endpoint unreachable, cron ticks may not be sent: "
-            + "; ".join(process.failures)
-        )
+        summary = "scheduler process metrics endpoint unreachable, cron ticks may not be sent"
+        notes.append(Reason(f"{summary}: {'; '.join(process.failures)}", summary=summary))
     return notes
 
 
@@ -170,11 +189,13 @@ def _failures_error(facts: _Facts, settings: Settings) -> str | None:
     overview = facts.overview
     if overview.consecutive_failures < settings.health_max_consecutive_failures:
         return None
-    last_error = f" (last error: {overview.last_error})" if overview.last_error else ""
-    return (
+    summary = (
         f"{overview.consecutive_failures} runs in a row failed, the limit is "
-        f"HEALTH_MAX_CONSECUTIVE_FAILURES={settings.health_max_consecutive_failures}{last_error}"
+        f"HEALTH_MAX_CONSECUTIVE_FAILURES={settings.health_max_consecutive_failures}"
     )
+    if not overview.last_error:
+        return summary
+    return Reason(f"{summary} (last error: {overview.last_error})", summary=summary)
 
 
 def _idle_worker_error(facts: _Facts) -> str | None:
@@ -242,7 +263,10 @@ def judge(observation: Observation, settings: Settings, now: datetime) -> Verdic
     """The status of one scheduler and every reason behind it (notes that do not change it included)."""
     overview = observation.overview
     if overview is None:
-        return Verdict(Status.ERROR, (f"database unreachable: {observation.database_error or 'no answer'}",))
+        detail = observation.database_error or "no answer"
+        return Verdict(
+            Status.ERROR, (Reason(f"database unreachable: {detail}", summary="database unreachable"),)
+        )
     waiting, queue_notes = _queue_notes(observation)
     queue = observation.queue
     facts = _Facts(

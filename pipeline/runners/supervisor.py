@@ -72,7 +72,8 @@ class Supervisor:
         env = {**os.environ, **child.env}
         # Each child gets its own metrics directory; the supervisor's must not leak into them.
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        child.process = subprocess.Popen(child.argv, env=env, start_new_session=True)
+        # The children's argv is built from this interpreter and fixed subcommands (children_for).
+        child.process = subprocess.Popen(child.argv, env=env, start_new_session=True)  # noqa: S603
         child.restart_at = None
         logger.info("started %s (pid %d)", child.name, child.process.pid)
 

@@ -146,6 +146,7 @@ def record_usage(
     unknown_prices: int = 0,
 ) -> None:
     """Count billed tokens and cost (``mode``: ``sync`` or ``batch``), and answers that had no known price."""
+    model = metrics.label(model)
     if unknown_prices:
         metrics.UNKNOWN_PRICE.labels(model).inc(unknown_prices)
     metrics.OPENAI_TOKENS.labels(model, mode, "prompt").inc(prompt_tokens)

@@ -272,10 +272,32 @@ def _record_remote(engine: Engine, batch_id: uuid.UUID, remote: Any) -> None:
 
 
 def submit_batch(engine: Engine, client: openai.OpenAI, batch_id: uuid.UUID) -> AIBatchRequestStatus | None:
-    """Upload and create one planned batch, adopting what a crashed attempt already made; its new status."""
+    """Upload and create one planned batch, adopting what a crashed attempt already made; its new status.
+
+    A submission that fails with an exception hands its lease back before the error goes up, so the actor's
+    retry (seconds later) submits at once instead of standing back until the lease runs out; only a worker
+    that dies outright leaves the lease for the check to find.
+    """
     if not claim_batch(engine, batch_id, (AIBatchRequestStatus.UPLOADING,), UPLOAD_LEASE):
         # Submitted already, or being submitted by another worker right now.
         return None
+    try:
+        return _submit_claimed(engine, client, batch_id)
+    except Exception:
+        _release_lease(engine, batch_id)
+        raise
+
+
+def _release_lease(engine: Engine, batch_id: uuid.UUID) -> None:
+    with sessionmaker(engine).begin() as db:
+        db.execute(
+            update(AIBatchRequest)
+            .where(AIBatchRequest.id == batch_id, AIBatchRequest.status == AIBatchRequestStatus.UPLOADING)
+            .values(lease_expires_at=utcnow())
+        )
+
+
+def _submit_claimed(engine: Engine, client: openai.OpenAI, batch_id: uuid.UUID) -> AIBatchRequestStatus:
     with sessionmaker(engine, expire_on_commit=False)() as db:
         batch = db.get(AIBatchRequest, batch_id)
     assert batch is not None

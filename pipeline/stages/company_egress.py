@@ -23,7 +23,7 @@ def company_credentials(settings: Settings, company: Company) -> Credentials | N
       ValueError: When its CSV URL or one of its origins does not parse.
     """
     encrypted = company.csv_password_encrypted
-    password = _password_box(settings.secret_key.get_secret_value()).decrypt(encrypted) if encrypted else None
+    password = _password_box(settings).decrypt(encrypted) if encrypted else None
     return Credentials.scoped(
         company.csv_url,
         company.csv_username,
@@ -33,6 +33,12 @@ def company_credentials(settings: Settings, company: Company) -> Credentials | N
     )
 
 
+def _password_box(settings: Settings) -> PasswordBox:
+    fallbacks = tuple(key.get_secret_value() for key in settings.secret_key_fallbacks)
+    return _cached_box(settings.secret_key.get_secret_value(), fallbacks)
+
+
 @lru_cache(maxsize=4)
-def _password_box(secret: str) -> PasswordBox:
-    return PasswordBox(secret)
+def _cached_box(secret: str, fallbacks: tuple[str, ...]) -> PasswordBox:
+    """One box per set of keys, made once rather than for every row of a chunk."""
+    return PasswordBox(secret, fallbacks)

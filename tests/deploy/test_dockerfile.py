@@ -75,14 +75,15 @@ def test_both_stages_build_on_the_slim_python_311_image() -> None:
     assert [stage[0][1].split()[0] for stage in stages()] == ["python:3.11-slim", "python:3.11-slim"]
 
 
-def test_dependencies_come_from_the_pinned_pyproject() -> None:
+def test_dependencies_come_from_the_hashed_lock() -> None:
     build = stages()[0]
     copied = [arguments for instruction, arguments in build if instruction == "COPY"]
     runs = " ".join(arguments for instruction, arguments in build if instruction == "RUN")
 
-    # The build stage copies pyproject.toml (every dependency pinned with ==) and installs the project from it
-    assert "pyproject.toml README.md ./" in copied
-    assert "pip install ." in runs
+    # The build stage installs requirements.lock with its hashes, then the project without dependencies
+    assert "requirements.lock pyproject.toml README.md ./" in copied
+    assert "pip install --require-hashes -r requirements.lock" in runs
+    assert "pip install --no-deps ." in runs
     dependencies = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
     assert all("==" in dependency for dependency in dependencies)
 

@@ -37,7 +37,7 @@ from tests.deploy.artifacts import (
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 #: Settings that carry credentials: they belong in the Secret, never in the ConfigMap.
-CREDENTIALS = {"DATABASE_URL", "RABBITMQ_URL", "RABBITMQ_MANAGEMENT_URL"} | {
+CREDENTIALS = {"DATABASE_URL", "RABBITMQ_URL", "RABBITMQ_MANAGEMENT_URL", "SECRET_KEY_FALLBACKS"} | {
     name.upper() for name, field in Settings.model_fields.items() if field.annotation is SecretStr
 }
 #: Where the Kubernetes base deliberately differs from the code's default, and why.

@@ -26,6 +26,9 @@ def settings(tmp_path: Path) -> Settings:
         health_metrics_targets="",
         prometheus_url=None,
         scheduler_enabled=True,
+        # Each request evaluates afresh, so a test sees the sources it just changed (tests of the cache
+        # set their own).
+        health_cache_ms=0,
     )
 
 

@@ -39,7 +39,12 @@ def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dic
     engine = create_db_engine(load_settings(database_url=database_url))
     migrate.upgrade(engine)
     engine.dispose()
-    values = {"DATABASE_URL": database_url, "ADMIN_API_TOKEN": "cli-token", "LOG_FORMAT": "json"}
+    values = {
+        "DATABASE_URL": database_url,
+        "ADMIN_API_TOKEN": "cli-token",
+        "LOG_FORMAT": "json",
+        "DEVELOPMENT_MODE": "true",  # a short test token
+    }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     for cache in (get_settings, get_engine, get_session_factory):

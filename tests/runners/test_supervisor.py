@@ -116,6 +116,7 @@ def test_livedash_run_restarts_its_killed_scheduler_and_stops_on_sigterm(
             "DATABASE_URL": pg_settings.database_url,
             "RABBITMQ_URL": RABBITMQ_URL,
             "SECRET_KEY": "test-secret",
+            "DEVELOPMENT_MODE": "true",  # a short test secret
             "HEALTH_PORT": str(health_port),
             "HEALTH_HOST": "127.0.0.1",
             "METRICS_PORT": "0",

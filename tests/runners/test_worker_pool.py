@@ -81,6 +81,7 @@ def _pool(
             "DATABASE_URL": settings.database_url,
             "RABBITMQ_URL": RABBITMQ_URL,
             "SECRET_KEY": "test-secret",
+            "DEVELOPMENT_MODE": "true",  # a short test secret
             "CSV_ALLOW_PRIVATE_NETWORKS": "true",
             "SCHEDULER_ENABLED": "false",
             "METRICS_PORT": str(metrics_port),

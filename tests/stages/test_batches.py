@@ -265,6 +265,38 @@ def test_a_submission_that_crashes_at_any_step_creates_one_file_and_one_batch(
 
 
 @pytest.mark.postgres
+def test_a_submission_that_fails_hands_its_lease_back_so_the_retry_submits_at_once(
+    pg_engine: Engine,
+    batch_settings: Settings,
+    client: openai.OpenAI,
+    emulator: OpenAIEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a planned batch whose first submission fails at OpenAI (an upload error, say)
+    session_ids = _queued_sessions(pg_engine, batch_settings, 3)
+    [batch_id] = plan_batches(pg_engine, batch_settings)
+
+    def upload_fails(*args: Any, **kwargs: Any) -> Any:
+        raise Crash()
+
+    with monkeypatch.context() as patched:
+        patched.setattr(client.files, "create", upload_fails)
+        with pytest.raises(Crash):
+            submit_batch(pg_engine, client, batch_id)
+
+    # When the actor's retry runs moments later, long before the upload lease would have run out
+    outcome = submit_batch(pg_engine, client, batch_id)
+    check_batches(pg_engine, batch_settings, client)
+
+    # Then the retry submitted it (it did not stand back as if another worker held it), and each session
+    # was billed once
+    assert outcome is AIBatchRequestStatus.VALIDATING
+    [batch] = _batches(pg_engine)
+    assert batch.status is AIBatchRequestStatus.PROCESSED
+    assert _billed_sessions(emulator) == sorted(map(str, session_ids))
+
+
+@pytest.mark.postgres
 def test_two_workers_submitting_the_same_batch_create_it_once(
     pg_engine: Engine, batch_settings: Settings, client: openai.OpenAI, emulator: OpenAIEmulator
 ) -> None:
