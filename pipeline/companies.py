@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
@@ -15,12 +14,11 @@ from pipeline.db.enums import CompanyStatus
 from pipeline.db.models import Company
 from pipeline.db.secrets import PasswordBox
 from pipeline.sources.credentials import normalize_origin
+from pipeline.sources.private_networks import PRIVATE_NETWORK_RULES, PrivateNetworks
 from pipeline.sources.urls import validate_url_syntax
 
 __all__ = [
-    "PRIVATE_NETWORK_CHOICES",
     "CompanyInputError",
-    "PrivateNetworks",
     "UnknownCompany",
     "add_company",
     "get_company",
@@ -28,10 +26,6 @@ __all__ = [
     "set_status",
     "update_company",
 ]
-
-#: A company's private-network rule: allowed, denied, or the deployment's CSV_ALLOW_PRIVATE_NETWORKS.
-PrivateNetworks = Literal["allow", "deny", "default"]
-PRIVATE_NETWORK_CHOICES: dict[PrivateNetworks, bool | None] = {"allow": True, "deny": False, "default": None}
 
 
 class CompanyInputError(ValueError):
@@ -81,7 +75,7 @@ def add_company(
         status=CompanyStatus.ACTIVE,
         transcript_origins=_checked_origins(transcript_origins),
         allow_http=allow_http,
-        allow_private_networks=PRIVATE_NETWORK_CHOICES[private_networks],
+        allow_private_networks=PRIVATE_NETWORK_RULES[private_networks],
     )
     _check_plain_http(company)
     db.add(company)
@@ -114,7 +108,7 @@ def update_company(
     if allow_http is not None:
         company.allow_http = allow_http
     if private_networks is not None:
-        company.allow_private_networks = PRIVATE_NETWORK_CHOICES[private_networks]
+        company.allow_private_networks = PRIVATE_NETWORK_RULES[private_networks]
     _check_plain_http(company)
     db.flush()
     return company

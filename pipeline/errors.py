@@ -5,7 +5,9 @@ call given up on, an answer that cannot be used) sits under :class:`PipelineErro
 
     PipelineError
     ├── TransientError   retrying later may help: timeouts, broken connections, HTTP 5xx/429/408,
-    │                    a full import pool
+    │   │                a full import pool
+    │   └── ServiceUnavailable   a service the pipeline needs (PostgreSQL, RabbitMQ, the OpenAI API)
+    │                            did not answer; named with its URL, password removed
     └── PermanentError   retrying cannot help: other HTTP 4xx, a refused URL, a body over its cap,
                          a file that is not a CSV, a wrong SECRET_KEY, an unusable answer
 
@@ -19,7 +21,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-__all__ = ["PermanentError", "PipelineError", "TransientError", "is_transient", "should_retry"]
+__all__ = [
+    "PermanentError",
+    "PipelineError",
+    "ServiceUnavailable",
+    "TransientError",
+    "is_transient",
+    "should_retry",
+]
 
 
 class PipelineError(Exception):
@@ -31,6 +40,26 @@ class TransientError(PipelineError):
 
     #: How many times an actor retries this kind of failure; ``None`` means ``ACTOR_MAX_RETRIES``.
     max_retries: ClassVar[int | None] = None
+
+
+class ServiceUnavailable(TransientError):
+    """A service the pipeline needs did not answer: ``service`` (``PostgreSQL``, ``RabbitMQ``...) at ``url``.
+
+    The URL is kept without its user and password, so the error may be shown and logged as it is.
+    """
+
+    def __init__(self, service: str, url: str, reason: str) -> None:
+        # Imported here: pipeline.sources.urls itself imports this module.
+        from pipeline.sources.urls import redact_url
+
+        self.service = service
+        self.url = redact_url(url)
+        self.reason = reason
+        # All in args, so that the error survives pickling (to another process) whole.
+        super().__init__(service, self.url, reason)
+
+    def __str__(self) -> str:
+        return f"{self.service} unavailable at {self.url}: {self.reason}"
 
 
 class PermanentError(PipelineError):

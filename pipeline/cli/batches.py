@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
-from pipeline.cli.errors import exit_with_usage_error
+from pipeline.cli.errors import exit_not_found, exit_with_failure
+from pipeline.cli.output import camel_case, new_table, print_json, print_tables
 from pipeline.cli.paging import BEFORE_HELP, parse_before
-from pipeline.db.engine import get_engine, get_session_factory
-from pipeline.db.models import AIBatchRequest, AIProcessingRequest, Company
-from pipeline.db.paging import Cursor, older_than
-from pipeline.settings import get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from pipeline.db.models import AIBatchRequest
+    from pipeline.db.paging import Cursor
 
 app = typer.Typer(help="OpenAI batches: list, show and cancel them.", no_args_is_help=True)
 
@@ -49,11 +47,16 @@ def _batch_id(value: str) -> uuid.UUID:
     try:
         return uuid.UUID(value)
     except ValueError:
-        exit_with_usage_error(f"no batch with id {value!r}")
+        exit_not_found(f"no batch with id {value!r}")
 
 
 def newest_batches(db: Session, *, limit: int, before: Cursor | None = None) -> list[dict[str, Any]]:
     """The newest batches after the cursor ``before`` (from the newest when None): one index walk."""
+    from sqlalchemy import select
+
+    from pipeline.db.models import AIBatchRequest, Company
+    from pipeline.db.paging import Cursor, older_than
+
     statement = (
         select(AIBatchRequest, Company.name)
         .join(Company, Company.id == AIBatchRequest.company_id)
@@ -75,12 +78,14 @@ def list_(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """List the newest batches with their status, counts and cost."""
+    from pipeline.db.engine import get_session_factory
+
     with get_session_factory()() as db:
         rows = newest_batches(db, limit=limit, before=parse_before(before))
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        print_json([camel_case(row) for row in rows])
         return
-    table = Table(
+    table = new_table(
         "id", "company", "model", "status", "requests", "completed", "failed", "cost EUR", "created"
     )
     for row in rows:
@@ -95,12 +100,17 @@ def list_(
             f"{row['cost_eur']:.4f}",
             row["created_at"],
         )
-    Console().print(table)
+    print_tables(table)
 
 
 @app.command()
 def show(batch_id: str = typer.Argument(..., metavar="ID")) -> None:
     """Show one batch, with its requests counted by status."""
+    from sqlalchemy import func, select
+
+    from pipeline.db.engine import get_session_factory
+    from pipeline.db.models import AIBatchRequest, AIProcessingRequest, Company
+
     with get_session_factory()() as db:
         found = db.execute(
             select(AIBatchRequest, Company.name)
@@ -108,7 +118,7 @@ def show(batch_id: str = typer.Argument(..., metavar="ID")) -> None:
             .where(AIBatchRequest.id == _batch_id(batch_id))
         ).first()
         if found is None:
-            exit_with_usage_error(f"no batch with id {batch_id!r}")
+            exit_not_found(f"no batch with id {batch_id!r}")
         batch, company = found
         requests = {
             status.value: count
@@ -118,7 +128,7 @@ def show(batch_id: str = typer.Argument(..., metavar="ID")) -> None:
                 .group_by(AIProcessingRequest.processing_status)
             )
         }
-    typer.echo(json.dumps({**_describe(batch, company), "requests_by_status": requests}, indent=2))
+    print_json(camel_case({**_describe(batch, company), "requests_by_status": requests}))
 
 
 @app.command()
@@ -127,15 +137,17 @@ def cancel(batch_id: str = typer.Argument(..., metavar="ID")) -> None:
     import openai
 
     from pipeline.analysis.openai_calls import openai_client
+    from pipeline.db.engine import get_engine
+    from pipeline.settings import get_settings
     from pipeline.stages.batch_check import cancel_batch
 
     with openai_client(get_settings()) as client:
         try:
             status = cancel_batch(get_engine(), client, _batch_id(batch_id))
         except LookupError as exc:
-            exit_with_usage_error(str(exc))
+            exit_not_found(str(exc))
         except openai.APIStatusError as exc:
-            exit_with_usage_error(
+            exit_with_failure(
                 f"OpenAI refused to cancel batch {batch_id}: HTTP {exc.status_code}: {exc.message}"
             )
     typer.echo(f"{batch_id} {status}; the next check ingests what it finished and re-queues the rest")

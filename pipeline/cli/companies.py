@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from pipeline import companies as company_service
-from pipeline.cli.errors import exit_with_usage_error
-from pipeline.company_deletion import delete_company
-from pipeline.db.engine import get_engine, get_session_factory
+from pipeline.cli.errors import exit_not_found, exit_with_usage_error
+from pipeline.cli.output import camel_case, new_table, print_json, print_tables
 from pipeline.db.enums import CompanyStatus
-from pipeline.db.models import Company
-from pipeline.db.secrets import PasswordBox
-from pipeline.settings import get_settings
-from pipeline.sources.urls import redact_url
+from pipeline.sources.private_networks import PrivateNetworks
+
+if TYPE_CHECKING:
+    from pipeline.db.models import Company
+    from pipeline.db.secrets import PasswordBox
 
 app = typer.Typer(help="Companies (tenants) whose CSV exports are imported.", no_args_is_help=True)
 
 
 def _describe(company: Company) -> dict[str, Any]:
-    """What may be shown of a company: everything but the password itself."""
+    """What may be shown of a company: everything but the password itself (nor one left in its URL)."""
+    from pipeline.sources.urls import redact_url
+
     return {
         "id": str(company.id),
         "name": company.name,
@@ -73,6 +71,9 @@ def _read_password(password: str | None, from_stdin: bool, prompt: bool) -> str 
 
 
 def _password_box() -> PasswordBox | None:
+    from pipeline.db.secrets import PasswordBox
+    from pipeline.settings import get_settings
+
     secret = get_settings().secret_key.get_secret_value()
     return PasswordBox(secret) if secret else None
 
@@ -96,10 +97,13 @@ def add(
         False, "--allow-http", help="Let the credentials travel over plain http (unencrypted)."
     ),
     private_networks: Annotated[
-        company_service.PrivateNetworks, typer.Option("--private-networks", help=_PRIVATE_HELP)
+        PrivateNetworks, typer.Option("--private-networks", help=_PRIVATE_HELP)
     ] = "default",
 ) -> None:
     """Add an ACTIVE company and print its id."""
+    from pipeline import companies as company_service
+    from pipeline.db.engine import get_session_factory
+
     secret = _read_password(password, password_stdin, password_prompt)
     with get_session_factory().begin() as db:
         try:
@@ -140,10 +144,13 @@ def update(
         None, "--allow-http/--no-allow-http", help="Whether the credentials may travel over plain http."
     ),
     private_networks: Annotated[
-        company_service.PrivateNetworks | None, typer.Option("--private-networks", help=_PRIVATE_HELP)
+        PrivateNetworks | None, typer.Option("--private-networks", help=_PRIVATE_HELP)
     ] = None,
 ) -> None:
     """Change a company's CSV URL, credentials or egress settings; what is not given stays."""
+    from pipeline import companies as company_service
+    from pipeline.db.engine import get_session_factory
+
     secret = _read_password(password, password_stdin, password_prompt)
     origins = [] if no_transcript_origins else transcript_origins or None
     with get_session_factory().begin() as db:
@@ -159,7 +166,9 @@ def update(
                 allow_http=allow_http,
                 private_networks=private_networks,
             )
-        except (company_service.CompanyInputError, company_service.UnknownCompany) as exc:
+        except company_service.UnknownCompany as exc:
+            exit_not_found(str(exc))
+        except company_service.CompanyInputError as exc:
             exit_with_usage_error(str(exc))
         typer.echo(f"{company.id} updated")
 
@@ -167,25 +176,31 @@ def update(
 @app.command("list")
 def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
     """List every company."""
+    from pipeline import companies as company_service
+    from pipeline.db.engine import get_session_factory
+
     with get_session_factory()() as db:
         rows = [_describe(company) for company in company_service.list_companies(db)]
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        print_json([camel_case(row) for row in rows])
         return
-    table = Table("id", "name", "status", "region", "timezone", "csv_url")
+    table = new_table("id", "name", "status", "region", "timezone", "csv_url")
     for row in rows:
         table.add_row(
             row["id"], row["name"], row["status"], row["region"] or "", row["timezone"], row["csv_url"]
         )
-    Console().print(table)
+    print_tables(table)
 
 
 def _set_status(company_id: str, status: CompanyStatus) -> None:
+    from pipeline import companies as company_service
+    from pipeline.db.engine import get_session_factory
+
     with get_session_factory().begin() as db:
         try:
             company = company_service.set_status(db, company_id, status)
         except company_service.UnknownCompany as exc:
-            exit_with_usage_error(str(exc))
+            exit_not_found(str(exc))
         typer.echo(f"{company.id} {company.status.value}")
 
 
@@ -207,11 +222,15 @@ def delete(
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
 ) -> None:
     """Delete a company with all its sessions, messages, analyses, imports, batches and fetch history."""
+    from pipeline import companies as company_service
+    from pipeline.company_deletion import delete_company
+    from pipeline.db.engine import get_engine, get_session_factory
+
     with get_session_factory()() as db:
         try:
             company = company_service.get_company(db, company_id)
         except company_service.UnknownCompany as exc:
-            exit_with_usage_error(str(exc))
+            exit_not_found(str(exc))
         name, key = company.name, company.id
     if not yes:
         typer.confirm(
@@ -219,7 +238,7 @@ def delete(
         )
     deleted = delete_company(get_engine(), key)
     if deleted is None:
-        exit_with_usage_error(f"no company with id {company_id!r}")
+        exit_not_found(f"no company with id {company_id!r}")
     typer.echo(
         f"deleted {key}: {deleted.sessions} sessions, {deleted.imports} imports, {deleted.batches} batches, "
         f"{deleted.fetches} fetches, {deleted.row_errors} row errors"

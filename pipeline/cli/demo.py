@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from pipeline.demo import StageProgress, run_demo
-from pipeline.demo.render import print_report, report_as_json
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import TaskID
+
+    from pipeline.demo import StageProgress
 
 __all__ = ["demo"]
 
@@ -39,6 +40,11 @@ def demo(
     has broken rows and one company has a wrong password; the demo checks that the pipeline records both and
     carries on. Exit code 0 when everything went as expected, 1 otherwise.
     """
+    from rich.console import Console
+
+    from pipeline.demo import run_demo
+    from pipeline.demo.render import print_report, report_as_json
+
     if as_json:
         report = run_demo(companies=companies, sessions=sessions, seed=seed, workdir=keep)
         sys.stdout.write(json.dumps(report_as_json(report), indent=2) + "\n")
@@ -59,6 +65,8 @@ class _StageProgress:
     """One progress bar per stage, fed with database counts from the demo's background thread."""
 
     def __init__(self, console: Console) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         self._progress = Progress(
             TextColumn("{task.description:<20}"),
             BarColumn(),

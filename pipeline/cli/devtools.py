@@ -12,15 +12,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from sqlalchemy import create_engine
 
 from pipeline.cli.openai_emulator import openai
-from pipeline.db import migrate
-from pipeline.db.engine import normalize_database_url
-from pipeline.devtools.generate import DEFAULT_BASE_URL, generate_dataset
-from pipeline.devtools.seed import SeedPlan, default_now, seed_database
-from pipeline.devtools.source import serve_forever
 
 __all__ = ["app"]
 
@@ -42,13 +35,20 @@ def generate(
     sessions: Annotated[int, typer.Option("--sessions", min=0, help="Sessions per company.")] = 100,
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same bytes.")] = 0,
     base_url: Annotated[
-        str, typer.Option("--base-url", help="Where the data set will be served; it goes into every URL.")
-    ] = DEFAULT_BASE_URL,
+        str | None,
+        typer.Option(
+            "--base-url",
+            help="Where the data set will be served; it goes into every URL. "
+            "Default: where `devtools source` serves by default.",
+        ),
+    ] = None,
     transcripts: Annotated[
         bool, typer.Option("--transcripts/--no-transcripts", help="Write one transcript file per session.")
     ] = True,
 ) -> None:
     """Generate a deterministic demo data set: per company a CSV in the export format, and transcripts."""
+    from pipeline.devtools.generate import DEFAULT_BASE_URL, generate_dataset
+
     rows = companies * sessions
     started = time.perf_counter()
     with _progress(rows) as advance:
@@ -57,7 +57,7 @@ def generate(
             companies=companies,
             sessions=sessions,
             seed=seed,
-            base_url=base_url,
+            base_url=base_url or DEFAULT_BASE_URL,
             transcripts=transcripts,
             progress=advance,
         )
@@ -85,6 +85,8 @@ def source(
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port; 0 picks a free one.")] = 8765,
 ) -> None:
     """Serve a data set over HTTP with Basic auth, ETags and fault injection, until Ctrl-C or SIGTERM."""
+    from pipeline.devtools.source import serve_forever
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     serve_forever(
         directory,
@@ -112,6 +114,12 @@ def seed(
     ] = 7.0,
 ) -> None:
     """Fill a database with a year of many companies' sessions in every pipeline state, through COPY."""
+    from sqlalchemy import create_engine
+
+    from pipeline.db import migrate
+    from pipeline.db.engine import normalize_database_url
+    from pipeline.devtools.seed import SeedPlan, default_now, seed_database
+
     engine = create_engine(normalize_database_url(database), execution_options={"preserve_rowcount": True})
     if engine.dialect.name != "postgresql":
         raise typer.BadParameter("seeding writes with COPY: give a PostgreSQL URL", param_hint="DATABASE")
@@ -146,6 +154,8 @@ def _progress(total: int) -> Iterator[Callable[[int], None] | None]:
     if total < _PROGRESS_FROM_ROWS or not sys.stdout.isatty():
         yield None
         return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     columns = (TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=True) as bar:
         task = bar.add_task("rows", total=total)

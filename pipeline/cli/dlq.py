@@ -6,11 +6,9 @@ import json
 from dataclasses import asdict
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from pipeline.cli.errors import exit_with_usage_error
-from pipeline.settings import get_settings
+from pipeline.cli.errors import exit_not_found, exit_with_usage_error
+from pipeline.cli.output import camel_case, new_table, print_json, print_tables
 
 app = typer.Typer(
     help="Dead-lettered messages (<queue>.XQ): list them and send them back.", no_args_is_help=True
@@ -34,23 +32,24 @@ def list_(
 ) -> None:
     """Show the dead letters: actor, arguments, the error that killed them, and when."""
     from pipeline.dead_letters import list_dead_letters
+    from pipeline.settings import get_settings
 
     letters = list_dead_letters(get_settings().rabbitmq_url, _queues(queue))
     if as_json:
-        typer.echo(json.dumps([asdict(letter) for letter in letters], default=str, indent=2))
+        print_json([camel_case(asdict(letter)) for letter in letters])
         return
-    table = Table("queue", "message id", "actor", "args", "retries", "failed at", "error")
+    table = new_table("queue", "message id", "actor", "args", "retries", "failed at", "error")
     for letter in letters:
         table.add_row(
             letter.queue,
             letter.message_id,
             letter.actor,
-            json.dumps(letter.args)[:60],
+            json.dumps(letter.args),
             str(letter.retries),
             str(letter.failed_at or ""),
             letter.error or "",
         )
-    Console().print(table)
+    print_tables(table)
 
 
 @app.command()
@@ -61,6 +60,7 @@ def replay(
     """Send dead letters back to their queue with a fresh retry budget (every actor is idempotent)."""
     from pipeline.dead_letters import replay_dead_letters
     from pipeline.publishing import Publisher
+    from pipeline.settings import get_settings
 
     (chosen,) = _queues(queue)
     publisher = Publisher(get_settings())
@@ -71,5 +71,5 @@ def replay(
     finally:
         publisher.close()
     if message_id is not None and not replayed:
-        exit_with_usage_error(f"no dead letter {message_id!r} in {chosen}.XQ")
+        exit_not_found(f"no dead letter {message_id!r} in {chosen}.XQ")
     typer.echo(f"{len(replayed)} message(s) sent back to {chosen}")

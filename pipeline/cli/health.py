@@ -7,7 +7,6 @@ import logging
 import typer
 
 from pipeline.cli.errors import exit_with_usage_error
-from pipeline.settings import get_settings, refuse_weak_secrets
 
 
 def health(
@@ -26,6 +25,7 @@ def health(
     from pipeline.health.api import create_app
     from pipeline.health.targets import TargetsError
     from pipeline.logs import configure_logging
+    from pipeline.settings import get_settings, refuse_weak_secrets
 
     settings = get_settings()
     refuse_weak_secrets(settings)

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from pipeline.cli.errors import exit_with_usage_error
+from pipeline.cli.errors import exit_not_found
+from pipeline.cli.output import camel_case, new_table, print_json, print_tables
 from pipeline.cli.paging import BEFORE_HELP, parse_before
-from pipeline.db.engine import get_session_factory
-from pipeline.stages.csv_reports import recent_row_errors
 
 app = typer.Typer(help="CSV imports and their row errors.", no_args_is_help=True)
 
@@ -25,18 +21,21 @@ def errors(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """List recent CSV row errors with their line numbers and reasons."""
+    from pipeline.db.engine import get_session_factory
+    from pipeline.stages.csv_reports import recent_row_errors
+
     company_id = None
     if company is not None:
         try:
             company_id = uuid.UUID(company)
         except ValueError:
-            exit_with_usage_error(f"no company with id {company!r}")
+            exit_not_found(f"no company with id {company!r}")
     with get_session_factory()() as db:
         rows = recent_row_errors(db, company_id=company_id, limit=limit, before=parse_before(before))
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        print_json([camel_case(row) for row in rows])
         return
-    table = Table("company", "line", "reason", "when")
+    table = new_table("company", "line", "reason", "when")
     for row in rows:
         table.add_row(row["company"], str(row["line"]), row["reason"], row["created_at"])
-    Console().print(table)
+    print_tables(table)

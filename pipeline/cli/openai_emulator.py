@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 
-from pipeline.devtools.openai_emulator import Knobs, serve_forever
-
 __all__ = ["openai"]
 
 
@@ -23,6 +21,8 @@ def openai(
 
     Change its knobs while it runs with POST /_emulator/knobs; see pipeline.devtools.openai_emulator.
     """
+    from pipeline.devtools.openai_emulator import Knobs, serve_forever
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     serve_forever(
         host,

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from pipeline.cli.errors import exit_with_usage_error
-from pipeline.db.paging import Cursor
+
+if TYPE_CHECKING:
+    from pipeline.db.paging import Cursor
 
 __all__ = ["BEFORE_HELP", "parse_before"]
 
@@ -20,6 +23,8 @@ BEFORE_HELP = (
 
 
 def parse_before(value: str | None) -> Cursor | None:
+    from pipeline.db.paging import Cursor
+
     if value is None:
         return None
     moment, _, key = value.partition(",")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import typer
 
-from pipeline.settings import get_settings, refuse_weak_secrets
-
 
 def run() -> None:
     """Run everything in one supervised process group (the single-process pattern).
@@ -14,6 +12,7 @@ def run() -> None:
     stops every child gracefully. Worker pools take consecutive metrics ports from METRICS_PORT."""
     from pipeline.logs import configure_logging
     from pipeline.runners.supervisor import Supervisor, children_for
+    from pipeline.settings import get_settings, refuse_weak_secrets
 
     settings = get_settings()
     refuse_weak_secrets(settings)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pipeline.settings import get_settings, refuse_weak_secrets
-
 
 def scheduler() -> None:
     """Send each cron tick once across all replicas, catch up missed ticks, honour pause and stop.
 
     Ticks are recorded in the database before they are sent; see `livedash schedulers list`."""
     from pipeline.runners.scheduler import run_scheduler
+    from pipeline.settings import get_settings, refuse_weak_secrets
 
     settings = get_settings()
     refuse_weak_secrets(settings)

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from pipeline.cli.errors import exit_with_usage_error
-from pipeline.scheduling.jobs import UnknownScheduler, find_job
-from pipeline.settings import get_settings
+from pipeline.cli.errors import exit_not_found, exit_with_usage_error
+from pipeline.cli.output import new_table, print_json, print_tables
 
 if TYPE_CHECKING:
     from pipeline.scheduling.control import ActionResult
@@ -26,6 +22,8 @@ def _apply(action: str, scheduler_id: str) -> ActionResult:
     from pipeline.db.engine import get_engine
     from pipeline.publishing import Publisher
     from pipeline.scheduling.control import apply_action
+    from pipeline.scheduling.jobs import UnknownScheduler
+    from pipeline.settings import get_settings
 
     # By queue and actor name from the job registry: this process declares no actor.
     publisher = Publisher(get_settings())
@@ -34,7 +32,7 @@ def _apply(action: str, scheduler_id: str) -> ActionResult:
             get_engine(), get_settings(), action, scheduler_id, publish=publisher, requested_by="livedash CLI"
         )
     except UnknownScheduler as exc:
-        exit_with_usage_error(str(exc))
+        exit_not_found(str(exc))
     finally:
         publisher.close()
 
@@ -47,10 +45,13 @@ def trigger(
     ),
 ) -> None:
     """Run a scheduler's tick now: enqueue it for the workers, or run it here with --inline."""
+    from pipeline.scheduling.jobs import UnknownScheduler, find_job
+    from pipeline.settings import get_settings
+
     try:
         find_job(get_settings(), scheduler_id)
     except UnknownScheduler as exc:
-        exit_with_usage_error(str(exc))
+        exit_not_found(str(exc))
     if inline:
         from pipeline.db.engine import get_engine
         from pipeline.stages.inline import run_inline
@@ -102,14 +103,23 @@ def _when(moment: datetime | None) -> str:
 def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
     """Every scheduler: id, name, queue, cron, state, last run and next run (times in UTC)."""
     from pipeline.db.engine import get_engine
+    from pipeline.scheduling.jobs import scheduled_jobs
     from pipeline.scheduling.overview import scheduler_overviews
+    from pipeline.scheduling.records import scheduler_record
+    from pipeline.settings import get_settings
 
     settings = get_settings()
     overviews = scheduler_overviews(get_engine(), settings)
     if as_json:
-        typer.echo(json.dumps([overview.as_json() for overview in overviews], indent=2))
+        jobs = {job.id: job for job in scheduled_jobs(settings)}
+        print_json(
+            [
+                scheduler_record(jobs[overview.id], settings, overview).model_dump(mode="json")
+                for overview in overviews
+            ]
+        )
         return
-    table = Table("id", "name", "queue", "cron", "state", "last run", "next run", "24 h runs / failed")
+    table = new_table("id", "name", "queue", "cron", "state", "last run", "next run", "24 h runs / failed")
     for overview in overviews:
         state = overview.control if settings.scheduler_enabled else "DISABLED"
         if overview.running_now:
@@ -125,4 +135,4 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON instead
             _when(overview.next_run_at),
             f"{overview.recent_runs} / {overview.recent_failures}",
         )
-    Console(width=160).print(table)
+    print_tables(table)

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from pipeline.cli.errors import exit_with_usage_error
+from pipeline.cli.errors import exit_not_found, exit_with_usage_error
+from pipeline.cli.output import camel_case, new_table, print_json, print_tables
 from pipeline.cli.paging import BEFORE_HELP, parse_before
-from pipeline.companies import UnknownCompany, get_company
-from pipeline.db.engine import get_session_factory
 from pipeline.db.enums import ProcessingStage
-from pipeline.stages.pipeline_reports import failed_sessions, retry_failed
 
 app = typer.Typer(help="Sessions in the pipeline: failures and retries.", no_args_is_help=True)
 
@@ -35,13 +29,16 @@ def failed(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """List failed sessions (and imports that failed before becoming one), newest first, with the reason."""
+    from pipeline.db.engine import get_session_factory
+    from pipeline.stages.pipeline_reports import failed_sessions
+
     chosen = _stage(stage) if stage else None
     with get_session_factory()() as db:
         rows = failed_sessions(db, stage=chosen, limit=limit, before=parse_before(before))
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        print_json([camel_case(row) for row in rows])
         return
-    table = Table("stage", "company", "session / import", "retries", "failed at", "reason")
+    table = new_table("stage", "company", "session / import", "retries", "failed at", "reason")
     for row in rows:
         table.add_row(
             row["stage"],
@@ -51,7 +48,7 @@ def failed(
             row["failed_at"] or "",
             row["error"] or "",
         )
-    Console().print(table)
+    print_tables(table)
 
 
 @app.command()
@@ -60,6 +57,10 @@ def retry(
     company: str | None = typer.Option(None, "--company", metavar="ID", help="Only this company's sessions."),
 ) -> None:
     """Reset failed sessions of a stage to PENDING; the stage's next sweep runs them again."""
+    from pipeline.companies import UnknownCompany, get_company
+    from pipeline.db.engine import get_session_factory
+    from pipeline.stages.pipeline_reports import retry_failed
+
     chosen = _stage(stage)
     with get_session_factory().begin() as db:
         company_id = None
@@ -67,6 +68,6 @@ def retry(
             try:
                 company_id = get_company(db, company).id
             except UnknownCompany as exc:
-                exit_with_usage_error(str(exc))
+                exit_not_found(str(exc))
         count = retry_failed(db, chosen, company_id=company_id)
     typer.echo(f"{count} reset to PENDING for {chosen.value}; the next sweep picks them up")

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from pipeline.db.engine import get_session_factory
+from pipeline.cli.output import camel_case, new_table, print_json, print_tables
 from pipeline.db.enums import ProcessingStatus
-from pipeline.stages.csv_reports import company_import_status
-from pipeline.stages.pipeline_reports import pipeline_status
 
 
 def _imports(company: dict[str, Any]) -> str:
@@ -22,15 +17,25 @@ def _imports(company: dict[str, Any]) -> str:
     return f"~{company['imports']}" if company["imports_estimated"] else str(company["imports"])
 
 
+def _company_json(company: dict[str, Any]) -> dict[str, Any]:
+    """A company's import status with camelCase keys, its last fetch's too."""
+    fetch = company["last_fetch"]
+    return {**camel_case(company), "lastFetch": camel_case(fetch) if fetch else None}
+
+
 def status(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
     """Per company: stored imports and the last CSV fetch; per stage: sessions by status."""
+    from pipeline.db.engine import get_session_factory
+    from pipeline.stages.csv_reports import company_import_status
+    from pipeline.stages.pipeline_reports import pipeline_status
+
     with get_session_factory()() as db:
         companies = company_import_status(db)
         pipeline = pipeline_status(db)
     if as_json:
-        typer.echo(json.dumps({"companies": companies, **pipeline}, indent=2))
+        print_json({"companies": [_company_json(company) for company in companies], **camel_case(pipeline)})
         return
-    table = Table("company", "status", "imports", "last fetch", "new", "changed", "invalid", "error")
+    table = new_table("company", "status", "imports", "last fetch", "new", "changed", "invalid", "error")
     for company in companies:
         fetch = company["last_fetch"] or {}
         table.add_row(
@@ -43,13 +48,11 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
             str(fetch.get("rows_invalid", "")),
             fetch.get("error") or "",
         )
-    console = Console()
-    console.print(table)
-    stages = Table(
+    stages = new_table(
         "stage",
         *(status.value for status in ProcessingStatus),
         title=f"{'~' if pipeline['estimated'] else ''}{pipeline['totalSessions']} sessions",
     )
     for stage, counts in pipeline["pipeline"].items():
         stages.add_row(stage, *(str(counts.get(status.value, 0)) for status in ProcessingStatus))
-    console.print(stages)
+    print_tables(table, stages)

@@ -7,9 +7,7 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli.errors import exit_with_usage_error
-from pipeline.scheduling.jobs import UnknownScheduler, scheduled_jobs
-from pipeline.settings import get_settings, refuse_weak_secrets
+from pipeline.cli.errors import exit_not_found, exit_with_usage_error
 
 
 def worker(
@@ -24,6 +22,9 @@ def worker(
 
     SIGTERM lets in-flight messages finish within WORKER_SHUTDOWN_GRACE_SECONDS; what is left is redelivered
     to other replicas by RabbitMQ."""
+    from pipeline.scheduling.jobs import UnknownScheduler, scheduled_jobs
+    from pipeline.settings import get_settings, refuse_weak_secrets
+
     settings = get_settings()
     if list_only:
         for job in scheduled_jobs(settings):
@@ -37,7 +38,7 @@ def worker(
     try:
         command = worker_command(settings, scheduler_id, processes=processes, threads=threads)
     except UnknownScheduler as exc:
-        exit_with_usage_error(str(exc))
+        exit_not_found(str(exc))
     reset_metrics_directory(Path(command.env["PROMETHEUS_MULTIPROC_DIR"]))
     # Replace this process, so that signals reach Dramatiq's main process directly.
     os.execve(command.argv[0], command.argv, command.env)  # noqa: S606  our own argv: the dramatiq of this venv

@@ -11,49 +11,63 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.cli.output import camel_case
 from pipeline.demo.report import DemoReport
 
 __all__ = ["print_report", "report_as_json"]
 
 
 def report_as_json(report: DemoReport) -> dict[str, Any]:
-    """The report as the ``--json`` output prints it."""
-    return {
-        "ok": report.ok,
-        "unexpected": report.unexpected,
-        "seconds": round(report.seconds, 3),
-        "sessions_per_company": report.sessions_per_company,
-        # Left behind when asked for (--keep) or when something was unexpected; otherwise removed.
-        "workdir": str(report.workdir) if report.workdir.exists() else None,
-        "companies": [company.__dict__ for company in report.companies],
-        "sessions": {
-            "good_rows": report.good_rows,
-            "imported": report.imported,
-            "created": report.sessions,
-            "messages": report.messages,
-            "analysed": report.analysed,
-        },
-        "sentiment": report.sentiment,
-        "categories": report.categories,
-        "questions": report.questions,
-        "cost": {
-            "eur": round(report.cost_eur, 6),
-            "prompt_tokens": report.prompt_tokens,
-            "completion_tokens": report.completion_tokens,
-            "total_tokens": report.total_tokens,
-        },
-        "batches": {"submitted": report.batches_submitted, "processed": report.batches_processed},
-        "scheduler_runs": [run.__dict__ for run in report.scheduler_runs],
-        "failures": {
-            "fetches": [failure.__dict__ for failure in report.fetch_failures],
-            "csv_rows": [error.__dict__ for error in report.row_errors],
-            "sessions": [failure.__dict__ for failure in report.session_failures],
-            "other": report.other_failures,
-        },
-        "injected": [row.__dict__ for row in report.injected],
-        "pipeline": report.pipeline,
-        "log_records": report.log_records,
-    }
+    """The report as the ``--json`` output prints it: camelCase keys like every ``--json`` of the CLI (the
+    keys of sentiment, category and stage counts are data and stay as they are)."""
+
+    def records(items: list[Any]) -> list[dict[str, Any]]:
+        return [camel_case(item.__dict__) for item in items]
+
+    return camel_case(
+        {
+            "ok": report.ok,
+            "unexpected": report.unexpected,
+            "seconds": round(report.seconds, 3),
+            "sessions_per_company": report.sessions_per_company,
+            # Left behind when asked for (--keep) or when something was unexpected; otherwise removed.
+            "workdir": str(report.workdir) if report.workdir.exists() else None,
+            "companies": records(report.companies),
+            "sessions": camel_case(
+                {
+                    "good_rows": report.good_rows,
+                    "imported": report.imported,
+                    "created": report.sessions,
+                    "messages": report.messages,
+                    "analysed": report.analysed,
+                }
+            ),
+            "sentiment": report.sentiment,
+            "categories": report.categories,
+            "questions": report.questions,
+            "cost": camel_case(
+                {
+                    "eur": round(report.cost_eur, 6),
+                    "prompt_tokens": report.prompt_tokens,
+                    "completion_tokens": report.completion_tokens,
+                    "total_tokens": report.total_tokens,
+                }
+            ),
+            "batches": {"submitted": report.batches_submitted, "processed": report.batches_processed},
+            "scheduler_runs": records(report.scheduler_runs),
+            "failures": camel_case(
+                {
+                    "fetches": records(report.fetch_failures),
+                    "csv_rows": records(report.row_errors),
+                    "sessions": records(report.session_failures),
+                    "other": report.other_failures,
+                }
+            ),
+            "injected": records(report.injected),
+            "pipeline": report.pipeline,
+            "log_records": report.log_records,
+        }
+    )
 
 
 def _counts(counts: dict[str, int]) -> str:

@@ -17,7 +17,7 @@ from pipeline.health.aggregator import HealthAggregator, HealthReport, QueueView
 from pipeline.health.rules import EndpointState, public_reason
 from pipeline.redaction import redact
 from pipeline.scheduling.control import SINGLE_ACTIONS, Action
-from pipeline.scheduling.overview import SchedulerOverview
+from pipeline.scheduling.records import SchedulerRecord, scheduler_record
 from pipeline.settings import Settings
 
 __all__ = [
@@ -87,16 +87,6 @@ class QueueState(BaseModel):
     declared: bool | None
 
 
-class RunFigures(BaseModel):
-    """Runs started in the last 24 hours (nulls: database unreadable)."""
-
-    window: Literal["24h"]
-    totalRuns: int | None
-    successfulRuns: int | None
-    failedRuns: int | None
-    averageRunSeconds: float | None
-
-
 class EndpointBody(BaseModel):
     """A metrics endpoint: ``unknown`` when none is configured or the metrics source is unreadable."""
 
@@ -106,27 +96,11 @@ class EndpointBody(BaseModel):
     errors: list[str]
 
 
-class SchedulerEntry(BaseModel):
-    id: str
-    name: str
-    queue: str
-    cron: str
-    timezone: str
+class SchedulerEntry(SchedulerRecord):
+    """The scheduler's record (``livedash schedulers list --json`` prints the same) and its health."""
+
     status: StatusName
     healthy: bool
-    control: Literal["ACTIVE", "PAUSED", "STOPPED"] | None
-    enabled: bool
-    runningNow: bool | None
-    lastRun: datetime | None
-    lastRunStatus: str | None
-    lastSuccess: datetime | None
-    lastError: str | None
-    lastErrorAt: datetime | None
-    lastTick: datetime | None
-    lastTickOutcome: str | None
-    nextRun: datetime | None
-    consecutiveFailures: int | None
-    metrics: RunFigures
     queueStats: QueueState
     lagSeconds: float | None
     metricsEndpoint: EndpointBody
@@ -227,20 +201,6 @@ def _endpoint_body(state: EndpointState | None) -> EndpointBody:
     )
 
 
-def _run_figures(overview: SchedulerOverview | None) -> RunFigures:
-    if overview is None:
-        return RunFigures(
-            window="24h", totalRuns=None, successfulRuns=None, failedRuns=None, averageRunSeconds=None
-        )
-    return RunFigures(
-        window="24h",
-        totalRuns=overview.recent_runs,
-        successfulRuns=overview.recent_successes,
-        failedRuns=overview.recent_failures,
-        averageRunSeconds=overview.average_run_seconds,
-    )
-
-
 def _queue_state(queue: QueueView | None) -> QueueState:
     if queue is None:
         return QueueState(
@@ -256,57 +216,17 @@ def _queue_state(queue: QueueView | None) -> QueueState:
     )
 
 
-#: The entry's fields read from the run history, in the order :func:`_history` gives their values.
-_HISTORY_FIELDS = (
-    "control",
-    "runningNow",
-    "lastRun",
-    "lastRunStatus",
-    "lastError",
-    "lastErrorAt",
-    "lastTick",
-    "lastTickOutcome",
-    "nextRun",
-    "consecutiveFailures",
-)
-
-
-def _history(overview: SchedulerOverview | None) -> dict[str, Any]:
-    """The entry's fields read from the run history; all null when the database could not be read."""
-    if overview is None:
-        return dict.fromkeys(_HISTORY_FIELDS)
-    values = (
-        overview.control if overview.control in ("ACTIVE", "PAUSED", "STOPPED") else None,
-        overview.running_now,
-        overview.last_run_at,
-        overview.last_run_status,
-        overview.last_error,
-        overview.last_error_at,
-        overview.last_tick_at,
-        overview.last_tick_outcome,
-        overview.next_run_at,
-        overview.consecutive_failures,
-    )
-    return dict(zip(_HISTORY_FIELDS, values, strict=True))
-
-
 def _entry(scheduler: SchedulerHealth, settings: Settings) -> SchedulerEntry:
+    record = scheduler_record(scheduler.job, settings, scheduler.overview)
     return SchedulerEntry(
-        id=scheduler.job.id,
-        name=scheduler.job.name,
-        queue=scheduler.job.queue,
-        cron=scheduler.job.cron,
-        timezone=settings.scheduler_timezone,
+        # The last success is the newer of the run history and the worker pools' metrics.
+        **{**dict(record), "lastSuccess": scheduler.last_success},
         status=scheduler.status.value,
         healthy=scheduler.healthy,
-        enabled=settings.scheduler_enabled,
-        lastSuccess=scheduler.last_success,
-        metrics=_run_figures(scheduler.overview),
         queueStats=_queue_state(scheduler.queue),
         lagSeconds=scheduler.lag_seconds,
         metricsEndpoint=_endpoint_body(scheduler.metrics_endpoint),
         reasons=list(scheduler.reasons),
-        **_history(scheduler.overview),
     )
 
 

@@ -9,6 +9,7 @@ of senders, catch-up after downtime, an overlap policy, operator control and a r
 - :mod:`pipeline.scheduling.runs`: the run history written by the tick actors.
 - :mod:`pipeline.scheduling.control`: pause, resume, start, stop and trigger as database state.
 - :mod:`pipeline.scheduling.overview`: per-scheduler figures derived from the history.
+- :mod:`pipeline.scheduling.records`: a scheduler's record in the admin API's shape (the API and the CLI).
 - :mod:`pipeline.scheduling.history`: pruning ticks and runs past their retention.
 - :mod:`pipeline.scheduling.loop`: the scheduler process.
 """

@@ -50,12 +50,6 @@ class SchedulerOverview:
     last_tick_outcome: str | None
     next_run_at: datetime | None
 
-    def as_json(self) -> dict[str, object]:
-        return {
-            key: value.isoformat() if isinstance(value, datetime) else value
-            for key, value in self.__dict__.items()
-        }
-
 
 def _overview(db: Session, settings: Settings, job: Job, now: datetime) -> SchedulerOverview:
     state = db.get(SchedulerState, job.id)

@@ -118,8 +118,8 @@ def test_the_cli_lists_and_replays(broker: dramatiq.Broker, monkeypatch: pytest.
     replayed = runner.invoke(app, ["dlq", "replay", IMPORT_PROCESSING, "--id", chosen])
     get_settings.cache_clear()
 
-    # Then the listing names it, the unknown id is one clear line with exit 2, and the replay moves it
-    assert [letter["message_id"] for letter in json.loads(listed.stdout)] == [chosen]
-    assert missing.exit_code == 2 and "no dead letter 'no-such-id'" in missing.stderr
+    # Then the listing names it, the unknown id is one clear line with exit 3, and the replay moves it
+    assert [letter["messageId"] for letter in json.loads(listed.stdout)] == [chosen]
+    assert missing.exit_code == 3 and "no dead letter 'no-such-id'" in missing.stderr
     assert replayed.exit_code == 0 and replayed.stdout.startswith("1 message(s) sent back")
     assert (_depth(IMPORT_PROCESSING), _depth(DEAD)) == (1, 0)

@@ -44,7 +44,7 @@ def test_add_prints_the_new_id_and_list_shows_the_company(livedash: Invoke) -> N
     assert company["status"] == "ACTIVE"
     assert company["region"] == "eu"
     assert company["timezone"] == "Europe/Amsterdam"
-    assert company["has_password"] is True
+    assert company["hasPassword"] is True
     assert "hunter2" not in listed.stdout
     assert "hunter2" not in livedash("companies", "list").stdout
 
@@ -66,13 +66,13 @@ def test_suspend_and_activate_change_the_status(livedash: Invoke) -> None:
     assert (status_after_suspend, status_after_activate) == ("SUSPENDED", "ACTIVE")
 
 
-def test_an_unknown_id_is_one_clear_line_and_exit_code_2(livedash: Invoke) -> None:
+def test_an_unknown_id_is_one_clear_line_and_exit_code_3(livedash: Invoke) -> None:
     for company_id in (str(uuid.uuid4()), "not-a-uuid"):
         # When an unknown company is suspended
         result = livedash("companies", "suspend", company_id)
 
-        # Then the command says so in one line and exits with 2
-        assert result.exit_code == 2
+        # Then the command says so in one line and exits with 3, not found
+        assert result.exit_code == 3
         assert result.stderr.strip() == f"error: no company with id {company_id!r}"
 
 
@@ -131,5 +131,5 @@ def test_delete_asks_for_confirmation_and_removes_the_company(livedash: Invoke) 
     assert f"deleted {company_id}" in confirmed.output
     assert json.loads(livedash("companies", "list", "--json").stdout) == []
 
-    # And an unknown id is a usage error
-    assert livedash("companies", "delete", company_id, "--yes").exit_code == 2
+    # And an unknown id is not found
+    assert livedash("companies", "delete", company_id, "--yes").exit_code == 3

@@ -102,14 +102,14 @@ def test_credentials_over_plain_http_need_allow_http(livedash: Invoke) -> None:
     assert refused.exit_code == 2
     assert "plain http" in refused.stderr and "--allow-http" in refused.stderr
     assert allowed.exit_code == 0
-    assert listed(livedash)["allow_http"] is True
+    assert listed(livedash)["allowHttp"] is True
 
 
 def test_update_sets_and_clears_the_egress_settings(livedash: Invoke) -> None:
     # Given a company with default egress settings
     company_id = livedash(*ADD, "--password", "hunter2").stdout.strip()
-    assert listed(livedash)["transcript_origins"] == []
-    assert listed(livedash)["allow_private_networks"] is None
+    assert listed(livedash)["transcriptOrigins"] == []
+    assert listed(livedash)["allowPrivateNetworks"] is None
 
     # When transcript origins and a private-network rule are set
     updated = livedash(
@@ -127,16 +127,16 @@ def test_update_sets_and_clears_the_egress_settings(livedash: Invoke) -> None:
     # Then they are stored, normalised
     assert updated.exit_code == 0, updated.output
     company = listed(livedash)
-    assert company["transcript_origins"] == ["https://cdn.acme.example", "https://files.acme.example:8443"]
-    assert company["allow_private_networks"] is True
+    assert company["transcriptOrigins"] == ["https://cdn.acme.example", "https://files.acme.example:8443"]
+    assert company["allowPrivateNetworks"] is True
 
     # When the origins are cleared and the rule goes back to the default
     livedash("companies", "update", company_id, "--no-transcript-origins", "--private-networks", "default")
 
     # Then the company sends its credentials to its CSV origin only, under the global rule
     company = listed(livedash)
-    assert company["transcript_origins"] == []
-    assert company["allow_private_networks"] is None
+    assert company["transcriptOrigins"] == []
+    assert company["allowPrivateNetworks"] is None
 
 
 def test_update_refuses_a_bad_origin_and_a_url_with_user_info(livedash: Invoke) -> None:
@@ -150,7 +150,7 @@ def test_update_refuses_a_bad_origin_and_a_url_with_user_info(livedash: Invoke) 
     assert (bad_origin.exit_code, user_info.exit_code) == (2, 2)
     assert bad_origin.stderr.startswith("error: --transcript-origin:")
     assert "hunter2" not in user_info.output
-    assert listed(livedash)["csv_url"] == "https://acme.example/s.csv"
+    assert listed(livedash)["csvUrl"] == "https://acme.example/s.csv"
 
 
 def test_update_changes_the_password_from_standard_input(livedash: Invoke) -> None:
@@ -172,4 +172,4 @@ def test_a_stored_url_with_user_info_is_listed_without_it(livedash: Invoke) -> N
 
     # Then the password is not shown
     assert "hunter2" not in result.stdout
-    assert listed(livedash)["csv_url"] == "https://acme.example/s.csv"
+    assert listed(livedash)["csvUrl"] == "https://acme.example/s.csv"

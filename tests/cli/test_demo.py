@@ -130,8 +130,8 @@ def test_the_demo_reports_as_json_what_the_pipeline_did(tmp_path: Path) -> None:
     good_rows = sum(count for name, count in data.good_rows.items() if name != locked_out)
     assert good_rows == 16
     sessions = report["sessions"]
-    assert {key: sessions[key] for key in ("good_rows", "imported", "created", "analysed")} == dict.fromkeys(
-        ("good_rows", "imported", "created", "analysed"), 16
+    assert {key: sessions[key] for key in ("goodRows", "imported", "created", "analysed")} == dict.fromkeys(
+        ("goodRows", "imported", "created", "analysed"), 16
     )
     assert sessions["messages"] > 16
     by_company = {company["name"]: company for company in report["companies"]}
@@ -140,13 +140,13 @@ def test_the_demo_reports_as_json_what_the_pipeline_did(tmp_path: Path) -> None:
         by_company[broken]["fetch"],
         by_company[broken]["rows"],
         by_company[broken]["imported"],
-        by_company[broken]["row_errors"],
+        by_company[broken]["rowErrors"],
         by_company[broken]["analysed"],
     ) == ("IMPORTED", good_of_broken + 3, good_of_broken, 3, good_of_broken)
 
     # And each broken row is a CSV row error at its line, blaming the field the demo broke
     blamed = {"empty session id": 0, "messages sent is not a number": 6, "IP address over 45 characters": 3}
-    row_errors = report["failures"]["csv_rows"]
+    row_errors = report["failures"]["csvRows"]
     assert [(error["company"], error["line"]) for error in row_errors] == [
         (broken, line) for line in data.broken_lines[broken]
     ]
@@ -166,7 +166,7 @@ def test_the_demo_reports_as_json_what_the_pipeline_did(tmp_path: Path) -> None:
     assert report["failures"]["fetches"] == [
         {
             "company": locked_out,
-            "http_status": 401,
+            "httpStatus": 401,
             "error": "HTTP 401 Unauthorized",
             "attempts": 1,
         }
@@ -184,15 +184,14 @@ def test_the_demo_reports_as_json_what_the_pipeline_did(tmp_path: Path) -> None:
     assert report["questions"] > 0
     assert report["cost"]["eur"] > 0
     assert (
-        report["cost"]["total_tokens"]
-        == report["cost"]["prompt_tokens"] + report["cost"]["completion_tokens"]
+        report["cost"]["totalTokens"] == report["cost"]["promptTokens"] + report["cost"]["completionTokens"]
     )
-    assert report["cost"]["total_tokens"] > 0
+    assert report["cost"]["totalTokens"] > 0
     assert report["batches"]["submitted"] >= 1
     assert report["batches"]["processed"] == report["batches"]["submitted"]
 
     # And every tick went through the scheduling layer: each run recorded, with the tick that triggered it
-    runs = report["scheduler_runs"]
+    runs = report["schedulerRuns"]
     assert {run["job"] for run in runs} == {"csv-import", "batch-processing", "batch-processing-check"}
     assert all(run["status"] == "SUCCEEDED" and run["tick"] == "triggered by livedash demo" for run in runs)
     assert next(run for run in runs if run["job"] == "csv-import")["items"] == 3

@@ -182,7 +182,7 @@ def test_the_command_exits_1_and_says_what_was_unexpected(
 ) -> None:
     # Given a demo whose run ends with something unexpected
     report = dataclasses.replace(_as_expected(tmp_path), unexpected=["2 of 3 sessions were analysed"])
-    monkeypatch.setattr("pipeline.cli.demo.run_demo", lambda **_: report)
+    monkeypatch.setattr("pipeline.demo.run_demo", lambda **_: report)
 
     # When the command runs, as text and as JSON
     text = CliRunner().invoke(app, ["demo"])
@@ -222,13 +222,13 @@ def test_the_report_renders_from_its_data_alone(tmp_path: Path) -> None:
     # And the JSON carries the same figures
     assert document["ok"] is True
     assert document["sessions"] == {
-        "good_rows": 3,
+        "goodRows": 3,
         "imported": 3,
         "created": 3,
         "messages": 12,
         "analysed": 3,
     }
     assert document["failures"]["fetches"] == [
-        {"company": "Locked", "http_status": 401, "error": "HTTP 401 Unauthorized", "attempts": 1}
+        {"company": "Locked", "httpStatus": 401, "error": "HTTP 401 Unauthorized", "attempts": 1}
     ]
     assert json.loads(json.dumps(document)) == document

@@ -52,8 +52,8 @@ def test_trigger_inline_imports_every_company_and_status_reports_it(embedded: In
     companies = {row["id"]: row for row in json.loads(embedded("status", "--json").stdout)["companies"]}
     for company_id in (first, second):
         assert companies[company_id]["imports"] == 30
-        assert companies[company_id]["last_fetch"]["outcome"] == "IMPORTED"
-        assert companies[company_id]["last_fetch"]["http_status"] == 200
+        assert companies[company_id]["lastFetch"]["outcome"] == "IMPORTED"
+        assert companies[company_id]["lastFetch"]["httpStatus"] == 200
 
 
 def test_row_errors_are_listed_with_their_line_and_reason(embedded: Invoke, source: Source) -> None:
@@ -78,7 +78,7 @@ def test_row_errors_are_listed_with_their_line_and_reason(embedded: Invoke, sour
 
 def test_trigger_refuses_unknown_schedulers_and_a_broker_without_workers(embedded: Invoke) -> None:
     unknown = embedded("schedulers", "trigger", "no-such-scheduler")
-    assert unknown.exit_code == 2
+    assert unknown.exit_code == 3
     assert "unknown scheduler 'no-such-scheduler'" in unknown.stderr
 
     workerless = embedded("schedulers", "trigger", "csv-import")

@@ -91,7 +91,7 @@ def test_an_unknown_stage_or_company_is_one_clear_line(embedded: Invoke) -> None
     assert "unknown stage 'TELEPORT'" in bad_stage.stderr
 
     bad_company = embedded("sessions", "retry", "--stage", "AI_ANALYSIS", "--company", "nope")
-    assert bad_company.exit_code == 2
+    assert bad_company.exit_code == 3
     assert "no company with id 'nope'" in bad_company.stderr
 
 
@@ -138,10 +138,10 @@ def test_the_whole_pipeline_runs_inline_on_the_embedded_setup(
         [batch] = json.loads(embedded("batches", "list", "--json").stdout)
         assert (batch["status"], batch["requests"], batch["completed"]) == ("PROCESSED", 6, 6)
         shown = json.loads(embedded("batches", "show", batch["id"]).stdout)
-        assert shown["requests_by_status"] == {"PROCESSING_COMPLETE": 6}
+        assert shown["requestsByStatus"] == {"PROCESSING_COMPLETE": 6}
         with OpenAIEmulator() as other:
             monkeypatch.setenv("OPENAI_BASE_URL", other.url)
             clear_process_caches()
             refused = embedded("batches", "cancel", batch["id"])
-        assert refused.exit_code == 2 and "refused to cancel" in refused.stderr
-        assert embedded("batches", "show", "nope").exit_code == 2
+        assert refused.exit_code == 1 and "refused to cancel" in refused.stderr
+        assert embedded("batches", "show", "nope").exit_code == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,14 +12,17 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
-from pipeline.db.engine import create_db_engine
+from pipeline.cli import app as cli
+from pipeline.db.engine import create_db_engine, get_engine
 from pipeline.db.models import SchedulerTick
 from pipeline.health.aggregator import HealthAggregator
 from pipeline.health.api import create_app
 from pipeline.health.sources import QueueStats
 from pipeline.scheduling.overview import scheduler_overviews
 from pipeline.settings import Settings
+from tests.cli.conftest import clear_process_caches
 from tests.health.conftest import TOKEN
 from tests.health.fakes import NOW, FakeSources
 
@@ -576,3 +580,46 @@ def test_the_openapi_document_declares_the_bearer_scheme_and_no_422(client: Test
     ]
     assert "422" not in responses
     assert NOW.year == 2026
+
+
+def test_the_cli_prints_a_scheduler_with_the_api_s_keys_and_values(
+    client_for: MakeClient,
+    settings: Settings,
+    engine: Engine,
+    sources: FakeSources,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given schedulers with some history: csv-import paused, and a tick of import-processing triggered
+    client = client_for(aggregator=database_aggregator(settings, engine, sources))
+    for action, scheduler in (("pause", "csv-import"), ("trigger", "import-processing")):
+        answer = client.post(
+            "/api/admin/schedulers", headers=AUTH, json={"action": action, "schedulerId": scheduler}
+        )
+        assert answer.status_code == 200
+
+    # When the API lists them, and `livedash schedulers list --json` does, on the same database
+    api = {
+        entry["id"]: entry for entry in client.get("/api/admin/schedulers", headers=AUTH).json()["schedulers"]
+    }
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("SCHEDULER_ENABLED", "true")
+    clear_process_caches()
+    try:
+        listed = CliRunner().invoke(cli, ["schedulers", "list", "--json"], catch_exceptions=False)
+    finally:
+        get_engine().dispose()
+        clear_process_caches()
+    assert listed.exit_code == 0, listed.output
+
+    # Then each scheduler of the CLI has exactly the API's keys, less the health verdict, with the same values
+    # (the last success aside: the API also reads it from the worker pools' metrics)
+    verdict = {"status", "healthy", "queueStats", "lagSeconds", "metricsEndpoint", "reasons"}
+    printed = {entry["id"]: entry for entry in json.loads(listed.stdout)}
+    assert list(printed) == list(api)
+    for scheduler_id, entry in printed.items():
+        assert set(entry) == set(api[scheduler_id]) - verdict
+        assert {key: value for key, value in entry.items() if key != "lastSuccess"} == {
+            key: api[scheduler_id][key] for key in entry if key != "lastSuccess"
+        }
+    assert printed["csv-import"]["control"] == "PAUSED"
+    assert printed["import-processing"]["lastTickOutcome"] is not None

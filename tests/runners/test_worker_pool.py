@@ -49,14 +49,14 @@ def test_worker_list_works_alone() -> None:
     assert "CSV_IMPORT_INTERVAL=*/10 * * * *" in result.stdout
 
 
-def test_an_unknown_scheduler_is_a_usage_error() -> None:
+def test_an_unknown_scheduler_is_not_found() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "pipeline", "worker", "--scheduler", "csv"],
         capture_output=True,
         text=True,
         check=False,
     )
-    assert result.returncode == 2
+    assert result.returncode == 3
     assert "unknown scheduler 'csv' (known: csv-import" in result.stderr
 
 

@@ -14,11 +14,12 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
-from pipeline.companies import PrivateNetworks, add_company
+from pipeline.companies import add_company
 from pipeline.db.enums import CsvFetchOutcome
 from pipeline.db.secrets import PasswordBox
 from pipeline.settings import Settings
 from pipeline.sources.http_fetch import Fetcher
+from pipeline.sources.private_networks import PrivateNetworks
 from pipeline.stages.csv_import import CsvImportFailed, fetch_limits, import_company_csv
 from pipeline.stages.import_processing import process_imports, transcript_fetcher_limits
 from tests.sources.httpserver import LocalServer, respond, running_server
