@@ -19,7 +19,7 @@ Choices made here:
 * Only gzip is asked for, and it is inflated in bounded steps, so a tiny compressed body cannot expand into
   gigabytes in one go; the size cap and the SHA-256 apply to the decoded body.
 * Cookies are never kept: one client serves many companies, and none may see another's cookies.
-* Proxies are not taken from the environment: the URL check vets the address actually connected to.
+* Proxies are not taken from the environment: the transport vets the address actually connected to.
 * The total timeout runs from the start of :meth:`Fetcher.stream`, includes the time the caller spends on
   each chunk, and is checked between hops and between body chunks: a body may overrun it by one read
   timeout at most. Response headers are bounded by the read timeout per read only.
