@@ -1,7 +1,7 @@
 """Retention: operational records past their use are deleted hourly, in bounded batches; business data stays.
 
 - CSV fetch history, ``CSV_FETCH_RETENTION_DAYS`` (30): each company's newest fetch is always kept;
-- CSV row errors, ``CSV_ROW_ERROR_RETENTION_DAYS`` (30);
+- CSV row errors and field warnings (one table), ``CSV_ROW_ERROR_RETENTION_DAYS`` (30);
 - dead AI requests, ``AI_REQUEST_RETENTION_DAYS`` (90): failed, with no token and no cost; the billed ledger
   (every request with tokens or a cost) is kept;
 - a closed batch's files at OpenAI (input, output, errors), ``BATCH_FILE_RETENTION_DAYS`` (30) after it

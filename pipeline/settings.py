@@ -164,6 +164,7 @@ class Settings(BaseSettings):
     csv_import_max_concurrent: PositiveInt = 5
     csv_import_timeout: Milliseconds = 300_000
     csv_import_max_bytes: PositiveInt = 1024 * 1024 * 1024
+    csv_max_record_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
     import_processing_interval: CronExpression = "*/2 * * * *"
     import_processing_batch_size: PositiveInt = 50
     import_processing_timeout: Milliseconds = 300_000

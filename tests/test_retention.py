@@ -1,5 +1,5 @@
-"""Retention: fetch history, row errors, dead AI requests and closed batches' files at OpenAI go after their
-time, in bounded batches; everything else, the billed ledger first of all, stays."""
+"""Retention: fetch history, row errors and field warnings, dead AI requests and closed batches' files at
+OpenAI go after their time, in bounded batches; everything else, the billed ledger first of all, stays."""
 
 from __future__ import annotations
 
@@ -11,8 +11,12 @@ from typing import Any
 import openai
 import pytest
 from sqlalchemy import Engine, event, text
+from sqlalchemy.orm import sessionmaker
 
 from pipeline import retention
+from pipeline.companies import add_company
+from pipeline.db.enums import CsvFetchOutcome, CsvRowProblem
+from pipeline.db.models import CsvFetch, CsvRowError
 from pipeline.devtools.openai_emulator import OpenAIEmulator
 from pipeline.devtools.seed import SeedPlan, default_now, seed_database
 from pipeline.retention import prune_retained
@@ -157,3 +161,48 @@ def test_files_left_undeleted_when_openai_fails_wait_for_the_next_pass(
 
 def _no_client() -> openai.OpenAI:
     raise AssertionError("no batch's files are due: the OpenAI client is not made")
+
+
+def test_field_warnings_are_pruned_with_the_row_errors_in_bounded_batches(
+    pg_engine: Engine, pg_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a fetch with 20 old field warnings and 3 old row errors, and 4 recent warnings
+    with sessionmaker(pg_engine).begin() as db:
+        company = add_company(db, name="Warned", csv_url="https://example.com/sessions.csv")
+        fetch = CsvFetch(company_id=company.id, outcome=CsvFetchOutcome.IMPORTED, started_at=NOW)
+        db.add(fetch)
+        db.flush()
+        for number, (kind, age) in enumerate(
+            [(CsvRowProblem.WARNING, 40)] * 20
+            + [(CsvRowProblem.ERROR, 40)] * 3
+            + [(CsvRowProblem.WARNING, 1)] * 4
+        ):
+            db.add(
+                CsvRowError(
+                    fetch_id=fetch.id,
+                    company_id=company.id,
+                    kind=kind,
+                    line_number=number + 1,
+                    column_name="tokens" if kind is CsvRowProblem.WARNING else None,
+                    reason="column 12 (tokens): 'lots' is not an integer",
+                    created_at=NOW - timedelta(days=age),
+                )
+            )
+    monkeypatch.setattr(retention, "PRUNE_BATCH", 7)
+    deletes: list[int] = []
+
+    def count_deleted(_conn: Any, cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.startswith("DELETE FROM csv_row_error"):
+            deletes.append(cursor.rowcount)
+
+    event.listen(pg_engine, "after_cursor_execute", count_deleted)
+
+    # When a retention pass runs with the default 30 days
+    retained = prune_retained(pg_engine, pg_settings, NOW, _no_client)
+    event.remove(pg_engine, "after_cursor_execute", count_deleted)
+
+    # Then the old warnings went with the old row errors, 7 at most per transaction, and the recent ones stay
+    assert retained.row_errors == 23
+    assert sorted(deletes, reverse=True) == [7, 7, 7, 2]
+    assert _count(pg_engine, "SELECT count(*) FROM csv_row_error WHERE kind = 'WARNING'") == 4
+    assert _count(pg_engine, "SELECT count(*) FROM csv_row_error WHERE kind = 'ERROR'") == 0

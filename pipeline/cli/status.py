@@ -35,7 +35,9 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
     if as_json:
         print_json({"companies": [_company_json(company) for company in companies], **camel_case(pipeline)})
         return
-    table = new_table("company", "status", "imports", "last fetch", "new", "changed", "invalid", "error")
+    table = new_table(
+        "company", "status", "imports", "last fetch", "new", "changed", "invalid", "warnings", "error"
+    )
     for company in companies:
         fetch = company["last_fetch"] or {}
         table.add_row(
@@ -46,6 +48,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
             str(fetch.get("rows_new", "")),
             str(fetch.get("rows_changed", "")),
             str(fetch.get("rows_invalid", "")),
+            str(fetch.get("field_warnings", "")),
             fetch.get("error") or "",
         )
     stages = new_table(

@@ -9,6 +9,7 @@ __all__ = [
     "AIRequestStatus",
     "CompanyStatus",
     "CsvFetchOutcome",
+    "CsvRowProblem",
     "ProcessingStage",
     "ProcessingStatus",
     "SchedulerRunStatus",
@@ -107,3 +108,10 @@ class CsvFetchOutcome(StrEnum):
     IMPORTED = "IMPORTED"
     UNCHANGED = "UNCHANGED"
     FAILED = "FAILED"
+
+
+class CsvRowProblem(StrEnum):
+    """What a ``csv_row_error`` row records: a row refused, or one field of a stored row stored as null."""
+
+    ERROR = "ERROR"
+    WARNING = "WARNING"

@@ -36,6 +36,7 @@ from pipeline.db.enums import (
     AIRequestStatus,
     CompanyStatus,
     CsvFetchOutcome,
+    CsvRowProblem,
     ProcessingStage,
     ProcessingStatus,
     SchedulerRunStatus,
@@ -650,7 +651,14 @@ class CsvFetch(Base):
         ),
         *(
             CheckConstraint(f"{column} >= 0", name=f"{column}_nonneg")
-            for column in ("rows_total", "rows_new", "rows_changed", "rows_duplicate", "rows_invalid")
+            for column in (
+                "rows_total",
+                "rows_new",
+                "rows_changed",
+                "rows_duplicate",
+                "rows_invalid",
+                "field_warnings",
+            )
         ),
     )
 
@@ -669,6 +677,8 @@ class CsvFetch(Base):
     rows_changed: Mapped[int] = mapped_column(Integer, default=0)
     rows_duplicate: Mapped[int] = mapped_column(Integer, default=0)
     rows_invalid: Mapped[int] = mapped_column(Integer, default=0)
+    #: Fields of stored rows that could not be read as written (stored as null, or decoded by fallback).
+    field_warnings: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     content_hash: Mapped[str | None] = mapped_column(String(64))
     etag: Mapped[str | None] = mapped_column(Text)
     last_modified: Mapped[str | None] = mapped_column(Text)
@@ -676,7 +686,8 @@ class CsvFetch(Base):
 
 
 class CsvRowError(Base):
-    """A CSV row that could not be imported, with its line and the reason."""
+    """A problem with one CSV row, with its line and the reason: the row refused (``ERROR``), or one field of
+    a stored row stored as null or decoded by fallback (``WARNING``, naming ``column_name``)."""
 
     __tablename__ = "csv_row_error"
     __table_args__ = (
@@ -689,6 +700,14 @@ class CsvRowError(Base):
     fetch_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("csv_fetch.id", ondelete="CASCADE"))
     company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"))
     line_number: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[CsvRowProblem] = mapped_column(
+        enum_column(CsvRowProblem, "csv_row_problem"),
+        default=CsvRowProblem.ERROR,
+        server_default=CsvRowProblem.ERROR.value,
+    )
+    #: The field name of the column a warning is about; NULL for a refused row.
+    column_name: Mapped[str | None] = mapped_column(Text)
     reason: Mapped[str] = mapped_column(RedactedText)
+    #: A refused row: the start of its record. A warning: the start of the field's value.
     raw_excerpt: Mapped[str | None] = mapped_column(RedactedText)
     created_at: Mapped[datetime] = _created_at()

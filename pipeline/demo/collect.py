@@ -18,6 +18,7 @@ from pipeline.db.enums import (
     AIBatchRequestStatus,
     AIRequestStatus,
     CsvFetchOutcome,
+    CsvRowProblem,
     ProcessingStage,
     ProcessingStatus,
 )
@@ -88,7 +89,7 @@ class Stored:
         """Each company of the scenario with its last fetch and its counts, in the scenario's order."""
         ids = {name: company_id for company_id, name in self.names.items()}
         imported = self._per_company(SessionImport.company_id)
-        row_errors = self._per_company(CsvRowError.company_id)
+        row_errors = self._per_company(CsvRowError.company_id, CsvRowError.kind == CsvRowProblem.ERROR)
         sessions = self._per_company(ChatSession.company_id)
         analysed = self._per_company(ChatSession.company_id, ChatSession.id.in_(_analysed_ids()))
         last_fetch = {fetch.company_id: fetch for fetch in self.fetches}
@@ -128,7 +129,9 @@ class Stored:
         """Every CSV row error, with the injected problem it accounts for when it is one."""
         injected_at = {(scenario.broken, row.line): row.problem for row in scenario.injected}
         errors = self.db.scalars(
-            select(CsvRowError).order_by(CsvRowError.company_id, CsvRowError.line_number)
+            select(CsvRowError)
+            .where(CsvRowError.kind == CsvRowProblem.ERROR)
+            .order_by(CsvRowError.company_id, CsvRowError.line_number)
         )
         return [
             RowErrorRecord(

@@ -59,22 +59,23 @@ class Scenario:
         return sum(len(ids) for name, ids in self.good_ids.items() if self.roles[name] != WRONG_CREDENTIALS)
 
 
-#: A forwarded-for list where one address belongs: 57 characters in a column of at most 45.
-_LONG_IP = "192.168.100.101, 10.20.30.40, 172.16.254.1, 203.0.113.195"
+#: A session id of 300 characters, in a column of at most 255.
+_LONG_ID = "broken-row-" + "x" * 289
 
 
 def _broken_records(template: list[str]) -> list[tuple[list[str], str, str]]:
-    """Bad rows made from a good one, each wrong in one field: (record, problem, column blamed)."""
+    """Rows made from a good one that cannot become sessions (a field that merely cannot be read is stored
+    as null with a warning, not refused): (record, problem, column blamed)."""
     empty_id = template.copy()
     empty_id[0] = ""
-    not_a_number = template.copy()
-    not_a_number[0], not_a_number[6] = "broken-row-messages-sent", "twelve"
+    no_start = template.copy()
+    no_start[0], no_start[1] = "broken-row-start-time", ""
     too_long = template.copy()
-    too_long[0], too_long[3] = "broken-row-ip-address", _LONG_IP
+    too_long[0] = _LONG_ID
     return [
         (empty_id, "empty session id", "column 0 (externalSessionId)"),
-        (not_a_number, "messages sent is not a number", "column 6 (messagesSent)"),
-        (too_long, "IP address over 45 characters", "column 3 (ipAddress)"),
+        (no_start, "no start time", "column 1 (startTimeRaw)"),
+        (too_long, "session id over 255 characters", "column 0 (externalSessionId)"),
     ]
 
 

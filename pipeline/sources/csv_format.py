@@ -2,8 +2,12 @@
 
 The format (``docs/csv-import.md``): comma-separated, double-quote quoting, no header, columns by
 position. :func:`parse_session_rows` reads it from byte chunks as they arrive and yields, in file order,
-one :class:`SessionRow` per good record and one :class:`RowError` per bad one, so a bad record never stops
-the file and never vanishes silently. Memory stays bounded by the largest record, not the file.
+one :class:`SessionRow` per usable record and one :class:`RowError` per unusable one, so a bad record never
+stops the file and never vanishes silently. Memory stays bounded by ``max_record_bytes``, not the file.
+
+A record is refused (a :class:`RowError`) only when it cannot become a session: no session id, no start or
+end time, a required field over its cap or holding a NUL, more than 16 columns, or over ``max_record_bytes``.
+Any other field that cannot be read is stored as null and reported as a :class:`FieldWarning` on its row.
 
 Choices the format leaves open, made here:
 
@@ -14,12 +18,21 @@ Choices the format leaves open, made here:
   and 2 name the start and end times (legacy or field names, any case). It is skipped. A record that looks
   like a header anywhere else is a :class:`RowError`, as it would otherwise import as a session whose dates
   never parse.
-* Invalid UTF-8 is decoded with ``surrogateescape``: each undecodable byte becomes a lone surrogate, which
-  valid UTF-8 can never produce, so the record holding it is found exactly and becomes a :class:`RowError`.
-* ``raw_excerpt`` is the record's text with undecodable bytes and NULs shown as U+FFFD, so it can be stored.
+* Text is UTF-8. A byte that is not part of valid UTF-8 is read as Windows-1252 (the usual Excel export),
+  byte by byte, so valid UTF-8 around it in the same field is never garbled; the field is kept and warned
+  about. The five bytes Windows-1252 leaves undefined become U+FFFD.
+* Numbers are plain: integers are ASCII digits with an optional ``+``; decimals are what ``float`` reads in
+  ASCII, without ``_``, ``nan`` or ``inf`` (``1e-05`` is read). Anything else (``1,5``, ``1.234,5``, ``€3``,
+  ``1e3`` for a count, a negative value, a value out of range) is stored as null with a warning: a decimal
+  comma and a thousands separator cannot be told apart (``1,234``), and a wrong number is worse than none.
 * Integers must fit PostgreSQL ``integer`` and reals ``real``, or one bad row would abort a whole COPY.
+* ``raw_excerpt`` is the record's text with undecodable bytes and NULs shown as U+FFFD, so it can be stored,
+  and with credentials masked by :func:`pipeline.redaction.redact` (a URL's password, its query values)
+  before it is cut, so that a cut never leaves half a secret. So are warnings' excerpts and the values
+  quoted in reasons.
 * A field longer than the csv module's limit (131072 characters) is a :class:`RowError`; if it was a quoted
-  field spanning lines, its remaining lines are then read as records of their own.
+  field spanning lines, its remaining lines are then read as records of their own. So are the lines after a
+  record cut at ``max_record_bytes``.
 """
 
 from __future__ import annotations
@@ -29,17 +42,32 @@ import hashlib
 import io
 import math
 import operator
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
-from functools import partial
 from typing import TYPE_CHECKING, Any
+
+from pipeline.redaction import redact
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-__all__ = ["COLUMNS", "Column", "ColumnKind", "RowError", "SessionRow", "parse_session_rows"]
+__all__ = [
+    "COLUMNS",
+    "DEFAULT_MAX_RECORD_BYTES",
+    "Column",
+    "ColumnKind",
+    "FieldWarning",
+    "RowError",
+    "SessionRow",
+    "parse_session_rows",
+]
+
+#: Bytes one record may take, quoted line breaks included. The largest valid record is about 300 kB (a
+#: 65,536-character initial message in 4-byte characters, plus the other caps); one line of 100 MB is not.
+DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
 
 
 class ColumnKind(Enum):
@@ -69,6 +97,11 @@ class Column:
     kind: ColumnKind
     max_length: int | None = None
 
+    @property
+    def label(self) -> str:
+        """How reasons name the column: ``column 6 (messagesSent)``."""
+        return f"column {self.index} ({self.field})"
+
 
 _REQUIRED = ColumnKind.REQUIRED_TEXT
 _TEXT = ColumnKind.TEXT
@@ -96,11 +129,29 @@ COLUMNS: tuple[Column, ...] = (
 
 
 @dataclass(frozen=True, slots=True)
+class FieldWarning:
+    """A field of a stored row that could not be read as written: stored as null, or decoded by fallback.
+
+    Parameters:
+      line_number(int): Where its record starts.
+      column(str): The column's field name, such as ``messagesSent``.
+      reason(str): Why, naming the column: ``column 6 (messagesSent): 'twelve' is not an integer``.
+      value_excerpt(str): The start of the value as read (at most 100 characters, URL credentials masked).
+    """
+
+    line_number: int
+    column: str
+    reason: str
+    value_excerpt: str
+
+
+@dataclass(frozen=True, slots=True)
 class SessionRow:
-    """One good CSV record, with its 16 fields converted (attributes in :data:`COLUMNS` order).
+    """One usable CSV record, with its 16 fields converted (attributes in :data:`COLUMNS` order).
 
     ``content_hash`` is the hex SHA-256 of the converted fields: equal for equal content (``"1.50"`` and
     ``"1.5"`` are equal), different as soon as any field differs, so a row the company changed is detectable.
+    ``warnings`` name the fields stored as null or decoded by fallback.
     """
 
     line_number: int
@@ -121,6 +172,7 @@ class SessionRow:
     category: str | None
     initial_message: str | None
     content_hash: str
+    warnings: tuple[FieldWarning, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,11 +184,15 @@ class RowError:
     raw_excerpt: str
 
 
-def parse_session_rows(chunks: Iterable[bytes]) -> Iterator[SessionRow | RowError]:
+def parse_session_rows(
+    chunks: Iterable[bytes], *, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+) -> Iterator[SessionRow | RowError]:
     """Parse the company CSV from byte chunks, yielding rows and row errors in file order.
 
     Chunks are pulled only as the records are consumed, so an HTTP body can be streamed straight through;
     an exception raised by ``chunks`` (a size cap, a timeout) propagates out of the iteration unchanged.
+    A record over ``max_record_bytes`` is a :class:`RowError`; the rest of its line is read and dropped
+    piece by piece, never held.
     """
     text = io.TextIOWrapper(
         io.BufferedReader(_ChunkReader(chunks), buffer_size=_READ_SIZE),
@@ -145,19 +201,19 @@ def parse_session_rows(chunks: Iterable[bytes]) -> Iterator[SessionRow | RowErro
         newline="",
     )
     with text:
-        record: list[str] = []
-        reader = csv.reader(_recording(text, record), _Dialect)
+        lines = _BoundedLines(text, max_record_bytes)
+        reader = csv.reader(lines, _Dialect)
         first = True
         while True:
-            line_number = reader.line_num + 1
-            record.clear()
+            line_number = lines.start_record()
             row: SessionRow | RowError | None
             try:
                 fields = next(reader)
             except StopIteration:
                 return
-            except csv.Error as exc:
-                row = RowError(line_number, f"malformed CSV: {exc}", _excerpt(record))
+            except (csv.Error, _RecordTooLong) as exc:
+                reason = str(exc) if isinstance(exc, _RecordTooLong) else f"malformed CSV: {exc}"
+                row = RowError(line_number, reason, _excerpt(lines.record))
             else:
                 values = [field.strip() for field in fields]
                 if len(values) <= 1 and not any(values):
@@ -165,7 +221,7 @@ def parse_session_rows(chunks: Iterable[bytes]) -> Iterator[SessionRow | RowErro
                 try:
                     row = _convert(line_number, values, first=first)
                 except _InvalidRecord as exc:
-                    row = RowError(line_number, str(exc), _excerpt(record))
+                    row = RowError(line_number, str(exc), _excerpt(lines.record))
             first = False
             if row is not None:
                 yield row
@@ -198,7 +254,7 @@ class _InvalidRecord(ValueError):
 
 class _InvalidField(_InvalidRecord):
     def __init__(self, column: Column, problem: str) -> None:
-        super().__init__(f"column {column.index} ({column.field}): {problem}")
+        super().__init__(f"{column.label}: {problem}")
 
 
 class _ChunkReader(io.RawIOBase):
@@ -225,11 +281,47 @@ class _ChunkReader(io.RawIOBase):
         return size
 
 
-def _recording(lines: Iterable[str], record: list[str]) -> Iterator[str]:
-    """Pass ``lines`` through, appending each to ``record``: the csv reader keeps no raw text of its own."""
-    for line in lines:
-        record.append(line)
-        yield line
+class _RecordTooLong(Exception):
+    """Internal: raised by :class:`_BoundedLines` through the csv reader, which then starts afresh."""
+
+
+class _BoundedLines:
+    """The physical lines of the text for the csv reader, each record held to ``max_bytes``.
+
+    It keeps the lines of the current record (for the excerpt of a row error) and counts physical lines,
+    which the csv reader cannot do once a line was cut. Lines are read ``max_bytes + 1`` characters at a
+    time, so an endless line is never held whole: once a record is over the bound the rest of its line is
+    read and dropped, and :class:`_RecordTooLong` tells the caller.
+    """
+
+    def __init__(self, text: io.TextIOWrapper, max_bytes: int) -> None:
+        self._text = text
+        self._max_bytes = max_bytes
+        self._record_bytes = 0
+        self.lines_read = 0
+        self.record: list[str] = []
+
+    def start_record(self) -> int:
+        """Forget the previous record; the line number the next one starts on."""
+        self.record.clear()
+        self._record_bytes = 0
+        return self.lines_read + 1
+
+    def __iter__(self) -> _BoundedLines:
+        return self
+
+    def __next__(self) -> str:
+        line = self._text.readline(self._max_bytes + 1)
+        if not line:
+            raise StopIteration
+        self.lines_read += 1
+        self.record.append(line)
+        self._record_bytes += len(line) if line.isascii() else len(line.encode("utf-8", "surrogateescape"))
+        if self._record_bytes <= self._max_bytes:
+            return line
+        while line and not line.endswith(("\n", "\r")):
+            line = self._text.readline(self._max_bytes + 1)
+        raise _RecordTooLong(f"record longer than {self._max_bytes} bytes (CSV_MAX_RECORD_BYTES); skipped")
 
 
 def _convert(line_number: int, values: list[str], *, first: bool) -> SessionRow | None:
@@ -241,16 +333,32 @@ def _convert(line_number: int, values: list[str], *, first: bool) -> SessionRow 
         if first:
             return None
         raise _InvalidRecord("a header row after the first record")
-    _check_characters(values)
-    _check_text(values)
+    warnings: list[FieldWarning] = []
+    # Whole-record checks in C first: the column-by-column loops run only for records that need them.
+    joined = "".join(values)
+    if not joined.isascii():
+        _decode_fallback(line_number, values, warnings)
+        joined = "".join(values)
+    if (
+        "\x00" in joined
+        or not all(map(values.__getitem__, _REQUIRED_INDICES))
+        or any(map(operator.gt, map(len, values), _MAX_LENGTHS))
+    ):
+        _check_required(values)
+        _check_optional_text(line_number, values, warnings)
     converted: list[Any] = [value or None for value in values]
     # The hashed form: fields joined by NUL, which no field holds, numbers as their repr so that "1.50" and
     # "1.5" agree. It is unambiguous because a field is "" exactly when its value is None.
     canonical = values.copy()
-    for index, convert in _NUMBER_CONVERTERS:
-        number = converted[index] = convert(values[index])
+    for index, column, convert in _NUMBER_CONVERTERS:
+        try:
+            number = converted[index] = convert(column, values[index])
+        except _InvalidField as exc:
+            warnings.append(_warning(line_number, column, str(exc), values[index]))
+            number = converted[index] = None
         canonical[index] = "" if number is None else repr(number)
     converted.append(hashlib.sha256("\x00".join(canonical).encode("utf-8")).hexdigest())
+    converted.append(tuple(warnings))
     return SessionRow(line_number, *converted)
 
 
@@ -260,33 +368,41 @@ def _is_header(values: list[str]) -> bool:
     return values[1].casefold() in _HEADER_NAMES[1] and values[2].casefold() in _HEADER_NAMES[2]
 
 
-def _check_characters(values: list[str]) -> None:
-    """Refuse NULs (PostgreSQL text cannot hold them) and undecodable bytes (lone surrogates here)."""
-    joined = "".join(values)
-    if "\x00" in joined:
-        column = next(column for column, value in zip(COLUMNS, values, strict=True) if "\x00" in value)
-        raise _InvalidField(column, "contains a NUL character")
-    if joined.isascii():
-        return
-    for column, value in zip(COLUMNS, values, strict=True):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise _InvalidField(column, "invalid UTF-8") from None
+def _decode_fallback(line_number: int, values: list[str], warnings: list[FieldWarning]) -> None:
+    """Read the undecodable bytes of each field (lone surrogates here) as Windows-1252, with a warning."""
+    for column in COLUMNS:
+        value = values[column.index]
+        if value.isascii() or not _UNDECODED.search(value):
+            continue
+        values[column.index] = value = value.translate(_WINDOWS_1252)
+        reason = f"{column.label}: not valid UTF-8; its undecodable bytes were read as Windows-1252"
+        warnings.append(_warning(line_number, column, reason, value))
 
 
-def _check_text(values: list[str]) -> None:
-    """Refuse an empty required field or an over-long field, naming the first such column."""
-    # Whole-record checks in C first: this runs for every row, the column-by-column loop only for bad ones.
-    if all(map(values.__getitem__, _REQUIRED_INDICES)) and not any(
-        map(operator.gt, map(len, values), _MAX_LENGTHS)
-    ):
-        return
-    for column, value in zip(COLUMNS, values, strict=True):
-        if column.kind is ColumnKind.REQUIRED_TEXT and not value:
+def _check_required(values: list[str]) -> None:
+    """Refuse a required field that is empty, over its cap or holds a NUL: the row cannot be a session."""
+    for index in _REQUIRED_INDICES:
+        column, value = COLUMNS[index], values[index]
+        if not value:
             raise _InvalidField(column, "is empty")
+        if "\x00" in value:
+            raise _InvalidField(column, "contains a NUL character")
         if column.max_length is not None and len(value) > column.max_length:
             raise _InvalidField(column, f"{len(value)} characters, over the limit of {column.max_length}")
+
+
+def _check_optional_text(line_number: int, values: list[str], warnings: list[FieldWarning]) -> None:
+    """Empty an optional field that holds a NUL or is over its cap, with a warning: the row is kept."""
+    for column in _OPTIONAL_TEXT:
+        value = values[column.index]
+        if "\x00" in value:
+            problem = "contains a NUL character"
+        elif column.max_length is not None and len(value) > column.max_length:
+            problem = f"{len(value)} characters, over the limit of {column.max_length}"
+        else:
+            continue
+        warnings.append(_warning(line_number, column, f"{column.label}: {problem}", value))
+        values[column.index] = ""
 
 
 def _integer(column: Column, value: str) -> int | None:
@@ -325,16 +441,29 @@ def _real(column: Column, value: str) -> float | None:
 
 
 _REQUIRED_INDICES = tuple(column.index for column in COLUMNS if column.kind is ColumnKind.REQUIRED_TEXT)
+_OPTIONAL_TEXT = tuple(column for column in COLUMNS if column.kind is ColumnKind.TEXT)
 _MAX_LENGTHS = tuple(sys.maxsize if column.max_length is None else column.max_length for column in COLUMNS)
-_NUMBER_CONVERTERS: tuple[tuple[int, Callable[[str], int | float | None]], ...] = tuple(
-    (column.index, partial(_integer if column.kind is ColumnKind.INTEGER else _real, column))
+_NUMBER_CONVERTERS: tuple[tuple[int, Column, Callable[[Column, str], int | float | None]], ...] = tuple(
+    (column.index, column, _integer if column.kind is ColumnKind.INTEGER else _real)
     for column in COLUMNS
     if column.kind in (ColumnKind.INTEGER, ColumnKind.REAL)
 )
+#: ``surrogateescape`` makes each undecodable byte 0x80-0xFF a U+DC80-U+DCFF; this reads it as Windows-1252.
+_WINDOWS_1252 = {
+    0xDC00 + byte: bytes([byte]).decode("cp1252", errors="replace") for byte in range(0x80, 0x100)
+}
+_UNDECODED = re.compile("[\udc80-\udcff]")
+_WARNING_EXCERPT_LENGTH = 100
+
+
+def _warning(line_number: int, column: Column, reason: str, value: str) -> FieldWarning:
+    excerpt = redact(value[: _WARNING_EXCERPT_LENGTH * 2])[:_WARNING_EXCERPT_LENGTH]
+    return FieldWarning(line_number, column.field, reason, excerpt.replace("\x00", "\ufffd"))
 
 
 def _show(value: str) -> str:
-    """Quote a field value for a reason, shortened: reasons are read by people, not parsed."""
+    """Quote a field value for a reason, shortened and masked: reasons are read by people, not parsed."""
+    value = redact(value[: _SHOWN_VALUE_LENGTH * 4])
     if len(value) > _SHOWN_VALUE_LENGTH:
         value = value[:_SHOWN_VALUE_LENGTH] + "…"
     return repr(value)
@@ -347,5 +476,5 @@ def _excerpt(record: list[str]) -> str:
         text += line
         if len(text) > _EXCERPT_LENGTH:
             break
-    text = text.rstrip("\r\n")[:_EXCERPT_LENGTH]
+    text = redact(text[: _EXCERPT_LENGTH * 2].rstrip("\r\n"))[:_EXCERPT_LENGTH]
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace").replace("\x00", "\ufffd")

@@ -147,6 +147,7 @@ class FetchResponse:
       not_modified(bool): True for 304; the body is then empty.
       etag(str | None): The ETag header, to send back as ``etag`` next time.
       last_modified(str | None): The Last-Modified header, to send back as ``last_modified`` next time.
+      content_type(str | None): The Content-Type header, for the caller's check of what the body is.
       bytes_read(int): Decoded bytes read so far.
     """
 
@@ -155,6 +156,7 @@ class FetchResponse:
         self.not_modified = response.status_code == httpx.codes.NOT_MODIFIED
         self.etag = response.headers.get("ETag")
         self.last_modified = response.headers.get("Last-Modified")
+        self.content_type = response.headers.get("Content-Type")
         self.bytes_read = 0
         self._response = response
         self._limits = limits

@@ -20,11 +20,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline import metrics
 from pipeline.db.claims import lease_for
-from pipeline.db.enums import CompanyStatus, CsvFetchOutcome
+from pipeline.db.enums import CompanyStatus, CsvFetchOutcome, CsvRowProblem
 from pipeline.db.models import Company, CsvFetch, CsvRowError
 from pipeline.db.types import utcnow
 from pipeline.errors import PermanentError, PipelineError, TransientError, is_transient
 from pipeline.settings import Settings
+from pipeline.sources.csv_content import checked_csv_body
 from pipeline.sources.csv_format import parse_session_rows
 from pipeline.sources.http_fetch import Fetcher, FetchError, FetchLimits
 from pipeline.stages.company_egress import company_credentials
@@ -120,27 +121,40 @@ def _finish(factory: sessionmaker[Session], fetch_id: uuid.UUID, **values: objec
         db.execute(update(CsvFetch).where(CsvFetch.id == fetch_id).values(finished_at=utcnow(), **values))
 
 
-def _store_errors(
+def _store_problems(
     factory: sessionmaker[Session], company_id: uuid.UUID, fetch_id: uuid.UUID, result: StoreResult
 ) -> None:
-    if not result.errors:
+    """Store the fetch's row errors and field warnings (as many as :class:`StoreResult` kept)."""
+    if not (result.errors or result.warnings):
         return
+    now = utcnow()
+    common = {"fetch_id": fetch_id, "company_id": company_id, "created_at": now}
+    errors = [
+        {
+            "id": uuid.uuid4(),
+            "kind": CsvRowProblem.ERROR,
+            "line_number": error.line_number,
+            "column_name": None,
+            "reason": error.reason,
+            "raw_excerpt": error.raw_excerpt or None,
+            **common,
+        }
+        for error in result.errors
+    ]
+    warnings = [
+        {
+            "id": uuid.uuid4(),
+            "kind": CsvRowProblem.WARNING,
+            "line_number": warning.line_number,
+            "column_name": warning.column,
+            "reason": warning.reason,
+            "raw_excerpt": warning.value_excerpt or None,
+            **common,
+        }
+        for warning in result.warnings
+    ]
     with factory.begin() as db:
-        db.execute(
-            insert(CsvRowError),
-            [
-                {
-                    "id": uuid.uuid4(),
-                    "fetch_id": fetch_id,
-                    "company_id": company_id,
-                    "line_number": error.line_number,
-                    "reason": error.reason,
-                    "raw_excerpt": error.raw_excerpt or None,
-                    "created_at": utcnow(),
-                }
-                for error in result.errors
-            ],
-        )
+        db.execute(insert(CsvRowError), errors + warnings)
 
 
 def _fail(
@@ -173,6 +187,7 @@ def _record_imported(
         rows_changed=result.rows_changed,
         rows_duplicate=result.rows_duplicate,
         rows_invalid=result.rows_invalid,
+        field_warnings=result.field_warnings,
         **common,
     )
     metrics.CSV_FETCHES.labels("imported").inc()
@@ -249,9 +264,12 @@ def import_company_csv(
                 return CsvImportResult(company_id, fetch_id, CsvFetchOutcome.UNCHANGED)
             with engine.connect() as connection:
                 transaction = connection.begin()
+                body = checked_csv_body(
+                    response.content_type, response.iter_bytes(), status_code=response.status_code
+                )
                 result = store_rows(
                     connection,
-                    parse_session_rows(response.iter_bytes()),
+                    parse_session_rows(body, max_record_bytes=settings.csv_max_record_bytes),
                     company_id=company_id,
                     fetch_id=fetch_id,
                     now=utcnow(),
@@ -288,7 +306,7 @@ def import_company_csv(
         metrics.CSV_FETCHES.labels("unchanged").inc()
         return CsvImportResult(company_id, fetch_id, CsvFetchOutcome.UNCHANGED)
 
-    _store_errors(factory, company_id, fetch_id, result)
+    _store_problems(factory, company_id, fetch_id, result)
     if result.rows_total and result.rows_invalid == result.rows_total:
         first = result.errors[0]
         _fail(

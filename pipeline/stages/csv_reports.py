@@ -1,4 +1,4 @@
-"""What operators read about the CSV import: each company's last fetch, and recent row errors."""
+"""What operators read about the CSV import: each company's last fetch, and recent row errors and warnings."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
+from pipeline.db.enums import CsvRowProblem
 from pipeline.db.estimates import large_table_rows, value_shares
 from pipeline.db.models import Company, CsvFetch, CsvRowError, SessionImport
 from pipeline.db.paging import Cursor, older_than
@@ -21,7 +22,7 @@ def _iso(value: object) -> str | None:
 
 _FETCH_COLUMNS = (
     "outcome", "started_at", "finished_at", "http_status", "bytes_read", "rows_total", "rows_new",
-    "rows_changed", "rows_duplicate", "rows_invalid", "error",
+    "rows_changed", "rows_duplicate", "rows_invalid", "field_warnings", "error",
 )  # fmt: skip
 
 
@@ -79,6 +80,7 @@ def company_import_status(db: Session) -> list[dict[str, Any]]:
                 "rows_changed": row["rows_changed"],
                 "rows_duplicate": row["rows_duplicate"],
                 "rows_invalid": row["rows_invalid"],
+                "field_warnings": row["field_warnings"],
                 "error": row["error"],
             }
         report.append(
@@ -96,9 +98,15 @@ def company_import_status(db: Session) -> list[dict[str, Any]]:
 
 
 def recent_row_errors(
-    db: Session, *, company_id: uuid.UUID | None = None, limit: int = 50, before: Cursor | None = None
+    db: Session,
+    *,
+    company_id: uuid.UUID | None = None,
+    kind: CsvRowProblem | None = None,
+    limit: int = 50,
+    before: Cursor | None = None,
 ) -> list[dict[str, Any]]:
-    """The newest CSV row errors (after the cursor ``before`` if given), optionally of one company."""
+    """The newest CSV row errors and field warnings (after the cursor ``before`` if given), optionally of one
+    company or one kind. A warning's ``raw`` is the start of the field's value, a row error's its record's."""
     statement = (
         select(CsvRowError, Company.name)
         .join(Company, Company.id == CsvRowError.company_id)
@@ -107,6 +115,8 @@ def recent_row_errors(
     )
     if company_id is not None:
         statement = statement.where(CsvRowError.company_id == company_id)
+    if kind is not None:
+        statement = statement.where(CsvRowError.kind == kind)
     if before is not None:
         statement = statement.where(older_than(before, CsvRowError.created_at, CsvRowError.id))
     return [
@@ -114,7 +124,9 @@ def recent_row_errors(
             "company_id": str(error.company_id),
             "company": name,
             "fetch_id": str(error.fetch_id),
+            "kind": error.kind.value,
             "line": error.line_number,
+            "column": error.column_name,
             "reason": error.reason,
             "raw": error.raw_excerpt,
             "created_at": _iso(error.created_at),

@@ -6,6 +6,13 @@ since the last import are updated and marked for re-derivation, new rows are ins
 ``ON CONFLICT DO NOTHING`` so that a racing import of the same company can never store a row twice. Every
 row inserted or changed is stamped with the fetch's id, which is how the fetch later hands exactly those
 rows to the next stage without holding their ids in memory.
+
+The merge runs inside a savepoint. If the database refuses it for the data (a constraint, a value or an
+index entry it cannot take: SQLSTATE classes 22, 23 and 54), the range of lines is split in halves and each
+merged again, down to the one line at fault, which becomes a row error with the database's reason and is
+taken out of staging; every other line lands. The parser mirrors the schema's limits, so this is the net
+under it, for a rule it does not know. A failure that is not about the data (a lost connection) fails the
+import as before.
 """
 
 from __future__ import annotations
@@ -33,15 +40,29 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from pipeline.db.models import SessionImport
 from pipeline.db.types import UTCDateTime
-from pipeline.sources.csv_format import RowError, SessionRow
+from pipeline.sources.csv_format import FieldWarning, RowError, SessionRow
 
-__all__ = ["MAX_STORED_ROW_ERRORS", "StoreResult", "iter_fetch_import_ids", "store_rows"]
+__all__ = [
+    "MAX_STORED_FIELD_WARNINGS",
+    "MAX_STORED_ROW_ERRORS",
+    "StoreResult",
+    "iter_fetch_import_ids",
+    "store_rows",
+]
 
 #: Row errors kept per fetch; more are counted but not stored, so one garbage file cannot flood the table.
 MAX_STORED_ROW_ERRORS = 1000
+
+#: Field warnings kept per fetch; more are counted (``csv_fetch.field_warnings``) but not stored.
+MAX_STORED_FIELD_WARNINGS = 1000
+
+#: SQLSTATE classes of a refusal caused by the data: data exception, integrity constraint, program limit.
+_DATA_REFUSALS = ("22", "23", "54")
+_DB_REASON_LENGTH = 300
 
 #: The 16 CSV fields, in column order, as named on SessionImport and on the staging table.
 CSV_FIELDS = (
@@ -130,6 +151,7 @@ FROM csv_staging s
 WHERE session_import.company_id = :company_id
   AND session_import.external_session_id = s.external_session_id
   AND session_import.row_hash <> s.row_hash
+  AND s.line_number BETWEEN :first AND :last
 """
 ).bindparams(
     bindparam("company_id", type_=Uuid),
@@ -149,7 +171,7 @@ def _insert_new(dialect: str) -> TextClause:
         + f" SELECT {_NEW_ID[dialect]}, :company_id, "
         + ", ".join(CSV_FIELDS)
         + """, row_hash, :fetch_id, :now, :now, 'PENDING', :now, 0
-FROM csv_staging WHERE true ORDER BY line_number
+FROM csv_staging WHERE line_number BETWEEN :first AND :last ORDER BY line_number
 ON CONFLICT (company_id, external_session_id) DO NOTHING
 """
     ).bindparams(
@@ -168,12 +190,18 @@ class StoreResult:
     rows_changed: int = 0
     rows_duplicate: int = 0
     rows_invalid: int = 0
+    field_warnings: int = 0
     errors: list[RowError] = field(default_factory=list)
+    warnings: list[FieldWarning] = field(default_factory=list)
 
     def add_error(self, error: RowError) -> None:
         self.rows_invalid += 1
         if len(self.errors) < MAX_STORED_ROW_ERRORS:
             self.errors.append(error)
+
+    def add_warnings(self, warnings: tuple[FieldWarning, ...]) -> None:
+        self.field_warnings += len(warnings)
+        self.warnings.extend(warnings[: MAX_STORED_FIELD_WARNINGS - len(self.warnings)])
 
 
 def _staging_values(row: SessionRow) -> tuple[Any, ...]:
@@ -205,6 +233,8 @@ def _good_rows(items: Iterable[SessionRow | RowError], result: StoreResult) -> I
         if isinstance(item, RowError):
             result.add_error(item)
         else:
+            if item.warnings:
+                result.add_warnings(item.warnings)
             yield _staging_values(item)
 
 
@@ -260,12 +290,66 @@ def store_rows(
                 )
             )
     connection.execute(_REMOVE_LATER_OCCURRENCES)
-    params = {"company_id": company_id, "fetch_id": fetch_id, "now": now}
-    result.rows_changed = connection.execute(_UPDATE_CHANGED, params).rowcount
-    result.rows_new = connection.execute(_insert_new(dialect), params).rowcount
+    first, last = connection.execute(text("SELECT min(line_number), max(line_number) FROM csv_staging")).one()
+    if first is not None:
+        params = {"company_id": company_id, "fetch_id": fetch_id, "now": now}
+        _merge_lines(connection, _insert_new(dialect), params, (first, last), result)
     result.rows_duplicate = result.rows_total - result.rows_invalid - result.rows_new - result.rows_changed
     staging.drop(connection)
     return result
+
+
+def _merge_lines(
+    connection: Connection,
+    insert_new: TextClause,
+    params: dict[str, Any],
+    lines: tuple[int, int],
+    result: StoreResult,
+) -> None:
+    """Merge the staged lines ``first..last``; on a refusal for the data, each half, down to the bad line."""
+    first, last = lines
+    bounds = {**params, "first": first, "last": last}
+    try:
+        with connection.begin_nested():
+            changed = connection.execute(_UPDATE_CHANGED, bounds).rowcount
+            new = connection.execute(insert_new, bounds).rowcount
+    except DBAPIError as exc:
+        if not _refused_for_the_data(exc):
+            raise
+        if first == last:
+            _take_out(connection, first, exc, result)
+            return
+        middle = (first + last) // 2
+        _merge_lines(connection, insert_new, params, (first, middle), result)
+        _merge_lines(connection, insert_new, params, (middle + 1, last), result)
+        return
+    result.rows_changed += changed
+    result.rows_new += new
+
+
+def _refused_for_the_data(exc: DBAPIError) -> bool:
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate is not None:
+        return str(sqlstate).startswith(_DATA_REFUSALS)
+    return isinstance(exc, IntegrityError | DataError)  # SQLite has no SQLSTATE
+
+
+def _take_out(connection: Connection, line_number: int, exc: DBAPIError, result: StoreResult) -> None:
+    """Record the line the database refused, with its reason, and drop it from staging."""
+    session_id = connection.execute(
+        text("SELECT external_session_id FROM csv_staging WHERE line_number = :line"), {"line": line_number}
+    ).scalar_one()
+    connection.execute(text("DELETE FROM csv_staging WHERE line_number = :line"), {"line": line_number})
+    # The primary message only: PostgreSQL's DETAIL repeats the whole failing row.
+    diagnostics = getattr(exc.orig, "diag", None)
+    message = getattr(diagnostics, "message_primary", None) or str(exc.orig).splitlines()[0]
+    result.add_error(
+        RowError(
+            line_number,
+            f"refused by the database: {message[:_DB_REASON_LENGTH]}",
+            f"session id {session_id[:255]!r}",
+        )
+    )
 
 
 def iter_fetch_import_ids(

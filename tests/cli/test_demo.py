@@ -145,7 +145,7 @@ def test_the_demo_reports_as_json_what_the_pipeline_did(tmp_path: Path) -> None:
     ) == ("IMPORTED", good_of_broken + 3, good_of_broken, 3, good_of_broken)
 
     # And each broken row is a CSV row error at its line, blaming the field the demo broke
-    blamed = {"empty session id": 0, "messages sent is not a number": 6, "IP address over 45 characters": 3}
+    blamed = {"empty session id": 0, "no start time": 1, "session id over 255 characters": 0}
     row_errors = report["failures"]["csvRows"]
     assert [(error["company"], error["line"]) for error in row_errors] == [
         (broken, line) for line in data.broken_lines[broken]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 
 import pytest
 
+from pipeline.demo.scenario import read_records
 from tests.cli.conftest import Invoke, clear_process_caches
 from tests.demo_source import Source
 
@@ -74,6 +77,38 @@ def test_row_errors_are_listed_with_their_line_and_reason(embedded: Invoke, sour
     assert error["line"] == 3
     assert error["reason"].startswith("column 0 (externalSessionId)")
     assert json.loads(embedded("imports", "errors", "--company", other, "--json").stdout) == []
+
+
+def test_field_warnings_are_listed_and_counted_in_the_status(embedded: Invoke, source: Source) -> None:
+    # Given a company whose CSV has a Latin-1 initial message on line 2 and a token count of "lots" on line 4
+    records = read_records(source.csv_path(0))
+    records[3][12] = "lots"
+    records[1][15] = "caf\udce9"  # the byte 0xE9 alone: "é" in Latin-1, invalid UTF-8
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows(records)
+    body = text.getvalue().encode("utf-8", "surrogateescape")
+    source.write_csv(0, body)
+    company_id = _add(embedded, source, 0)
+    embedded("schedulers", "trigger", "csv-import", "--inline")
+
+    # When the warnings are listed, and the status asked for
+    listed = embedded("imports", "errors", "--company", company_id, "--kind", "warning", "--json")
+    errors = embedded("imports", "errors", "--company", company_id, "--kind", "error", "--json")
+    status = json.loads(embedded("status", "--json").stdout)
+
+    # Then both fields are warnings with their line, column and value; no row was refused; all 30 are stored
+    assert listed.exit_code == 0, listed.output
+    warnings = sorted(json.loads(listed.stdout), key=lambda row: row["line"])
+    assert [(row["kind"], row["line"], row["column"], row["raw"]) for row in warnings] == [
+        ("WARNING", 2, "initialMessage", "café"),
+        ("WARNING", 4, "tokens", "lots"),
+    ]
+    assert json.loads(errors.stdout) == []
+    [company] = [row for row in status["companies"] if row["id"] == company_id]
+    assert (company["imports"], company["lastFetch"]["fieldWarnings"]) == (30, 2)
+    # And the table shows them too
+    table = embedded("imports", "errors", "--company", company_id)
+    assert "WARNING" in table.stdout and "lots" in table.stdout
 
 
 def test_trigger_refuses_unknown_schedulers_and_a_broker_without_workers(embedded: Invoke) -> None:

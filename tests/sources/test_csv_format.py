@@ -10,7 +10,13 @@ import pytest
 from sqlalchemy import String
 
 from pipeline.db.models import SessionImport
-from pipeline.sources.csv_format import COLUMNS, ColumnKind, RowError, SessionRow, parse_session_rows
+from pipeline.sources.csv_format import (
+    COLUMNS,
+    ColumnKind,
+    RowError,
+    SessionRow,
+    parse_session_rows,
+)
 
 #: Four sample rows of a real export, verbatim.
 SAMPLE = (
@@ -41,11 +47,18 @@ def parse_one(text: str | bytes) -> SessionRow | RowError:
 
 
 def fields_of(row: SessionRow | RowError) -> dict[str, Any]:
-    """The row's converted fields, without the hash."""
+    """The row's converted fields, without the hash and the warnings."""
     assert isinstance(row, SessionRow), row
     values = dataclasses.asdict(row)
-    del values["content_hash"]
+    del values["content_hash"], values["warnings"]
     return values
+
+
+def warned(text: str | bytes) -> tuple[SessionRow, list[tuple[str, str, str]]]:
+    """The one row of ``text``, and its warnings as (column, reason, value excerpt)."""
+    row = parse_one(text)
+    assert isinstance(row, SessionRow), row
+    return row, [(warning.column, warning.reason, warning.value_excerpt) for warning in row.warnings]
 
 
 def record(**values: str) -> str:
@@ -155,7 +168,7 @@ def test_the_row_attributes_follow_the_column_table() -> None:
     from_table = [re.sub(r"(?<!^)(?=[A-Z])", "_", column.field).lower() for column in COLUMNS]
 
     # Then I expect the 16 columns in table order, between the line number and the hash
-    assert attributes == ["line_number", *from_table, "content_hash"]
+    assert attributes == ["line_number", *from_table, "content_hash", "warnings"]
     assert [column.index for column in COLUMNS] == list(range(16))
 
 
@@ -347,9 +360,11 @@ def test_the_dates_are_not_parsed_here() -> None:
 
 
 @pytest.mark.parametrize(
-    "column", [column for column in COLUMNS if column.max_length is not None], ids=lambda column: column.field
+    "column",
+    [column for column in COLUMNS if column.kind is ColumnKind.REQUIRED_TEXT],
+    ids=lambda column: column.field,
 )
-def test_each_text_column_is_capped(column: Any) -> None:
+def test_each_required_column_is_capped(column: Any) -> None:
     # Given a value exactly at the column's limit, and one character over it
     limit = column.max_length
     at_limit, over_limit = "x" * limit, "x" * (limit + 1)
@@ -366,6 +381,35 @@ def test_each_text_column_is_capped(column: Any) -> None:
         f"column {column.index} ({column.field}): {limit + 1} characters, over the limit of {limit}",
         record(**{column.field: over_limit}).rstrip("\n")[:500],
     )
+
+
+@pytest.mark.parametrize(
+    "column",
+    [column for column in COLUMNS if column.kind is ColumnKind.TEXT],
+    ids=lambda column: column.field,
+)
+def test_an_optional_text_over_its_cap_is_stored_as_null_with_a_warning(column: Any) -> None:
+    # Given a value exactly at the column's limit, and one character over it
+    limit = column.max_length
+    at_limit, over_limit = "x" * limit, "x" * (limit + 1)
+
+    # When I parse a record with each
+    accepted = parse_one(record(**{column.field: at_limit}))
+    kept, warnings = warned(record(**{column.field: over_limit}))
+
+    # Then I expect the first kept whole, and the second row kept with that field null and a warning
+    assert isinstance(accepted, SessionRow)
+    assert dataclasses.astuple(accepted)[column.index + 1] == at_limit
+    assert accepted.warnings == ()
+    assert dataclasses.astuple(kept)[column.index + 1] is None
+    assert kept.external_session_id == "s-1"
+    assert warnings == [
+        (
+            column.field,
+            f"column {column.index} ({column.field}): {limit + 1} characters, over the limit of {limit}",
+            over_limit[:100],
+        )
+    ]
 
 
 def test_the_caps_are_those_of_the_schema() -> None:
@@ -439,16 +483,23 @@ def test_integers_are_base_10(text: str, expected: int) -> None:
         ("-1", "'-1' is negative"),
         ("2147483648", "'2147483648' is larger than 2147483647"),
         ("9" * 5000, "'" + "9" * 40 + "…' is larger than 2147483647"),
+        ('"1.234"', "'1.234' is not an integer"),
+        ('"1,234"', "'1,234' is not an integer"),
+        ("1 234", "'1 234' is not an integer"),
+        ("€12", "'€12' is not an integer"),
+        ("12 EUR", "'12 EUR' is not an integer"),
+        ("NaN", "'NaN' is not an integer"),
+        ("inf", "'inf' is not an integer"),
     ],
 )
-def test_bad_integers_are_errors(text: str, problem: str) -> None:
+def test_a_bad_integer_is_stored_as_null_with_a_warning(text: str, problem: str) -> None:
     # Given a bad value in an integer column
     # When I parse it
-    result = parse_one(record(tokens=text))
+    row, warnings = warned(record(tokens=text))
 
-    # Then I expect an error naming the column and the value
-    assert isinstance(result, RowError)
-    assert result.reason == f"column 12 (tokens): {problem}"
+    # Then I expect the row kept, the field null, and a warning naming the column, the value and the problem
+    assert (row.external_session_id, row.tokens) == ("s-1", None)
+    assert warnings == [("tokens", f"column 12 (tokens): {problem}", text.strip('"')[:100])]
 
 
 @pytest.mark.parametrize(
@@ -475,57 +526,103 @@ def test_reals_are_decimal_numbers(text: str, expected: float) -> None:
         ("-Infinity", "'-Infinity' is not a finite decimal number"),
         ("1e400", "'1e400' is not a finite decimal number"),
         ("1_0.5", "'1_0.5' is not a finite decimal number"),
-        ("0,5", None),
+        ('"0,5"', "'0,5' is not a finite decimal number"),
+        ('"1.234,5"', "'1.234,5' is not a finite decimal number"),
+        ('"1,234.5"', "'1,234.5' is not a finite decimal number"),
+        ("€0.001", "'€0.001' is not a finite decimal number"),
+        ("$0.001", "'$0.001' is not a finite decimal number"),
+        ("0.001 EUR", "'0.001 EUR' is not a finite decimal number"),
         ("-0.5", "'-0.5' is negative"),
         ("1e39", "'1e39' is out of range for a PostgreSQL real"),
         ("1e-50", "'1e-50' is out of range for a PostgreSQL real"),
     ],
 )
-def test_bad_reals_are_errors(text: str, problem: str | None) -> None:
-    # Given a bad value in a real column ("0,5" unquoted spills into the next column, making it 17)
+def test_a_bad_real_is_stored_as_null_with_a_warning(text: str, problem: str) -> None:
+    # Given a bad value in a real column
     # When I parse it
-    result = parse_one(record(tokensEur=text))
+    row, warnings = warned(record(tokensEur=text))
 
-    # Then I expect an error naming the column and the value
+    # Then I expect the row kept, the field null, and a warning naming the column, the value and the problem
+    shown = text.strip('"')
+    assert (row.external_session_id, row.tokens_eur) == ("s-1", None)
+    assert warnings == [("tokensEur", f"column 13 (tokensEur): {problem}", shown)]
+
+
+def test_an_unquoted_decimal_comma_makes_a_seventeenth_column() -> None:
+    # Given "0,5" unquoted: it spills into the next column
+    # When I parse it
+    result = parse_one(record(tokensEur="0,5"))
+
+    # Then I expect the row refused for its column count, as the columns after it cannot be trusted
     assert isinstance(result, RowError)
-    assert result.reason == (
-        f"column 13 (tokensEur): {problem}" if problem else "expected at most 16 columns, found 17"
-    )
+    assert result.reason == "expected at most 16 columns, found 17"
 
 
-def test_a_nul_character_is_an_error() -> None:
-    # Given a record with a NUL in its initial message, then a good one
-    text = record(initialMessage="hi\x00there") + record(externalSessionId="s-2")
+def test_a_nul_character_in_the_session_id_is_an_error() -> None:
+    # Given a record with a NUL in its session id, then a good one
+    text = record(externalSessionId="s\x001") + record(externalSessionId="s-2")
 
     # When I parse it
     error, row = parse(text)
 
     # Then I expect an error for the first, with a storable excerpt, and the second parsed
     assert isinstance(error, RowError)
-    assert error.reason == "column 15 (initialMessage): contains a NUL character"
-    assert error.raw_excerpt.endswith("hi\ufffdthere")
+    assert error.reason == "column 0 (externalSessionId): contains a NUL character"
+    assert error.raw_excerpt.startswith("s\ufffd1,")
     assert isinstance(row, SessionRow)
 
 
-def test_invalid_utf8_makes_its_record_an_error() -> None:
-    # Given a record with an invalid UTF-8 byte in its language, between two good records
+def test_a_nul_character_in_an_optional_field_nulls_that_field() -> None:
+    # Given a record with a NUL in its initial message
+    # When I parse it
+    row, warnings = warned(record(initialMessage="hi\x00there"))
+
+    # Then I expect the row kept without its initial message, and a storable warning
+    assert (row.external_session_id, row.initial_message) == ("s-1", None)
+    assert warnings == [
+        ("initialMessage", "column 15 (initialMessage): contains a NUL character", "hi\ufffdthere")
+    ]
+
+
+def test_a_latin1_initial_message_is_read_as_windows_1252_with_a_warning() -> None:
+    # Given an Excel export's row: its initial message in Latin-1, between two UTF-8 rows
     data = (
         record().encode()
-        + record(language="t\xfcrk").encode("latin-1")
-        + record(externalSessionId="s-3").encode()
+        + record(externalSessionId="s-2", initialMessage='"Goedendag, één vraag: déjà vu"').encode("latin-1")
+        + record(externalSessionId="s-3", initialMessage="één").encode()
     )
 
     # When I parse it
-    first, error, last = parse(data)
+    first, latin, last = parse(data)
 
-    # Then I expect that record alone refused, naming the column, with the byte shown as U+FFFD
+    # Then I expect all three rows, the Latin-1 text read right, and a warning for that field alone
     assert isinstance(first, SessionRow)
+    assert isinstance(latin, SessionRow)
     assert isinstance(last, SessionRow)
-    assert isinstance(error, RowError)
-    assert error.line_number == 2
-    assert error.reason == "column 5 (language): invalid UTF-8"
-    assert "t\ufffdrk" in error.raw_excerpt
-    error.raw_excerpt.encode("utf-8")
+    assert latin.initial_message == "Goedendag, één vraag: déjà vu"
+    assert [(warning.line_number, warning.column) for warning in latin.warnings] == [(2, "initialMessage")]
+    assert latin.warnings[0].reason == (
+        "column 15 (initialMessage): not valid UTF-8; its undecodable bytes were read as Windows-1252"
+    )
+    assert (last.initial_message, last.warnings) == ("één", ())
+
+
+def test_the_fallback_is_per_field_and_never_garbles_valid_utf8() -> None:
+    # Given one field in UTF-8 and another in Windows-1252 in the same record, and a field mixing both
+    data = b",".join(
+        [b"s-1", b"30.04.2025 11:38:14", b"30.04.2025 11:39:00", b"", b"", "türkçe".encode(), b"", b"", b"",
+         b"", b"", b"", b"", b"", "caf\u00e9".encode("cp1252") + b" \x80 \x81",
+         "€ ok ".encode() + b"\x93quoted\x94"]
+    ) + b"\n"  # fmt: skip
+
+    # When I parse it
+    row, warnings = warned(data)
+
+    # Then I expect the UTF-8 field unchanged, the others read as Windows-1252 around their valid UTF-8
+    assert row.language == "türkçe"
+    assert row.category == "café € \ufffd"
+    assert row.initial_message == "€ ok \u201cquoted\u201d"
+    assert [column for column, _, _ in warnings] == ["category", "initialMessage"]
 
 
 def test_valid_utf8_is_kept_even_a_replacement_character() -> None:
@@ -597,7 +694,7 @@ def test_the_hash_tells_which_column_a_value_is_in() -> None:
 
 def test_the_excerpt_is_cut_to_500_characters() -> None:
     # Given a bad record longer than 500 characters
-    text = record(messagesSent="abc", initialMessage="y" * 2000)
+    text = record(externalSessionId="", initialMessage="y" * 2000)
 
     # When I parse it
     error = parse_one(text)
@@ -695,3 +792,72 @@ def _column_width(field: str) -> int | None:
     column_type = SessionImport.__table__.c[_snake(field)].type
     assert isinstance(column_type, String), f"{field} fills a {column_type!r} column, not a string"
     return column_type.length
+
+
+def test_url_credentials_never_reach_an_excerpt() -> None:
+    # Given a refused record and an over-long URL, each with credentials in a URL
+    refused = record(
+        externalSessionId="",
+        fullTranscriptUrl="https://alice:s3cret@chats.example/1.txt?X-Amz-Signature=abc123&page=2&token=t0k",
+    )
+    long_url = "https://bob:hunter2@chats.example/" + "a" * 9000
+
+    # When I parse them
+    error = parse_one(refused)
+    _, warnings = warned(record(fullTranscriptUrl=long_url))
+
+    # Then I expect the user and password masked in the row error's and the warning's excerpts
+    assert isinstance(error, RowError)
+    assert "https://alice:***@chats.example/1.txt?X-Amz-Signature=***&page=***&token=***" in error.raw_excerpt
+    assert "s3cret" not in error.raw_excerpt and "abc123" not in error.raw_excerpt
+    [(column, _, excerpt)] = warnings
+    assert column == "fullTranscriptUrl"
+    assert excerpt.startswith("https://bob:***@chats.example/aaa") and len(excerpt) == 100
+    assert "hunter2" not in excerpt
+
+
+def test_url_credentials_never_reach_a_reason() -> None:
+    # Given a URL with a password shifted into a number column
+    # When I parse it
+    row, warnings = warned(record(tokens="http://u:pw@h/?token=abc"))
+
+    # Then I expect the row kept without the number, and the value shown in the reason masked too
+    assert row.tokens is None
+    [(_, reason, excerpt)] = warnings
+    assert reason == "column 12 (tokens): 'http://u:***@h/?token=***' is not an integer"
+    assert excerpt == "http://u:***@h/?token=***"
+
+
+def test_a_record_over_the_byte_bound_is_refused_and_the_next_line_parsed() -> None:
+    # Given a record of 5,000 bytes (2,500 two-byte characters) between two good ones, and a 4,096-byte bound
+    data = (
+        record()
+        + record(externalSessionId="big", initialMessage="é" * 2500)
+        + record(externalSessionId="s-3")
+    )
+
+    # When I parse it in 100-byte chunks
+    first, error, last = parse_session_rows(chunked(data.encode(), 100), max_record_bytes=4096)
+
+    # Then I expect that record alone refused for its size, and its neighbours kept on their lines
+    assert isinstance(first, SessionRow) and isinstance(last, SessionRow)
+    assert error == RowError(
+        2, "record longer than 4096 bytes (CSV_MAX_RECORD_BYTES); skipped", data.splitlines()[1][:500]
+    )
+    assert last.line_number == 3
+
+
+def test_a_quoted_record_spanning_lines_counts_all_its_lines_against_the_bound() -> None:
+    # Given a quoted initial message of 40 lines of 200 bytes each (8 kB), with a 4,096-byte bound
+    message = '"' + "\n".join(["y" * 199] * 40) + '"'
+    data = record(initialMessage=message) + record(externalSessionId="s-2")
+
+    # When I parse it
+    results = list(parse_session_rows([data.encode()], max_record_bytes=4096))
+
+    # Then I expect the record refused once it is over, and the lines after the cut read as records of their
+    # own (as after an over-long field): no good record after them is lost
+    assert isinstance(results[0], RowError)
+    assert results[0].reason.startswith("record longer than 4096 bytes")
+    assert isinstance(results[-1], SessionRow)
+    assert (results[-1].external_session_id, results[-1].line_number) == ("s-2", 41)

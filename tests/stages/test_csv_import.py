@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import sessionmaker
 
-from pipeline.db.enums import CompanyStatus, CsvFetchOutcome, ProcessingStatus
+from pipeline.db.enums import CompanyStatus, CsvFetchOutcome, CsvRowProblem, ProcessingStatus
 from pipeline.db.models import Company, CsvFetch, CsvRowError, SessionImport
 from pipeline.db.types import utcnow
 from pipeline.errors import is_transient
@@ -145,19 +145,25 @@ def test_bad_rows_are_recorded_with_their_line_and_the_rest_goes_on(
     # When it is imported
     result = _run(pg_engine, pg_settings, company_id, fetcher)
 
-    # Then the three good rows are stored
+    # Then every row with a session id and times is stored, the bad token count as null
     assert result.outcome is CsvFetchOutcome.IMPORTED
-    assert len(_imports(pg_engine, company_id)) == 3
-    # And each bad one is a row error naming its line and the reason
+    stored = {row.external_session_id: row for row in _imports(pg_engine, company_id)}
+    assert len(stored) == 4
+    assert (stored["bad-tokens"].tokens, stored["bad-tokens"].messages_sent) == (None, 1)
+    # And the row without an id is a row error, the token count a field warning, each with its line
     with sessionmaker(pg_engine)() as db:
-        errors = db.scalars(select(CsvRowError).order_by(CsvRowError.line_number)).all()
-    assert [(error.line_number, error.reason.split(":")[0]) for error in errors] == [
-        (2, "column 0 (externalSessionId)"),
-        (4, "column 12 (tokens)"),
+        problems = db.scalars(select(CsvRowError).order_by(CsvRowError.line_number)).all()
+    assert [
+        (problem.kind, problem.line_number, problem.column_name, problem.reason.split(":")[0])
+        for problem in problems
+    ] == [
+        (CsvRowProblem.ERROR, 2, None, "column 0 (externalSessionId)"),
+        (CsvRowProblem.WARNING, 4, "tokens", "column 12 (tokens)"),
     ]
-    assert "lots" in errors[1].reason
+    assert "lots" in problems[1].reason
+    assert problems[1].raw_excerpt == "lots"
     [fetch] = _fetches(pg_engine, company_id)
-    assert (fetch.rows_total, fetch.rows_invalid, fetch.rows_new) == (5, 2, 3)
+    assert (fetch.rows_total, fetch.rows_invalid, fetch.rows_new, fetch.field_warnings) == (5, 1, 4, 1)
 
 
 @pytest.mark.postgres
@@ -493,3 +499,31 @@ def test_the_embedded_sqlite_database_imports_too(
     assert (second.rows_new, second.rows_changed, second.rows_duplicate) == (0, 1, 29)
     with sessionmaker(sqlite_engine)() as db:
         assert db.scalar(select(func.count()).select_from(SessionImport)) == 30
+
+
+def test_on_the_embedded_sqlite_database_a_refused_line_is_isolated_too(
+    sqlite_engine: Engine, sqlite_settings: Settings, source: Source
+) -> None:
+    # Given the embedded database with a rule the parser does not know (a trigger refusing one category), and
+    # a company CSV whose fourth line breaks it
+    with sqlite_engine.begin() as connection:
+        connection.execute(
+            text(
+                "CREATE TRIGGER test_no_poison BEFORE INSERT ON session_import WHEN NEW.category = 'poison' "
+                "BEGIN SELECT RAISE(ABORT, 'category poison refused'); END"
+            )
+        )
+    lines = SAMPLE.splitlines()
+    poisoned = "poison-1,30.04.2025 11:00:00,30.04.2025 11:00:00,,,,1,,,,,,,,poison,"
+    source.write_csv(0, "\n".join([*lines[:2], poisoned, lines[2]]) + "\n")
+    company_id = add_source_company(sqlite_engine, source, 0)
+
+    # When it is imported
+    with Fetcher(fetch_limits(sqlite_settings)) as shared:
+        result = _run(sqlite_engine, sqlite_settings, company_id, shared)
+
+    # Then the three good rows are stored and the refused one is a row error with the database's reason
+    assert (result.outcome, result.rows_new, result.rows_invalid) == (CsvFetchOutcome.IMPORTED, 3, 1)
+    with sessionmaker(sqlite_engine)() as db:
+        [error] = db.scalars(select(CsvRowError)).all()
+    assert (error.line_number, error.reason) == (3, "refused by the database: category poison refused")
