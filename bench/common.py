@@ -87,9 +87,8 @@ def worker_pool(
         "SECRET_KEY": "bench",
         "CSV_ALLOW_PRIVATE_NETWORKS": "true",
         "SCHEDULER_ENABLED": "false",
-        "dramatiq_prom_db": prometheus,
         "PROMETHEUS_MULTIPROC_DIR": prometheus,
-        "dramatiq_prom_port": "0",
+        "METRICS_PORT": "0",
         "LOG_LEVEL": "WARNING",
         **env,
     }

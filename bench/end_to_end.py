@@ -99,8 +99,11 @@ def postgres_backends(engine: Engine) -> list[int]:
 
 
 def messages_processed(directory: str) -> float:
+    """Messages the pool processed, from its run's metrics directory under ``directory``
+    (``pipeline.pool_metrics``)."""
     registry = CollectorRegistry()
-    MultiProcessCollector(registry, directory)  # type: ignore[no-untyped-call]
+    for run in Path(directory).glob("run-*"):
+        MultiProcessCollector(registry, str(run))  # type: ignore[no-untyped-call]
     return sum(
         sample.value
         for family in registry.collect()
@@ -170,7 +173,7 @@ def main() -> None:
             url, QUEUES, args.processes, args.threads,
             OPENAI_BASE_URL=emulator.url, OPENAI_API_KEY="bench", AI_PROCESSING_MODE="batch",
             BATCH_MIN_REQUESTS="1", BATCH_MAX_REQUESTS="5000",
-            dramatiq_prom_db=prometheus, PROMETHEUS_MULTIPROC_DIR=prometheus,
+            PROMETHEUS_MULTIPROC_DIR=prometheus,
         ) as worker:  # fmt: skip
             workers = [worker.pid, *worker_children(worker.pid)]
             node = rabbitmq_pids()

@@ -8,7 +8,11 @@ embedded demo and unit tests. Every default limit stays below RabbitMQ's consume
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Callable
+
 import dramatiq
+import pika
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import (
@@ -25,9 +29,63 @@ from dramatiq.middleware.prometheus import Prometheus
 from periodiq import PeriodiqMiddleware
 
 from pipeline.logs import LogContext
+from pipeline.pool_metrics import serve_pool_metrics
 from pipeline.settings import Settings
 
-__all__ = ["build_broker"]
+__all__ = ["NamedConnections", "PoolPrometheus", "build_broker", "connection_name", "name_connections"]
+
+
+def connection_name(role: str) -> str:
+    """How a connection shows in RabbitMQ's management UI: its role and host (``scheduler@host-1``)."""
+    return f"{role}@{socket.gethostname()}"
+
+
+def name_connections(
+    parameters: pika.ConnectionParameters | list[pika.ConnectionParameters], role: str
+) -> None:
+    """Name every connection opened with ``parameters`` (pika's ``connection_name`` client property)."""
+    for each in parameters if isinstance(parameters, list) else [parameters]:
+        each.client_properties = {**(each.client_properties or {}), "connection_name": connection_name(role)}
+
+
+class NamedConnections(Middleware):
+    """Names a worker's connections after the queues it consumes (``csv-import pool@host``) before its
+    consumers connect."""
+
+    def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        if isinstance(broker, RabbitmqBroker):
+            queues = sorted(worker.consumer_whitelist or broker.get_declared_queues())
+            name_connections(broker.parameters, f"{','.join(queues)} pool")
+
+
+class PoolPrometheus(Prometheus):
+    """Dramatiq's Prometheus middleware, served by the pool's own exposition process
+    (``pipeline.pool_metrics``: this run's directory, ``METRICS_HOST``/``METRICS_PORT``, a port in use in one
+    line), with its counters created at zero for every actor of the queues a worker consumes, so that the
+    first error or retry of a process is an increase."""
+
+    @property
+    def forks(self) -> list[Callable[[], int]]:
+        return [serve_pool_metrics]
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        if not hasattr(self, "total_messages"):  # a worker started without Dramatiq's process boot (tests)
+            return
+        consumed = worker.consumer_whitelist
+        for actor in broker.actors.values():
+            if consumed and actor.queue_name not in consumed:
+                continue
+            labels = (actor.queue_name, actor.actor_name)
+            for counter in (
+                self.total_messages,
+                self.total_errored_messages,
+                self.total_retried_messages,
+                self.total_rejected_messages,
+            ):
+                counter.labels(*labels).inc(0)
+            self.inprogress_messages.labels(*labels).set(0)
+            self.inprogress_delayed_messages.labels(*labels).set(0)
+            self.message_durations.labels(*labels)
 
 
 def _middleware(settings: Settings, *, with_prometheus: bool) -> list[Middleware]:
@@ -47,16 +105,19 @@ def _middleware(settings: Settings, *, with_prometheus: bool) -> list[Middleware
         PeriodiqMiddleware(),
     ]
     if with_prometheus:
-        middleware.append(Prometheus())
+        middleware += [PoolPrometheus(), NamedConnections()]
     return middleware
 
 
-def build_broker(settings: Settings) -> dramatiq.Broker:
-    """A broker configured from ``settings``; it is not yet installed as the global broker."""
+def build_broker(settings: Settings, *, role: str = "livedash") -> dramatiq.Broker:
+    """A broker configured from ``settings``, its connections named ``<role>@<host>`` (a worker's get the
+    queues it consumes); it is not yet installed as the global broker."""
     if settings.broker == "memory":
         return StubBroker(middleware=_middleware(settings, with_prometheus=False))
-    return RabbitmqBroker(
+    broker = RabbitmqBroker(
         url=settings.rabbitmq_url,
         confirm_delivery=True,
         middleware=_middleware(settings, with_prometheus=True),
     )
+    name_connections(broker.parameters, role)
+    return broker

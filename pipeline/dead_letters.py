@@ -20,6 +20,8 @@ import dramatiq
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
+from pipeline.broker import name_connections
+
 __all__ = ["DeadLetter", "dead_letter_queue", "list_dead_letters", "replay_dead_letters"]
 
 #: Messages read from one dead-letter queue at most, so a flooded queue cannot exhaust memory.
@@ -64,7 +66,9 @@ def _decode(queue: str, body: bytes) -> DeadLetter:
 
 @contextmanager
 def _channel(url: str) -> Iterator[BlockingChannel]:
-    connection = pika.BlockingConnection(pika.URLParameters(url))
+    parameters = pika.URLParameters(url)
+    name_connections(parameters, "dead letters")
+    connection = pika.BlockingConnection(parameters)
     try:
         yield connection.channel()
     finally:

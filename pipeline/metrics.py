@@ -1,7 +1,13 @@
 """The pipeline's own Prometheus metrics (Dramatiq's middleware adds per-actor ones beside them).
 
 Worker pools run several processes, so these live in prometheus_client's multiprocess mode when
-``PROMETHEUS_MULTIPROC_DIR`` is set; counters and histograms need nothing more.
+``PROMETHEUS_MULTIPROC_DIR`` is set (``pipeline.pool_metrics`` sets it); counters and histograms need
+nothing more.
+
+A labelled counter has no series until its first increment, so ``increase()`` would miss a process's first
+failure (a series that appears at 1 has increased by nothing). Each process therefore creates, at start, its
+counters at zero for every label value known then (:func:`create_series`, with the counters of its role:
+:data:`WORKER_COUNTERS`, :data:`SCHEDULER_COUNTERS`, :data:`HEALTH_COUNTERS`).
 
 Label values are fixed words (outcomes, queue and scheduler ids) except where they come from outside, such
 as a model name an answer reports: those pass through :func:`label` (the pipeline's one redaction).
@@ -9,9 +15,13 @@ as a model name an answer reports: those pass through :func:`label` (the pipelin
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 from prometheus_client import Counter, Gauge, Histogram
 
+from pipeline.queues import ALL_QUEUES, IMPORT_PROCESSING, SESSION_PROCESSING
 from pipeline.redaction import redact
+from pipeline.settings import Settings
 
 __all__ = [
     "AI_REQUESTS",
@@ -21,11 +31,13 @@ __all__ = [
     "CSV_FETCH_DURATION",
     "CSV_ROWS",
     "DEAD_LETTERS",
+    "HEALTH_COUNTERS",
     "HEALTH_SOURCE_ERRORS",
     "OLDEST_OPEN_BATCH",
     "OPENAI_COST_EUR",
     "OPENAI_TOKENS",
     "PUBLISH_FAILURES",
+    "SCHEDULER_COUNTERS",
     "SCHEDULER_HEALTHY",
     "SCHEDULER_LAST_SUCCESS",
     "SCHEDULER_LOOP_ERRORS",
@@ -37,8 +49,22 @@ __all__ = [
     "TRANSCRIPT_FETCH_BYTES",
     "TRANSCRIPT_FETCH_DURATION",
     "UNKNOWN_PRICE",
+    "WORKER_COUNTERS",
+    "create_series",
     "label",
 ]
+
+#: The label values each labelled counter takes; the help texts below name the same ones.
+CSV_FETCH_OUTCOMES = ("imported", "unchanged", "failed", "skipped_running", "busy")
+CSV_ROW_RESULTS = ("new", "changed", "duplicate", "invalid")
+#: The stages that count their items (the others finish whole sweeps, counted as scheduler runs).
+ITEM_STAGES = (IMPORT_PROCESSING, SESSION_PROCESSING)
+STAGE_OUTCOMES = ("completed", "failed", "skipped", "retrying")
+OPENAI_MODES = ("sync", "batch")
+TOKEN_KINDS = ("prompt", "completion")
+TICK_OUTCOMES = ("enqueued", "duplicate", "skipped_paused", "skipped_stopped", "skipped_overlap", "failed")
+RUN_OUTCOMES = ("succeeded", "failed", "duplicate")
+HEALTH_SOURCES = ("metrics", "rabbitmq", "database", "prometheus")
 
 
 def label(value: str) -> str:
@@ -170,7 +196,52 @@ HEALTH_SOURCE_ERRORS = Counter(
 )
 DEAD_LETTERS = Gauge(
     "livedash_dead_letters",
-    "Messages waiting in a queue's dead-letter queue (<queue>.XQ), as last read by the health aggregator.",
-    ["queue"],
+    "Messages waiting in a queue's dead-letter queue (<queue>.XQ) of RABBITMQ_URL's virtual host, as last "
+    "read by the health aggregator.",
+    ["vhost", "queue"],
     multiprocess_mode="mostrecent",
 )
+
+
+#: The counters each kind of process may increment, created at zero when it starts.
+WORKER_COUNTERS = (
+    CSV_FETCHES,
+    CSV_ROWS,
+    PUBLISH_FAILURES,
+    STAGE_ITEMS,
+    OPENAI_TOKENS,
+    OPENAI_COST_EUR,
+    UNKNOWN_PRICE,
+    SCHEDULER_TICKS,
+    SCHEDULER_RUNS,
+)
+SCHEDULER_COUNTERS = (SCHEDULER_TICKS, PUBLISH_FAILURES)
+HEALTH_COUNTERS = (HEALTH_SOURCE_ERRORS,)
+
+
+def _label_values(settings: Settings, counter: Counter) -> Iterator[tuple[str, ...]]:
+    """Every label combination of ``counter`` known before anything happened."""
+    from pipeline.scheduling.jobs import scheduled_jobs
+
+    model = label(settings.openai_model)
+    schedulers = [job.id for job in scheduled_jobs(settings)]
+    known: dict[Counter, Iterable[tuple[str, ...]]] = {
+        CSV_FETCHES: [(outcome,) for outcome in CSV_FETCH_OUTCOMES],
+        CSV_ROWS: [(result,) for result in CSV_ROW_RESULTS],
+        PUBLISH_FAILURES: [(queue,) for queue in ALL_QUEUES],
+        STAGE_ITEMS: [(stage, outcome) for stage in ITEM_STAGES for outcome in STAGE_OUTCOMES],
+        OPENAI_TOKENS: [(model, mode, kind) for mode in OPENAI_MODES for kind in TOKEN_KINDS],
+        OPENAI_COST_EUR: [(model, mode) for mode in OPENAI_MODES],
+        UNKNOWN_PRICE: [(model,)],
+        SCHEDULER_TICKS: [(job, outcome) for job in schedulers for outcome in TICK_OUTCOMES],
+        SCHEDULER_RUNS: [(job, outcome) for job in schedulers for outcome in RUN_OUTCOMES],
+        HEALTH_SOURCE_ERRORS: [(source,) for source in HEALTH_SOURCES],
+    }
+    yield from known[counter]
+
+
+def create_series(settings: Settings, counters: Iterable[Counter]) -> None:
+    """Create each of ``counters`` at zero for every label value known at start (see the module's doc)."""
+    for counter in counters:
+        for values in _label_values(settings, counter):
+            counter.labels(*values).inc(0)

@@ -21,8 +21,9 @@ __all__ = ["Publisher", "enqueue_by_name"]
 class Publisher:
     """``publish(message)`` declares the message's queue and enqueues it; the broker is made on first use."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, role: str = "livedash") -> None:
         self.settings = settings
+        self.role = role
         self._broker: dramatiq.Broker | None = None
         self._lock = threading.Lock()
 
@@ -30,7 +31,7 @@ class Publisher:
     def broker(self) -> dramatiq.Broker:
         with self._lock:
             if self._broker is None:
-                self._broker = build_broker(self.settings)
+                self._broker = build_broker(self.settings, role=self.role)
             return self._broker
 
     def __call__(self, message: Message[None]) -> Message[None]:
@@ -47,10 +48,11 @@ class Publisher:
 
 
 @lru_cache(maxsize=1)
-def _process_publisher() -> Publisher:
-    return Publisher(get_settings())
+def _process_publisher(role: str) -> Publisher:
+    return Publisher(get_settings(), role=role)
 
 
-def enqueue_by_name(message: Message[None]) -> Message[None]:
-    """Publish on this process's broker (built from the process-wide settings at the first call)."""
-    return _process_publisher()(message)
+def enqueue_by_name(message: Message[None], *, role: str = "livedash") -> Message[None]:
+    """Publish on this process's broker (built from the process-wide settings at the first call), its
+    connection named after ``role``."""
+    return _process_publisher(role)(message)

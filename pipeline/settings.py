@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated, Literal
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError, model_validator
@@ -30,6 +31,7 @@ __all__ = [
     "Unit",
     "get_settings",
     "load_settings",
+    "rabbitmq_vhost",
     "refuse_weak_secrets",
 ]
 
@@ -113,6 +115,12 @@ Seconds = Annotated[int, Field(ge=1), Unit("seconds")]
 SecondsOrZero = Annotated[int, Field(ge=0), Unit("seconds")]
 Hours = Annotated[int, Field(ge=1), Unit("hours")]
 Days = Annotated[int, Field(ge=1), Unit("days")]
+
+
+def rabbitmq_vhost(amqp_url: str) -> str:
+    """The virtual host of an AMQP URL (``/`` when the path is empty), as pika reads it."""
+    path = urlsplit(amqp_url).path
+    return unquote(path[1:]) if len(path) > 1 else "/"
 
 
 def _default_instance_id() -> str:
@@ -208,6 +216,7 @@ class Settings(BaseSettings):
     worker_threads: PositiveInt = 4
     worker_shutdown_grace_seconds: Seconds = 600
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9191
+    metrics_host: str = "0.0.0.0"  # noqa: S104  Prometheus scrapes the pools and the scheduler from outside
 
     # Health aggregator and admin API (`livedash health`)
     health_host: str = "0.0.0.0"  # noqa: S104  in a container the probes and Prometheus come from outside
@@ -247,6 +256,12 @@ class Settings(BaseSettings):
         if self.actor_min_backoff_ms > self.actor_max_backoff_ms:
             raise ValueError("ACTOR_MIN_BACKOFF_MS must not exceed ACTOR_MAX_BACKOFF_MS")
         return self
+
+    @property
+    def rabbitmq_vhost(self) -> str:
+        """The virtual host of ``RABBITMQ_URL``: the one the health aggregator reads, and the ``vhost`` label
+        of RabbitMQ's series that dashboards and alerts select (docs/operations.md)."""
+        return rabbitmq_vhost(self.rabbitmq_url)
 
     @property
     def is_sqlite(self) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import typer
 
@@ -33,12 +32,11 @@ def worker(
     if scheduler_id is None:
         exit_with_usage_error("--scheduler is required (see --list)")
     refuse_weak_secrets(settings)
-    from pipeline.runners.worker import reset_metrics_directory, worker_command
+    from pipeline.runners.worker import worker_command
 
     try:
         command = worker_command(settings, scheduler_id, processes=processes, threads=threads)
     except UnknownScheduler as exc:
         exit_not_found(str(exc))
-    reset_metrics_directory(Path(command.env["PROMETHEUS_MULTIPROC_DIR"]))
     # Replace this process, so that signals reach Dramatiq's main process directly.
-    os.execve(command.argv[0], command.argv, command.env)  # noqa: S606  our own argv: the dramatiq of this venv
+    os.execv(command.argv[0], command.argv)  # noqa: S606  our own argv: the python of this venv

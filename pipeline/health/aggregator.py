@@ -269,8 +269,9 @@ class HealthAggregator:
             last_success=last_success,
         )
         if read.queues is not None:
+            vhost = self.settings.rabbitmq_vhost
             for queue in self.queue_names:
-                DEAD_LETTERS.labels(queue).set(_total(read.queues.get(f"{queue}.XQ")))
+                DEAD_LETTERS.labels(vhost, queue).set(_total(read.queues.get(f"{queue}.XQ")))
         results = tuple(self._scheduler_health(job, read, now) for job in self.jobs)
         components = {key: value for key, value in endpoints.items() if key == SCHEDULER_PROCESS}
         return HealthReport(now, results, self._source_errors(read, metrics), components)

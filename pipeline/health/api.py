@@ -37,6 +37,7 @@ from pipeline.health.cache import CachedHealth
 from pipeline.health.context import ApiContext
 from pipeline.health.gate import RequestGate
 from pipeline.health.probes import health_router, probes_router
+from pipeline.metrics import HEALTH_COUNTERS, create_series
 from pipeline.scheduling.ticks import Publish
 from pipeline.settings import Settings
 
@@ -47,7 +48,7 @@ def enqueue_on_pipeline_broker(message: Message[None]) -> Message[None]:
     """Publish by queue and actor name on a broker built at the first trigger (no actor is declared)."""
     from pipeline.publishing import enqueue_by_name
 
-    return enqueue_by_name(message)
+    return enqueue_by_name(message, role="health")
 
 
 # --- refusals in the API's shape ---------------------------------------------------------------------------
@@ -124,6 +125,7 @@ def create_app(
 
     ``publish`` sends a triggered tick (default: the pipeline's broker). Raises
     :class:`~pipeline.health.targets.TargetsError` when ``HEALTH_METRICS_TARGETS`` cannot be used."""
+    create_series(settings, HEALTH_COUNTERS)
     health = aggregator or build_aggregator(settings, engine)
     context = ApiContext(
         settings=settings,

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline import __version__
 from pipeline.health.targets import strip_userinfo
-from pipeline.settings import Settings
+from pipeline.settings import Settings, rabbitmq_vhost
 
 __all__ = [
     "LAST_SUCCESS_METRIC",
@@ -90,12 +90,6 @@ def parse_exposition(text: str) -> MetricsFigures:
     return MetricsFigures(lag, last_success)
 
 
-def rabbitmq_vhost(amqp_url: str) -> str:
-    """The virtual host of an AMQP URL (``/`` when the path is empty), as pika reads it."""
-    path = urlsplit(amqp_url).path
-    return unquote(path[1:]) if len(path) > 1 else "/"
-
-
 def _check(response: httpx.Response, what: str) -> None:
     if response.status_code != 200:
         hint = " (check the credentials in the URL)" if response.status_code in (401, 403) else ""
@@ -124,7 +118,7 @@ class HttpSources:
             else None
         )
         self.management_url = strip_userinfo(settings.rabbitmq_management_url).rstrip("/")
-        self.vhost = rabbitmq_vhost(settings.rabbitmq_url)
+        self.vhost = settings.rabbitmq_vhost
 
     def close(self) -> None:
         self.client.close()

@@ -82,8 +82,7 @@ def _start_worker(
         "SECRET_KEY": "test-secret",
         "CSV_ALLOW_PRIVATE_NETWORKS": "true",
         "SCHEDULER_ENABLED": "false",
-        "dramatiq_prom_db": str(tmp_path / "prometheus"),
-        "dramatiq_prom_port": "0",
+        "METRICS_PORT": "0",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
         **extra_env,
     }

@@ -187,7 +187,8 @@ def test_the_real_sources_over_http(settings: Settings, engine: Engine) -> None:
     # And csv-import, which never ran, has two messages and no consumer: its worker is down
     assert by_id(report, "csv-import")[0] is Status.ERROR
     # And the dead letters are exported, RabbitMQ was asked with the URL's credentials
-    assert REGISTRY.get_sample_value("livedash_dead_letters", {"queue": "import-processing"}) == 4
+    dead_letters = {"vhost": "/", "queue": "import-processing"}
+    assert REGISTRY.get_sample_value("livedash_dead_letters", dead_letters) == 4
     assert ("/api/queues/%2F", {"columns": "name,messages_ready,messages_unacknowledged,consumers"},
             "Basic Z3Vlc3Q6c2VjcmV0") in seen  # fmt: skip
 
@@ -285,8 +286,9 @@ def test_every_evaluation_sets_the_health_gauges(sources: FakeSources) -> None:
     # Then the gauges say so
     assert REGISTRY.get_sample_value("livedash_scheduler_healthy", {"scheduler": "csv-import"}) == 0
     assert REGISTRY.get_sample_value("livedash_scheduler_healthy", {"scheduler": "import-processing"}) == 1
-    assert REGISTRY.get_sample_value("livedash_dead_letters", {"queue": "import-processing"}) == 3
-    assert REGISTRY.get_sample_value("livedash_dead_letters", {"queue": "csv-import"}) == 0
+    dead_letters = {"vhost": "/", "queue": "import-processing"}
+    assert REGISTRY.get_sample_value("livedash_dead_letters", dead_letters) == 3
+    assert REGISTRY.get_sample_value("livedash_dead_letters", {"vhost": "/", "queue": "csv-import"}) == 0
 
 
 def test_the_exposition_parser_takes_the_largest_sample_per_label() -> None:

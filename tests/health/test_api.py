@@ -562,7 +562,7 @@ def test_metrics_are_evaluated_at_each_scrape(client: TestClient, sources: FakeS
     text = response.text
     assert 'livedash_scheduler_healthy{scheduler="csv-import"} 0.0' in text
     assert 'livedash_scheduler_healthy{scheduler="batch-processing"} 1.0' in text
-    assert 'livedash_dead_letters{queue="import-processing"} 2.0' in text
+    assert 'livedash_dead_letters{queue="import-processing",vhost="/"} 2.0' in text
 
 
 def test_the_openapi_document_declares_the_bearer_scheme_and_no_422(client: TestClient) -> None:

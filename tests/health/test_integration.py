@@ -1,6 +1,6 @@
 """The aggregator against a real worker pool, RabbitMQ's management API and PostgreSQL.
 
-A pool of `import-processing` is started as in production (`dramatiq pipeline.runners.pool`), with its
+A pool of `import-processing` is started as in production (`dramatiq pipeline.actors`), with its
 metrics on a free port. The API sees its consumers and its metrics endpoint, runs a triggered tick through
 it, reports the dead worker once the pool is killed, and shows a paused scheduler as PAUSED.
 """
@@ -72,12 +72,11 @@ def start_pool(settings: Settings, tmp_path: Path, metrics_port: int) -> subproc
         "RABBITMQ_URL": RABBITMQ_URL,
         "SCHEDULER_ENABLED": "false",
         "PROMETHEUS_MULTIPROC_DIR": str(metrics),
-        "dramatiq_prom_db": str(metrics),
-        "dramatiq_prom_port": str(metrics_port),
-        "dramatiq_prom_host": "127.0.0.1",
+        "METRICS_PORT": str(metrics_port),
+        "METRICS_HOST": "127.0.0.1",
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "dramatiq", "pipeline.runners.pool", "--queues", QUEUE, "-p", "1", "-t", "1"],
+        [sys.executable, "-m", "dramatiq", "pipeline.actors", "--queues", QUEUE, "-p", "1", "-t", "1"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
