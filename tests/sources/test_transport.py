@@ -158,7 +158,7 @@ def test_an_address_literal_of_the_metadata_service_is_refused_before_connecting
     assert tcp_connects == []
 
 
-def test_a_fetch_may_allow_private_networks_for_itself_only() -> None:
+def test_a_fetch_may_allow_private_networks_for_itself_only(tcp_connects: list[tuple[str, int]]) -> None:
     # Given a server on 127.0.0.2, and a fetcher that allows no private address by default
     with running_server("127.0.0.2") as server, Fetcher(FetchLimits(allow_private=False)) as fetcher:
         url = server.route("/export.csv", ok)
@@ -171,6 +171,8 @@ def test_a_fetch_may_allow_private_networks_for_itself_only() -> None:
     # Then only the allowed fetch reached the server: the pooled connection was not reused for the other
     assert allowed == b"a,b\n"
     assert server.paths_seen() == ["/export.csv"]
+    # And the one TCP connection went to the checked address (which also shows that tcp_connects records)
+    assert tcp_connects == [("127.0.0.2", server.port)]
 
 
 def test_a_fetch_may_deny_private_networks_the_default_allows() -> None:
