@@ -86,14 +86,15 @@ class CheckedNetworkBackend(httpcore.NetworkBackend):
 
 
 class CheckedTransport(httpx.HTTPTransport):
-    """An :class:`httpx.HTTPTransport` connecting through a :class:`CheckedNetworkBackend`.
+    """An :class:`httpx.HTTPTransport` whose connections are opened by ``backend``.
 
     Parameters:
-      backend(CheckedNetworkBackend): Resolves, checks and connects.
+      backend(httpcore.NetworkBackend): A :class:`CheckedNetworkBackend`, or a backend wrapping one (the
+        fetcher bounds it by each fetch's deadline, :class:`pipeline.sources.deadlines.DeadlineBackend`).
       verify(ssl.SSLContext | bool): TLS verification, as for httpx; tests pass a context trusting their CA.
     """
 
-    def __init__(self, backend: CheckedNetworkBackend, *, verify: ssl.SSLContext | bool = True) -> None:
+    def __init__(self, backend: httpcore.NetworkBackend, *, verify: ssl.SSLContext | bool = True) -> None:
         super().__init__(verify=verify, trust_env=False)
         # httpx 0.28 has no parameter for the network backend: the pool it built is replaced by the same
         # pool (httpx's default limits) on our backend.

@@ -28,7 +28,7 @@ from pipeline.sources.http_fetch import (
 )
 from pipeline.sources.urls import AddressRules, refused_kind, resolve_host
 from tests.sources.egress import ScriptedResolver, taken_for_public
-from tests.sources.httpserver import LocalServer, respond, running_server
+from tests.sources.httpserver import LocalServer, respond, running_server, trickle_headers
 
 MakeFetcher = Callable[..., Fetcher]
 
@@ -644,3 +644,38 @@ def test_limits_must_be_positive(field: str) -> None:
     limits: dict[str, Any] = {field: 0}
     with pytest.raises(ValueError, match=field):
         FetchLimits(**limits)
+
+
+def test_headers_trickled_a_byte_at_a_time_are_stopped_by_the_total_timeout(
+    server: LocalServer, make_fetcher: MakeFetcher
+) -> None:
+    # Given a server that sends its response headers a byte at a time, each byte within the read timeout
+    url = server.route("/trickle.csv", trickle_headers(server))
+    fetcher = make_fetcher(total_timeout=1.0, read_timeout=5.0)
+
+    # When I fetch it
+    started = time.monotonic()
+    with pytest.raises(FetchTimeout) as raised, fetcher.stream(url):
+        pass
+
+    # Then I expect the total timeout to end it while the headers are still coming (they take 80 s)
+    assert raised.value.reason == "total timeout after 1.0s"
+    assert is_transient(raised.value)
+    assert time.monotonic() - started < 1.0 + SLACK
+
+
+def test_the_deadline_bounds_each_fetch_not_the_fetcher(
+    server: LocalServer, make_fetcher: MakeFetcher
+) -> None:
+    # Given a fetcher whose first fetch ran out of time on a trickling server
+    url = server.route("/trickle.csv", trickle_headers(server))
+    server.route("/ok.csv", body_handler(b"a,b\n"))
+    fetcher = make_fetcher(total_timeout=1.0, read_timeout=5.0)
+    with pytest.raises(FetchTimeout), fetcher.stream(url):
+        pass
+
+    # When I fetch a quick resource with it afterwards
+    _, body = fetch(fetcher, server.url("/ok.csv"))
+
+    # Then I expect it to be read whole: the deadline of the first fetch does not outlive it
+    assert body == b"a,b\n"

@@ -7,7 +7,7 @@ and no plain http: a company whose CSV URL is http and that has credentials must
 (``livedash companies update ID --allow-http``), its imports fail with that advice until then.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0011
 Create Date: 2026-12-07
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
