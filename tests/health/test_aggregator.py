@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, Gauge, generate_latest
 from sqlalchemy import Engine
@@ -140,6 +141,28 @@ def test_a_metrics_endpoint_that_stalls_over_http_does_not_hang_the_evaluation(
     assert len(reasons) == 1
     assert reasons[0].startswith(f"metrics endpoint unreachable: {url}: ")
     assert reasons[0].endswith("1 consumer(s) on csv-import: the worker is alive")
+
+
+def test_an_http_timeout_that_ends_the_read_before_the_deadline_is_worded_as_the_deadline(
+    sources: FakeSources, settings: Settings
+) -> None:
+    # Given a metrics read ended by the HTTP client's own timeout, as when the aggregator's event loop runs
+    # late (a loaded machine) and sees the client's timeout before its own deadline
+    def timed_out() -> MetricsFigures:
+        raise httpx.ReadTimeout("timed out")
+
+    url = "http://127.0.0.1:9/metrics"
+    aggregator = sources.aggregator(
+        metrics=[MetricsRead("metrics", url, timed_out, ("csv-import",))], targets={"csv-import": (url,)}
+    )
+
+    # When the aggregator evaluates
+    report = evaluate(aggregator)
+
+    # Then the reason is the one of a source that does not answer in time, not the client's exception
+    csv_import = next(s for s in report.schedulers if s.job.id == "csv-import")
+    deadline = settings.health_source_timeout_ms
+    assert csv_import.metrics_endpoint == EndpointState(0, 1, (f"{url}: no answer within {deadline} ms",))
 
 
 def test_the_real_sources_over_http(settings: Settings, engine: Engine) -> None:
