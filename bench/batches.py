@@ -208,7 +208,9 @@ def main() -> None:
             planned = []
             while batch_ids := plan_batches(engine, settings):
                 for batch_id in batch_ids:
-                    submit_batch(engine, client, batch_id)
+                    submit_batch(
+                        engine, client, batch_id, max_prompt_tokens=settings.openai_max_prompt_tokens
+                    )
                 planned += batch_ids
             submit_seconds = time.perf_counter() - started
 

@@ -1,6 +1,6 @@
 """Benchmark of the pipeline on messy and hostile inputs (issue 15), next to clean input in the same run.
 
-    .venv/bin/python bench/hostile_inputs.py [--rows 50000] [--long-line-mb 20]
+    .venv/bin/python bench/hostile_inputs.py [--rows 50000] [--long-line-mb 20] [--chunk 50]
 
 CSV: two corpora of ``--rows`` records each, served over local HTTP (a thread of this process) and imported
 in this process by the CSV import stage (``import_company_csv``) into a scratch PostgreSQL database. The clean
@@ -9,6 +9,12 @@ are: each unreadable number form (text, decimal comma, thousands separator, curr
 negative, overflow), Latin-1 initial messages, over-long IP addresses, NULs, a record without a session id
 every 100 lines, and one ``--long-line-mb`` MB line. Printed: rows per second of each, their ratio, the
 warnings and row errors recorded, and this process's peak resident memory.
+
+Transcripts (:func:`transcript_rows`): one import-processing chunk of ``--chunk`` ordinary transcripts (ten
+turns, about 700 bytes each), then one chunk of as many worst-case transcripts (``TRANSCRIPT_MAX_BYTES`` of
+``User: a`` lines each, 655,360 turns at the default 5 MiB), each chunk in a fresh process with the default
+bounds. Printed: wall time, peak RSS of that process before and after the chunk, and what came of the chunk
+(stored, left for a later chunk, messages stored, sessions whose messages were cut).
 
 Needs PostgreSQL (``BENCH_DATABASE_URL``, default the local server).
 """
@@ -22,6 +28,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from threading import Thread
 
@@ -32,6 +39,8 @@ from sqlalchemy.orm import sessionmaker
 from pipeline.companies import add_company
 from pipeline.db import migrate
 from pipeline.db.models import CsvFetch
+from pipeline.devtools.hostile import ChunkFigures, measure_chunk
+from pipeline.devtools.hostile import serving as serving_transcripts
 from pipeline.settings import load_settings
 from pipeline.sources.http_fetch import Fetcher
 from pipeline.stages.csv_import import fetch_limits, import_company_csv
@@ -129,12 +138,56 @@ def import_rate(engine: Engine, url: str, database_url: str) -> tuple[float, Csv
     return fetch.rows_total / seconds, fetch
 
 
+#: Settings of the measured processes: the defaults, with the test server on 127.0.0.1 allowed.
+_OVERRIDES = {"secret_key": "bench-secret", "csv_allow_private_networks": True}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One printed line: what was measured, and its figures."""
+
+    name: str
+    figures: ChunkFigures
+
+
+def transcript_rows(database_url: str, chunk: int) -> list[Row]:
+    """An ordinary chunk of transcripts and a worst-case one, each processed in a process of its own."""
+    size = load_settings(**_OVERRIDES).transcript_max_bytes
+    with serving_transcripts() as server:
+        normal = measure_chunk(database_url, [server.normal_url(n) for n in range(chunk)], _OVERRIDES)
+        flood = measure_chunk(database_url, [server.flood_url(size, n) for n in range(chunk)], _OVERRIDES)
+    return [
+        Row(f"{chunk} ordinary transcripts (10 turns)", normal),
+        Row(f"{chunk} x {size // 1024 // 1024} MiB of `User: a` turns", flood),
+    ]
+
+
+def print_rows(title: str, rows: list[Row]) -> None:
+    print(title)
+    print(
+        f"  {'chunk':<42} {'seconds':>8} {'RSS before':>11} {'RSS peak':>9} "
+        f"{'stored':>7} {'later':>6} {'messages':>9} {'cut':>4}"
+    )
+    for row in rows:
+        figures = row.figures
+        print(
+            f"  {row.name:<42} {figures.seconds:>8.2f} {figures.baseline_rss_mib:>8.0f} MiB "
+            f"{figures.peak_rss_mib:>5.0f} MiB {figures.completed:>7} {figures.retrying:>6} "
+            f"{figures.messages:>9} {figures.truncated:>4}"
+        )
+        for reason in figures.reasons:
+            print(f"    reason: {reason}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--long-line-mb", type=int, default=20)
+    parser.add_argument(
+        "--chunk", type=int, default=50, help="imports per chunk (IMPORT_PROCESSING_BATCH_SIZE)"
+    )
     args = parser.parse_args()
 
     bodies = {
@@ -148,6 +201,7 @@ def main() -> None:
             name: import_rate(engine, f"{base}/{name}.csv", database_url) for name in ("clean", "messy")
         }
         engine.dispose()
+        transcripts = transcript_rows(database_url, args.chunk)
     for name, (rate, fetch) in results.items():
         size = fetch.bytes_read / 1e6
         print(
@@ -158,6 +212,7 @@ def main() -> None:
     clean, messy = results["clean"][0], results["messy"][0]
     print(f"CSV messy/clean rate: {messy / clean:.2f}")
     print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    print_rows("Import processing, one chunk each in a process of its own, default bounds:", transcripts)
 
 
 if __name__ == "__main__":

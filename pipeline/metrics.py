@@ -24,6 +24,8 @@ from pipeline.redaction import redact
 from pipeline.settings import Settings
 
 __all__ = [
+    "AI_ANALYSES",
+    "AI_BUDGET_USED_RATIO",
     "AI_REQUESTS",
     "BATCHES",
     "CSV_FETCHES",
@@ -61,6 +63,8 @@ CSV_ROW_RESULTS = ("new", "changed", "duplicate", "invalid")
 ITEM_STAGES = (IMPORT_PROCESSING, SESSION_PROCESSING)
 STAGE_OUTCOMES = ("completed", "failed", "skipped", "retrying")
 OPENAI_MODES = ("sync", "batch")
+#: How an analysis was obtained: the two billed modes, or reused from an earlier answer to the same content.
+ANALYSIS_MODES = (*OPENAI_MODES, "reused")
 TOKEN_KINDS = ("prompt", "completion")
 TICK_OUTCOMES = ("enqueued", "duplicate", "skipped_paused", "skipped_stopped", "skipped_overlap", "failed")
 RUN_OUTCOMES = ("succeeded", "failed", "duplicate")
@@ -134,6 +138,20 @@ UNKNOWN_PRICE = Counter(
     "livedash_openai_unknown_price_total",
     "Answers of a model that had no price valid at request time (tokens recorded, cost flagged unknown).",
     ["model"],
+)
+
+AI_ANALYSES = Counter(
+    "livedash_ai_analyses_total",
+    "Session analyses applied, by how they were obtained: sync (a chat completion), batch (a Batch API line) "
+    "or reused (an earlier answer to the same content, not billed again).",
+    ["mode"],
+)
+AI_BUDGET_USED_RATIO = Gauge(
+    "livedash_ai_budget_used_ratio",
+    "Share of a company's monthly AI budget spent or reserved this month (1: reached), as last seen by the "
+    "batch check tick; 0 for a company with an unlimited budget.",
+    ["company"],
+    multiprocess_mode="mostrecent",
 )
 
 BATCHES = Gauge(
@@ -214,6 +232,7 @@ WORKER_COUNTERS = (
     UNKNOWN_PRICE,
     SCHEDULER_TICKS,
     SCHEDULER_RUNS,
+    AI_ANALYSES,
 )
 SCHEDULER_COUNTERS = (SCHEDULER_TICKS, PUBLISH_FAILURES)
 HEALTH_COUNTERS = (HEALTH_SOURCE_ERRORS,)
@@ -236,6 +255,7 @@ def _label_values(settings: Settings, counter: Counter) -> Iterator[tuple[str, .
         SCHEDULER_TICKS: [(job, outcome) for job in schedulers for outcome in TICK_OUTCOMES],
         SCHEDULER_RUNS: [(job, outcome) for job in schedulers for outcome in RUN_OUTCOMES],
         HEALTH_SOURCE_ERRORS: [(source,) for source in HEALTH_SOURCES],
+        AI_ANALYSES: [(mode,) for mode in ANALYSIS_MODES],
     }
     yield from known[counter]
 

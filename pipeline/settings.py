@@ -13,6 +13,7 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import lru_cache
 from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
@@ -182,6 +183,8 @@ class Settings(BaseSettings):
     transcript_fetch_concurrency: PositiveInt = 8
     transcript_fetch_timeout: Milliseconds = 30_000
     transcript_max_bytes: PositiveInt = 5 * 1024 * 1024
+    transcript_max_messages: PositiveInt = 1000
+    import_processing_max_chunk_bytes: PositiveInt = 32 * 1024 * 1024
     session_processing_interval: CronExpression = "*/5 * * * *"
     session_processing_batch_size: PositiveInt = 50
     session_processing_concurrency: PositiveInt = 5
@@ -203,6 +206,10 @@ class Settings(BaseSettings):
     openai_timeout_ms: Milliseconds = 60_000
     openai_max_attempts: PositiveInt = 4
     openai_max_retry_wait_ms: Milliseconds = 60_000
+    # The instructions alone are about 800 estimated tokens.
+    openai_max_prompt_tokens: Annotated[int, Field(ge=2000)] = 16_000
+    # At most 4 bytes a character: 600 stays below the 2,704 bytes the unique index on question.content takes.
+    ai_question_max_chars: Annotated[int, Field(ge=20, le=600)] = 500
     eur_per_usd: Annotated[float, Field(gt=0)] = 0.85
     batch_min_requests: PositiveInt = 10
     batch_max_wait: Seconds = 30 * 60
@@ -210,6 +217,8 @@ class Settings(BaseSettings):
     batch_max_attempts: PositiveInt = 3
     batch_timeout_hours: Hours = 24
     batch_sync_fallback: bool = False
+    openai_batch_enqueued_token_limit: PositiveInt = 20_000_000
+    ai_monthly_budget_default_eur: Annotated[Decimal | None, Field(ge=0, decimal_places=2)] = None
 
     # Worker pools (`livedash worker`, `livedash run`)
     worker_processes: PositiveInt = 2
@@ -255,6 +264,9 @@ class Settings(BaseSettings):
                 )
         if self.actor_min_backoff_ms > self.actor_max_backoff_ms:
             raise ValueError("ACTOR_MIN_BACKOFF_MS must not exceed ACTOR_MAX_BACKOFF_MS")
+        if self.transcript_max_bytes > self.import_processing_max_chunk_bytes:
+            # A transcript larger than a chunk may hold would be deferred from every chunk, forever.
+            raise ValueError("TRANSCRIPT_MAX_BYTES must not exceed IMPORT_PROCESSING_MAX_CHUNK_BYTES")
         return self
 
     @property

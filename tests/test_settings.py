@@ -67,6 +67,9 @@ def test_a_companies_filter_by_id_is_parsed_once_into_ids(monkeypatch: pytest.Mo
         ("CSV_COMPANIES_FILTER", "id:not-a-uuid", "'not-a-uuid' is not a company id"),
         ("CSV_COMPANIES_FILTER", "region:", "expected 'region:<name>'"),
         ("ACTOR_TIME_LIMIT_MS", "3600000", "must stay below RABBITMQ_CONSUMER_TIMEOUT_MS"),
+        ("TRANSCRIPT_MAX_BYTES", "67108864", "must not exceed IMPORT_PROCESSING_MAX_CHUNK_BYTES"),
+        ("AI_QUESTION_MAX_CHARS", "601", "less than or equal to 600"),
+        ("OPENAI_MAX_PROMPT_TOKENS", "500", "greater than or equal to 2000"),
     ],
 )
 def test_a_bad_value_names_the_variable_and_the_reason(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal
 from typing import Final
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "cost_of",
     "model_name_candidates",
     "resolve_model_name",
+    "worst_case_eur",
 ]
 
 #: What a Batch API request costs relative to the same synchronous request (OpenAI: 50 % off).
@@ -127,3 +129,18 @@ def cost_of(usage: Usage, price: Price | None, *, batch: bool, eur_per_usd: floa
         known=True,
         model=price.model,
     )
+
+
+#: EUR amounts reserved and spent are kept to this precision (``NUMERIC(18, 9)`` in the database).
+EUR_QUANTUM: Final = Decimal("0.000000001")
+
+
+def worst_case_eur(
+    prompt_tokens: int, max_completion_tokens: int, price: Price | None, *, batch: bool, eur_per_usd: float
+) -> Decimal:
+    """The most a request can cost in EUR, rounded up: its prompt and every completion token it may get.
+
+    A model without a known price reserves nothing: its answers are recorded at zero (see :func:`cost_of`).
+    """
+    cost = cost_of(Usage(prompt_tokens, max_completion_tokens), price, batch=batch, eur_per_usd=eur_per_usd)
+    return Decimal(repr(cost.total_eur)).quantize(EUR_QUANTUM, rounding=ROUND_CEILING)

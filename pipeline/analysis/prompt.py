@@ -15,17 +15,32 @@ parses, so change both together::
     [no time] user: Thanks!
 
 Times are UTC; a message without one shows ``[no time]``; further lines of a message follow it as they are.
+
+A request is bounded by ``OPENAI_MAX_PROMPT_TOKENS`` (:func:`fit_transcript`). Tokens are estimated without
+a tokenizer, as one per :data:`BYTES_PER_TOKEN` bytes of UTF-8: more than a real tokenizer counts for prose
+in the languages seen (about four characters a token), and one a character for CJK scripts. A transcript
+that does not fit keeps its beginning and its end, each about half of the room, whole messages where they
+fit (a single message larger than its half is cut), with one line in between saying how many messages were
+left out; what was done is recorded on the session (``session.prompt_truncation``).
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
-from pipeline.analysis.schema import MAX_QUESTIONS, RESPONSE_FORMAT, SUMMARY_MAX_CHARS, SUMMARY_MIN_CHARS
+from pipeline.analysis.schema import (
+    MAX_QUESTIONS,
+    RESPONSE_FORMAT,
+    SCHEMA_VERSION,
+    SUMMARY_MAX_CHARS,
+    SUMMARY_MIN_CHARS,
+)
 from pipeline.db.enums import SentimentCategory, SessionCategory
 
 
@@ -41,14 +56,26 @@ class MessageRow(Protocol):
 
 
 __all__ = [
+    "BYTES_PER_TOKEN",
     "CATEGORY_GUIDE",
     "MAX_TOKENS",
+    "PROMPT_VERSION",
     "SYSTEM_PROMPT",
     "TEMPERATURE",
+    "FittedTranscript",
     "PromptMessage",
+    "analysis_key",
     "build_messages",
+    "estimate_prompt_tokens",
+    "estimated_tokens",
+    "fit_transcript",
     "request_body",
 ]
+
+#: Raised whenever the instructions change: part of an analysis's key, so a new prompt analyses again.
+PROMPT_VERSION: Final = 1
+#: Tokens OpenAI adds around each chat message (role, separators), counted generously.
+_TOKENS_PER_MESSAGE: Final = 8
 
 #: Low, so the same conversation gets the same analysis.
 TEMPERATURE: Final = 0.1
@@ -123,7 +150,86 @@ class PromptMessage:
         return f"[{when}] {self.role}: {self.content}"
 
 
-def build_messages(session_id: str, messages: Sequence[PromptMessage]) -> list[dict[str, str]]:
+#: Bytes of UTF-8 estimated as one token (see the module's docstring).
+BYTES_PER_TOKEN: Final = 3
+#: Tokens kept for what surrounds the transcript: the chat format's own tokens and the session id line.
+_FRAME_TOKENS = 50
+#: Room kept for the line that says how many messages were left out.
+_GAP_BYTES = 120
+_ELLIPSIS_BYTES = len("…".encode())
+
+
+def estimated_tokens(text: str) -> int:
+    """An over-estimate of the tokens of ``text``: one per :data:`BYTES_PER_TOKEN` bytes of UTF-8."""
+    return -(-len(text.encode()) // BYTES_PER_TOKEN)
+
+
+@dataclass(frozen=True, slots=True)
+class FittedTranscript:
+    """The transcript as the prompt shows it, within its token budget.
+
+    Parameters:
+      text(str): The lines of the messages, joined with line breaks.
+      messages(int): How many messages the session has (0: nothing to analyse).
+      truncation(str | None): What was left out to fit, or ``None`` when the whole transcript is there.
+    """
+
+    text: str
+    messages: int
+    truncation: str | None = None
+
+
+def fit_transcript(messages: Sequence[PromptMessage], *, max_prompt_tokens: int) -> FittedTranscript:
+    """The transcript of ``messages``, its beginning and end kept if the whole would make the request larger
+    than ``max_prompt_tokens`` (estimated, instructions included)."""
+    lines = [message.line() for message in messages]
+    room = (max_prompt_tokens - estimated_tokens(SYSTEM_PROMPT) - _FRAME_TOKENS) * BYTES_PER_TOKEN
+    sizes = [len(line.encode()) + 1 for line in lines]
+    if sum(sizes) <= room:
+        return FittedTranscript("\n".join(lines), len(lines))
+    room -= _GAP_BYTES
+    head, head_bytes, head_cut = _fitting(lines, sizes, room // 2, from_end=False)
+    tail, _, tail_cut = _fitting(
+        lines[len(head) :][::-1], sizes[len(head) :][::-1], room - head_bytes, from_end=True
+    )
+    tail.reverse()
+    left_out = len(lines) - len(head) - len(tail)
+    what = f"{left_out} of {len(lines)} messages" if left_out else "part of a message"
+    gap = f"[… {what} left out here: the conversation is too long for the prompt …]"
+    cut = " (one message cut)" if head_cut or tail_cut else ""
+    truncation = (
+        f"prompt limited to about {max_prompt_tokens} tokens: the first {len(head)} and the last "
+        f"{len(tail)} of {len(lines)} messages sent{cut}"
+    )
+    return FittedTranscript("\n".join([*head, gap, *tail]), len(lines), truncation)
+
+
+def _fitting(
+    lines: Sequence[str], sizes: Sequence[int], room: int, *, from_end: bool
+) -> tuple[list[str], int, bool]:
+    """The first ``lines`` that fit in ``room`` bytes, their size, and whether the first had to be cut to fit.
+
+    A cut line keeps its start (or, ``from_end``, its end), with ``…`` where the rest was.
+    """
+    kept: list[str] = []
+    used = 0
+    for line, size in zip(lines, sizes, strict=True):
+        if used + size > room:
+            break
+        kept.append(line)
+        used += size
+    if kept or not lines or room <= _ELLIPSIS_BYTES + 1:
+        return kept, used, False
+    data = lines[0].encode()
+    keep = room - _ELLIPSIS_BYTES - 1
+    if from_end:
+        cut = "…" + data[len(data) - keep :].decode(errors="ignore")
+    else:
+        cut = data[:keep].decode(errors="ignore") + "…"
+    return [cut], len(cut.encode()) + 1, True
+
+
+def build_messages(session_id: str, transcript: FittedTranscript) -> list[dict[str, str]]:
     """The chat messages of the analysis request: the instructions, then the transcript in order.
 
     Raises ``ValueError`` for a session without messages, which has nothing to analyse,
@@ -131,22 +237,47 @@ def build_messages(session_id: str, messages: Sequence[PromptMessage]) -> list[d
     """
     if not session_id or any(character.isspace() for character in session_id):
         raise ValueError(f"session id {session_id!r} must be one non-empty word")
-    if not messages:
+    if not transcript.messages:
         raise ValueError(f"session {session_id} has no messages to analyse")
-    transcript = "\n".join(message.line() for message in messages)
     return [
         {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": f"Session ID: {session_id}\n\n{transcript}"},
+        {"role": "user", "content": f"Session ID: {session_id}\n\n{transcript.text}"},
     ]
 
 
-def request_body(model: str, session_id: str, messages: Sequence[PromptMessage]) -> dict[str, Any]:
+def request_body(model: str, session_id: str, transcript: FittedTranscript) -> dict[str, Any]:
     """The chat completion body analysing one session: the synchronous request, or a batch line's ``body``."""
     return {
         "model": model,
-        "messages": build_messages(session_id, messages),
+        "messages": build_messages(session_id, transcript),
         # A copy: the caller may add to the body it gets without touching the shared constant.
         "response_format": copy.deepcopy(RESPONSE_FORMAT),
         "temperature": TEMPERATURE,
         "max_tokens": MAX_TOKENS,
     }
+
+
+def estimate_prompt_tokens(body: Mapping[str, Any]) -> int:
+    """An upper estimate of the prompt tokens of ``body``: its messages and its response format.
+
+    What a request reserves of its company's budget and counts against the enqueued-token limit before
+    OpenAI has counted it (``docs/session-analysis.md``, "Budgets").
+    """
+    messages = body.get("messages") or []
+    text = "".join(str(message.get("content") or "") for message in messages)
+    text += json.dumps(body.get("response_format") or {}, separators=(",", ":"))
+    return estimated_tokens(text) + _TOKENS_PER_MESSAGE * len(messages)
+
+
+def analysis_key(body: Mapping[str, Any]) -> str:
+    """What an analysis analysed, as a sha256: the model, the prompt and schema versions, the messages sent.
+
+    Two requests with the same key ask the same question; an answer to one is the answer to the other.
+    """
+    keyed = {
+        "model": body["model"],
+        "prompt_version": PROMPT_VERSION,
+        "schema_version": SCHEMA_VERSION,
+        "messages": body["messages"],
+    }
+    return hashlib.sha256(json.dumps(keyed, sort_keys=True, ensure_ascii=False).encode()).hexdigest()

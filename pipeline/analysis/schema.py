@@ -37,6 +37,7 @@ from pipeline.errors import PermanentError
 __all__ = [
     "MAX_QUESTIONS",
     "RESPONSE_FORMAT",
+    "SCHEMA_VERSION",
     "SUMMARY_MAX_CHARS",
     "SUMMARY_MIN_CHARS",
     "InvalidAnalysis",
@@ -45,6 +46,8 @@ __all__ = [
     "parse_analysis",
 ]
 
+#: Raised whenever the answer's schema changes: part of an analysis's key, so a new schema analyses again.
+SCHEMA_VERSION: Final = 1
 #: The most questions one answer may list.
 MAX_QUESTIONS: Final = 5
 #: Bounds of the summary's length, in characters, both inclusive.
@@ -162,15 +165,21 @@ def parse_analysis(content: str | None, *, refusal: str | None, expected_session
     return analysis
 
 
-def normalized_questions(analysis: SessionAnalysis) -> list[str]:
-    """The questions to store: stripped, without blanks or case-insensitive repeats, first spelling kept.
+def normalized_questions(analysis: SessionAnalysis, *, max_chars: int) -> list[str]:
+    """The questions to store: stripped, cut to ``max_chars``, without blanks or case-insensitive repeats,
+    first spelling kept.
 
-    A question may be stored once per session: ``session_question`` is unique per (session, question).
+    A question may be stored once per session: ``session_question`` is unique per (session, question). A
+    question longer than ``max_chars`` is cut and ends in ``…`` (counted in ``max_chars``): the unique index
+    on ``question.content`` refuses a text of more than about 2,700 bytes, and one refused question would
+    fail every answer written with it.
     """
     seen: set[str] = set()
     questions: list[str] = []
     for question in analysis.questions:
         text = question.strip()
+        if len(text) > max_chars:
+            text = text[: max_chars - 1].rstrip() + "…"
         key = text.casefold()
         if text and key not in seen:
             seen.add(key)
@@ -193,7 +202,8 @@ def _explain(errors: Sequence[ErrorDetails]) -> str:
 
 
 def _describe(error: ErrorDetails) -> str:
-    where = _location(error["loc"])
+    # Clipped: an answer's own keys are arbitrary, and a reason goes into an error column.
+    where = _clip(_location(error["loc"]))
     value = error["input"]
     context = error.get("ctx", {})
     match error["type"]:

@@ -15,6 +15,7 @@ from pipeline import __version__
 from pipeline.cli import (
     batches,
     companies,
+    costs,
     db,
     demo,
     devtools,
@@ -50,6 +51,7 @@ app.add_typer(schedulers.app, name="schedulers")
 app.add_typer(secrets.app, name="secrets")
 app.add_typer(sessions.app, name="sessions")
 app.command("status")(status.status)
+app.command("costs")(costs.costs)
 app.command("demo")(demo.demo)
 app.command("worker")(worker.worker)
 app.command("scheduler")(scheduler.scheduler)

@@ -20,10 +20,14 @@ if TYPE_CHECKING:
 app = typer.Typer(help="OpenAI batches: list, show and cancel them.", no_args_is_help=True)
 
 
-def _describe(batch: AIBatchRequest, company: str) -> dict[str, Any]:
+#: What names the company of a batch filled with several companies' requests.
+SEVERAL_COMPANIES = "(several companies)"
+
+
+def _describe(batch: AIBatchRequest, company: str | None) -> dict[str, Any]:
     return {
         "id": str(batch.id),
-        "company": company,
+        "company": SEVERAL_COMPANIES if company is None else company,
         "model": batch.model,
         "status": batch.status.value,
         "openai_batch_id": batch.openai_batch_id,
@@ -59,7 +63,7 @@ def newest_batches(db: Session, *, limit: int, before: Cursor | None = None) -> 
 
     statement = (
         select(AIBatchRequest, Company.name)
-        .join(Company, Company.id == AIBatchRequest.company_id)
+        .outerjoin(Company, Company.id == AIBatchRequest.company_id)
         .order_by(AIBatchRequest.created_at.desc(), AIBatchRequest.id.desc())
         .limit(limit)
     )
@@ -114,7 +118,7 @@ def show(batch_id: str = typer.Argument(..., metavar="ID")) -> None:
     with get_session_factory()() as db:
         found = db.execute(
             select(AIBatchRequest, Company.name)
-            .join(Company, Company.id == AIBatchRequest.company_id)
+            .outerjoin(Company, Company.id == AIBatchRequest.company_id)
             .where(AIBatchRequest.id == _batch_id(batch_id))
         ).first()
         if found is None:

@@ -11,6 +11,8 @@ from pipeline.cli.output import camel_case, new_table, print_json, print_tables
 from pipeline.db.enums import CompanyStatus
 
 if TYPE_CHECKING:
+    from decimal import Decimal
+
     from pipeline.db.models import Company
 
 app = typer.Typer(help="Companies (tenants) whose CSV exports are imported.", no_args_is_help=True)
@@ -137,4 +139,54 @@ def delete(
     typer.echo(
         f"deleted {key}: {deleted.sessions} sessions, {deleted.imports} imports, {deleted.batches} batches, "
         f"{deleted.fetches} fetches, {deleted.row_errors} row errors"
+    )
+
+
+def _euros(text: str) -> Decimal:
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        exit_with_usage_error(f"--monthly {text!r} is not an amount in EUR (e.g. 25.00)")
+    if not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("0.01")):
+        exit_with_usage_error(f"--monthly {text!r} must be a non-negative amount in EUR, in cents at most")
+    return amount
+
+
+@app.command()
+def budget(
+    company_id: str = typer.Argument(..., metavar="ID"),
+    monthly: str | None = typer.Option(None, "--monthly", help="Monthly AI budget in EUR, e.g. 25.00."),
+    unlimited: bool = typer.Option(False, "--none", help="No budget: unlimited."),
+) -> None:
+    """Show or set a company's monthly AI budget; what waits with "budget reached" goes on after a raise."""
+    if monthly is not None and unlimited:
+        exit_with_usage_error("give either --monthly or --none, not both")
+    from datetime import UTC, datetime
+
+    from pipeline import companies as company_service
+    from pipeline.db.engine import get_session_factory
+    from pipeline.settings import get_settings
+    from pipeline.stages.budgets import budget_of, budget_uses, month_of, set_budget
+
+    settings = get_settings()
+    with get_session_factory().begin() as db:
+        try:
+            company = company_service.get_company(db, company_id)
+        except company_service.UnknownCompany as exc:
+            exit_not_found(str(exc))
+        if monthly is not None or unlimited:
+            set_budget(db, company.id, None if unlimited else _euros(monthly or "0"))
+            db.flush()
+        limit = budget_of(db, company.id, settings)
+        [use] = [
+            use
+            for use in budget_uses(db, settings, month_of(datetime.now(UTC)))
+            if use.company_id == company.id
+        ]
+    shown = "unlimited" if limit is None else f"{limit:.2f} EUR"
+    typer.echo(
+        f"{company.id} monthly budget {shown}; this month spent {use.spent:.2f} EUR, "
+        f"reserved {use.reserved:.2f} EUR" + (" (budget reached)" if (use.ratio or 0) >= 1 else "")
     )

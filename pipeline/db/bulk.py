@@ -105,7 +105,8 @@ def bulk_update(
         return
     names = [key, *columns]
     typed = [(column, table.c[column].type.compile(dialect=connection.dialect)) for column in names]
-    source = _quoted(copy_into_temporary_table(db, f"_update_{table.name}", typed, rows))
+    copied = ([_copy_value(value) for value in row] for row in rows)
+    source = _quoted(copy_into_temporary_table(db, f"_update_{table.name}", typed, copied))
     assignments = ", ".join(f"{_quoted(column)} = source.{_quoted(column)}" for column in columns)
     connection.exec_driver_sql(
         f"UPDATE {_quoted(table.name)} AS target SET {assignments} FROM {source} AS source "

@@ -7,7 +7,8 @@ value is then a plain migration, a downgrade leaves no orphan type behind, and S
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -16,11 +17,13 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     Float,
     ForeignKey,
     Index,
     Integer,
     MetaData,
+    Numeric,
     String,
     Text,
     UniqueConstraint,
@@ -54,7 +57,9 @@ __all__ = [
     "Base",
     "ChatSession",
     "Company",
+    "CompanyAIBudget",
     "CompanyAIModel",
+    "CompanyAISpend",
     "CsvFetch",
     "CsvRowError",
     "Message",
@@ -90,6 +95,10 @@ def enum_column(enum: type[StrEnum], name: str) -> SAEnum:
         values_callable=lambda members: [member.value for member in members],
         validate_strings=True,
     )
+
+
+#: EUR amounts of budgets, reservations and spend: exact decimals, never floats.
+EUR = Numeric(18, 9, asdecimal=True)
 
 
 def _uuid_pk() -> Mapped[uuid.UUID]:
@@ -258,6 +267,8 @@ class ChatSession(Base):
     forwarded_hr: Mapped[bool | None] = mapped_column(Boolean)
     category: Mapped[SessionCategory | None] = mapped_column(enum_column(SessionCategory, "session_category"))
     summary: Mapped[str | None] = mapped_column(Text)
+    #: What the last analysis prompt left out to fit OPENAI_MAX_PROMPT_TOKENS; NULL when it sent everything.
+    prompt_truncation: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
 
@@ -366,7 +377,8 @@ class SessionProcessingStatus(Base):
     updated_at: Mapped[datetime] = _updated_at()
 
 
-_OPEN_BATCH = (
+#: The batches not yet PROCESSED or FAILED: the predicate of ``ix_ai_batch_request_open``.
+OPEN_BATCH_PREDICATE = (
     "status IN ('PENDING', 'UPLOADING', 'VALIDATING', 'IN_PROGRESS', 'FINALIZING', 'COMPLETED', 'CANCELLED')"
 )
 
@@ -383,8 +395,8 @@ class AIBatchRequest(Base):
             "ix_ai_batch_request_open",
             "status",
             "created_at",
-            postgresql_where=text(_OPEN_BATCH),
-            sqlite_where=text(_OPEN_BATCH),
+            postgresql_where=text(OPEN_BATCH_PREDICATE),
+            sqlite_where=text(OPEN_BATCH_PREDICATE),
         ),
         # ``batches list``, newest first, one page after the other.
         Index("ix_ai_batch_request_created_at", "created_at", "id"),
@@ -396,11 +408,17 @@ class AIBatchRequest(Base):
             sqlite_where=text("status IN ('PROCESSED', 'FAILED') AND input_file_id IS NOT NULL"),
         ),
         CheckConstraint("request_count >= 0", name="request_count_nonneg"),
+        CheckConstraint("enqueued_tokens >= 0", name="enqueued_tokens_nonneg"),
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
-    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("company.id", ondelete="RESTRICT"))
+    #: The company of a batch planned per company (before batches were filled across companies); NULL for a
+    #: batch of one model's requests of every company, whose costs belong to each request's company.
+    company_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("company.id", ondelete="RESTRICT"))
     model: Mapped[str] = mapped_column(String(100))
+    #: Estimated prompt tokens of its requests: what it counts against ``OPENAI_BATCH_ENQUEUED_TOKEN_LIMIT``
+    #: while it is open.
+    enqueued_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     #: Sent as batch metadata so that a retry after a crash adopts the batch instead of paying twice.
     idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
     openai_batch_id: Mapped[str | None] = mapped_column(Text, unique=True)
@@ -469,6 +487,8 @@ class AIProcessingRequest(Base):
                 "completion_token_cost",
                 "total_cost_eur",
                 "attempts",
+                "estimated_prompt_tokens",
+                "reserved_eur",
             )
         ),
         CheckConstraint(
@@ -509,6 +529,15 @@ class AIProcessingRequest(Base):
         enum_column(AIRequestStatus, "ai_request_status"), default=AIRequestStatus.PENDING_BATCHING
     )
     batch_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("ai_batch_request.id", ondelete="SET NULL"))
+    #: What the request analyses (``pipeline.analysis.analysis_key``): an answered request with the same key
+    #: is reused instead of asking, and paying, again.
+    analysis_key: Mapped[str | None] = mapped_column(String(64))
+    #: The validated answer (``analysis_results.Answer`` as a JSON object), kept for reuse.
+    answer: Mapped[dict[str, Any] | None] = mapped_column(JSONColumn)
+    estimated_prompt_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    #: What this request holds of its company's budget (``reserved_month``) until its cost is known.
+    reserved_eur: Mapped[Decimal] = mapped_column(EUR, default=Decimal(0), server_default=text("0"))
+    reserved_month: Mapped[date | None] = mapped_column(Date)
 
 
 class AIModel(Base):
@@ -547,6 +576,42 @@ class AIModelPricing(Base):
     effective_from: Mapped[datetime] = mapped_column(UTCDateTime)
     effective_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = _created_at()
+
+
+class CompanyAIBudget(Base):
+    """A company's monthly AI budget in EUR; NULL is unlimited. No row: ``AI_MONTHLY_BUDGET_DEFAULT_EUR``."""
+
+    __tablename__ = "company_ai_budget"
+    __table_args__ = (CheckConstraint("monthly_eur IS NULL OR monthly_eur >= 0", name="monthly_nonneg"),)
+
+    company_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("company.id", ondelete="CASCADE"), primary_key=True
+    )
+    monthly_eur: Mapped[Decimal | None] = mapped_column(Numeric(12, 2, asdecimal=True))
+    updated_at: Mapped[datetime] = _updated_at()
+
+
+class CompanyAISpend(Base):
+    """What a company spent (answers ingested) and holds reserved (requests in flight) in one month, in EUR.
+
+    Every reservation is a conditional change of this one row under its lock, so that concurrent workers
+    never together reserve past the budget (``pipeline/stages/budgets.py``).
+    """
+
+    __tablename__ = "company_ai_spend"
+    __table_args__ = (
+        CheckConstraint("reserved_eur >= 0", name="reserved_nonneg"),
+        CheckConstraint("spent_eur >= 0", name="spent_nonneg"),
+    )
+
+    company_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("company.id", ondelete="CASCADE"), primary_key=True
+    )
+    #: The first day of the month (UTC).
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    reserved_eur: Mapped[Decimal] = mapped_column(EUR, default=Decimal(0))
+    spent_eur: Mapped[Decimal] = mapped_column(EUR, default=Decimal(0))
+    updated_at: Mapped[datetime] = _updated_at()
 
 
 class CompanyAIModel(Base):

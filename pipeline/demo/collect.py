@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
+from pipeline.costs import cost_lines
 from pipeline.db.enums import (
     AIBatchRequestStatus,
     AIRequestStatus,
@@ -38,6 +39,7 @@ from pipeline.db.models import (
 )
 from pipeline.demo.report import (
     CompanyOutcome,
+    CostLineRecord,
     FetchFailure,
     RowErrorRecord,
     SchedulerRunRecord,
@@ -193,6 +195,21 @@ class Stored:
             ).where(AIProcessingRequest.success.is_(True))
         ).one()
         return int(prompt), int(completion), int(total), float(cost)
+
+    def cost_lines(self) -> list[CostLineRecord]:
+        """What ``livedash costs`` prints: per company, model and mode."""
+        return [
+            CostLineRecord(
+                line.company_name,
+                line.model,
+                line.mode,
+                line.requests,
+                line.sessions,
+                str(line.cost_eur),
+                str(line.cost_per_1000_sessions),
+            )
+            for line in cost_lines(self.db)
+        ]
 
     def scheduler_runs(self) -> list[SchedulerRunRecord]:
         runs = self.db.execute(

@@ -53,6 +53,8 @@ def report_as_json(report: DemoReport) -> dict[str, Any]:
                     "total_tokens": report.total_tokens,
                 }
             ),
+            "cost_lines": records(report.cost_lines),
+            "budget": None if report.budget is None else camel_case(report.budget.__dict__),
             "batches": {"submitted": report.batches_submitted, "processed": report.batches_processed},
             "scheduler_runs": records(report.scheduler_runs),
             "failures": camel_case(
@@ -127,6 +129,27 @@ def _print_figures(console: Console, report: DemoReport) -> None:
         f"batches:    {report.batches_processed} processed of {report.batches_submitted} submitted",
         highlight=False,
     )
+    if report.budget is not None:
+        episode = report.budget
+        console.print(
+            f"budget:     {episode.company} got {episode.budget_eur} EUR a month: {episode.waited} requests "
+            f'waited with "budget reached" ({episode.spent_at_raise_eur} EUR spent), then went on after a '
+            f"raise to {episode.raised_to_eur} EUR",
+            highlight=False,
+        )
+    costs = _table("company", "model", "mode", "requests", "sessions", "cost EUR", "EUR / 1,000 sessions",
+                   numbers_from=3)  # fmt: skip
+    for line in report.cost_lines:
+        costs.add_row(
+            line.company,
+            line.model,
+            line.mode,
+            str(line.requests),
+            str(line.sessions),
+            f"{float(line.cost_eur):.4f}",
+            f"{float(line.cost_per_1000_sessions_eur):.4f}",
+        )
+    console.print(costs)
 
 
 def _print_runs(console: Console, report: DemoReport) -> None:
@@ -175,7 +198,7 @@ def _print_verdict(console: Console, report: DemoReport) -> None:
     if report.ok:
         console.print(
             "\n[bold green]as expected[/]: every good row imported and analysed, the broken rows and the "
-            "wrong password recorded, nothing else failed"
+            "wrong password recorded, the budget held and went on after its raise, nothing else failed"
         )
         return
     console.print()

@@ -16,7 +16,9 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = [
+    "BudgetEpisode",
     "CompanyOutcome",
+    "CostLineRecord",
     "DemoReport",
     "FetchFailure",
     "RowErrorRecord",
@@ -80,6 +82,32 @@ class SchedulerRunRecord:
 
 
 @dataclass(frozen=True)
+class BudgetEpisode:
+    """One company given a small monthly AI budget (room for about half of its requests), then a raise."""
+
+    company: str
+    budget_eur: str
+    #: Requests that waited with "budget reached" once the budget was used up.
+    waited: int
+    #: What the company had spent when the budget was raised: never more than the budget.
+    spent_at_raise_eur: str
+    raised_to_eur: str
+
+
+@dataclass(frozen=True)
+class CostLineRecord:
+    """A line of ``livedash costs``: a company's billed requests of one model and mode."""
+
+    company: str
+    model: str
+    mode: str
+    requests: int
+    sessions: int
+    cost_eur: str
+    cost_per_1000_sessions_eur: str
+
+
+@dataclass(frozen=True)
 class DemoReport:
     seconds: float
     workdir: Path
@@ -109,6 +137,8 @@ class DemoReport:
     other_failures: list[str]
     pipeline: dict[str, dict[str, int]]
     log_records: int
+    budget: BudgetEpisode | None = None
+    cost_lines: list[CostLineRecord] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
 
     @property
@@ -134,6 +164,7 @@ def build_report(
     problems: list[str],
     log_records: int,
     sessions: sessionmaker[Session],
+    budget: BudgetEpisode | None = None,
 ) -> DemoReport:
     """The report of a finished run, read from the demo's database and judged against ``scenario``."""
     from pipeline.db.enums import SchedulerRunStatus
@@ -176,6 +207,8 @@ def build_report(
             other_failures=stored.other_failures(broker),
             pipeline=pipeline_status(db)["pipeline"],
             log_records=log_records,
+            budget=budget,
+            cost_lines=stored.cost_lines(),
         )
         imported_ids = stored.imported_ids()
     report.unexpected.extend(problems)
@@ -285,9 +318,27 @@ def _run_mismatches(report: DemoReport) -> list[str]:
     return wrong
 
 
+def _budget_mismatches(report: DemoReport, scenario: Scenario) -> list[str]:
+    """The budgeted company waited at its budget without passing it, and went on after the raise."""
+    episode = report.budget
+    if episode is None:
+        return [f"{scenario.budgeted} was given no budget"]
+    wrong = []
+    if not episode.waited:
+        wrong.append(f"nothing of {episode.company} waited at its budget of {episode.budget_eur} EUR")
+    if float(episode.spent_at_raise_eur) > float(episode.budget_eur):
+        wrong.append(
+            f"{episode.company} spent {episode.spent_at_raise_eur} EUR of a {episode.budget_eur} EUR budget"
+        )
+    if not report.cost_lines:
+        wrong.append("the ledger shows no cost")
+    return wrong
+
+
 def judge(report: DemoReport, scenario: Scenario, imported_ids: set[tuple[str, str]]) -> list[str]:
     """Every way the run differs from what the data set must produce."""
     return [
+        *_budget_mismatches(report, scenario),
         *_import_mismatches(scenario, imported_ids),
         *_company_mismatches(report),
         *_row_error_mismatches(report, scenario),

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from pipeline.demo.progress import StageProgress, progress_feed
-from pipeline.demo.report import LOG_NAME, DemoReport, build_report
+from pipeline.demo.report import LOG_NAME, BudgetEpisode, DemoReport, build_report
 from pipeline.demo.scenario import WRONG_CREDENTIALS, Scenario, prepare_scenario
 from pipeline.logs import RedactingFormatter
 from pipeline.queues import BATCH_PROCESSING, CSV_IMPORT, IMPORT_PROCESSING, SESSION_PROCESSING
@@ -105,8 +105,10 @@ def _open_batches(db: Session) -> int:
     )
 
 
-def _drive(broker: StubBroker, runtime: StageRuntime) -> list[str]:
-    """Trigger the ticks as an operator would and wait for every stage; returns what went wrong doing so."""
+def _drive(broker: StubBroker, runtime: StageRuntime, budgeted: str) -> tuple[list[str], BudgetEpisode]:
+    """Trigger the ticks as an operator would and wait for every stage; returns what went wrong doing so,
+    and how company ``budgeted`` fared with a small AI budget, raised once it was reached."""
+    from pipeline.demo.budget import RAISED_TO, limit_budget, raise_budget, waiting_at_budget
     from pipeline.scheduling.control import apply_action
 
     problems: list[str] = []
@@ -125,19 +127,26 @@ def _drive(broker: StubBroker, runtime: StageRuntime) -> list[str]:
         with runtime.session_factory() as db:
             return _open_batches(db)
 
+    def submit_and_wait() -> None:
+        trigger(BATCH_SUBMIT_JOB.id)
+        _join(broker, BATCH_PROCESSING, problems)
+        deadline = time.monotonic() + _BATCH_WAIT_SECONDS
+        while open_batches() and time.monotonic() < deadline:
+            time.sleep(0.2)
+            trigger(BATCH_CHECK_JOB.id)
+            _join(broker, BATCH_PROCESSING, problems)
+        if still_open := open_batches():
+            problems.append(f"{still_open} batches still open after {_BATCH_WAIT_SECONDS} s")
+
     trigger(CSV_IMPORT_JOB.id)
     for queue in _QUEUES:
         _join(broker, queue, problems)
-    trigger(BATCH_SUBMIT_JOB.id)
-    _join(broker, BATCH_PROCESSING, problems)
-    deadline = time.monotonic() + _BATCH_WAIT_SECONDS
-    while open_batches() and time.monotonic() < deadline:
-        time.sleep(0.2)
-        trigger(BATCH_CHECK_JOB.id)
-        _join(broker, BATCH_PROCESSING, problems)
-    if still_open := open_batches():
-        problems.append(f"{still_open} batches still open after {_BATCH_WAIT_SECONDS} s")
-    return problems
+    company_id, budget = limit_budget(runtime.session_factory, runtime.settings, budgeted)
+    submit_and_wait()
+    waited = waiting_at_budget(runtime.session_factory, company_id)
+    spent = raise_budget(runtime.session_factory, company_id)
+    submit_and_wait()
+    return problems, BudgetEpisode(budgeted, str(budget), waited, str(spent), str(RAISED_TO))
 
 
 def _add_companies(runtime: StageRuntime, manifest: DatasetManifest, scenario: Scenario) -> None:
@@ -160,8 +169,11 @@ def _add_companies(runtime: StageRuntime, manifest: DatasetManifest, scenario: S
 
 
 def _run_pipeline(
-    broker: StubBroker, runtime: StageRuntime, on_progress: Callable[[StageProgress], None] | None
-) -> list[str]:
+    broker: StubBroker,
+    runtime: StageRuntime,
+    on_progress: Callable[[StageProgress], None] | None,
+    budgeted: str,
+) -> tuple[list[str], BudgetEpisode]:
     """The real actors on this run's own in-memory broker, with four worker threads."""
     import dramatiq
 
@@ -172,7 +184,7 @@ def _run_pipeline(
     worker.start()
     try:
         with progress_feed(on_progress, runtime.session_factory):
-            return _drive(broker, runtime)
+            return _drive(broker, runtime, budgeted)
     finally:
         worker.stop()
 
@@ -232,7 +244,7 @@ def run_demo(
         try:
             migrate.upgrade(runtime.engine)
             _add_companies(runtime, manifest, scenario)
-            problems = _run_pipeline(broker, runtime, on_progress)
+            problems, budget = _run_pipeline(broker, runtime, on_progress, scenario.budgeted)
             report = build_report(
                 started,
                 workdir,
@@ -243,6 +255,7 @@ def run_demo(
                 problems,
                 sum(log_counts.values()),
                 runtime.session_factory,
+                budget,
             )
         finally:
             runtime.close()

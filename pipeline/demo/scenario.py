@@ -55,6 +55,11 @@ class Scenario:
         return next(name for name, role in self.roles.items() if role == WRONG_CREDENTIALS)
 
     @property
+    def budgeted(self) -> str:
+        """The company given a small AI budget, raised once it is reached: a clean one if there is one."""
+        return next((name for name, role in self.roles.items() if role == CLEAN), self.broken)
+
+    @property
     def good_rows(self) -> int:
         return sum(len(ids) for name, ids in self.good_ids.items() if self.roles[name] != WRONG_CREDENTIALS)
 

@@ -5,6 +5,8 @@
 - ``GET /api/admin/schedulers``: every scheduler with its figures, state and health (bearer token).
 - ``POST /api/admin/schedulers`` ``{action, schedulerId?}``: trigger, pause, resume, start, stop, startAll,
   stopAll (bearer token) (:mod:`pipeline.health.admin`).
+- ``GET /api/admin/costs``, ``GET|PUT /api/admin/companies/{companyId}/budget``: AI spend (bearer token)
+  (:mod:`pipeline.health.spend`).
 - ``/healthz`` (the process answers), ``/readyz`` (the database answers), ``/metrics`` (Prometheus).
 
 The bodies are in :mod:`pipeline.health.bodies`; ``docs/health.md`` has the rules, the shapes and examples.
@@ -37,6 +39,7 @@ from pipeline.health.cache import CachedHealth
 from pipeline.health.context import ApiContext
 from pipeline.health.gate import RequestGate
 from pipeline.health.probes import health_router, probes_router
+from pipeline.health.spend import spend_router
 from pipeline.metrics import HEALTH_COUNTERS, create_series
 from pipeline.scheduling.ticks import Publish
 from pipeline.settings import Settings
@@ -157,6 +160,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.include_router(health_router)
     app.include_router(admin_router)
+    app.include_router(spend_router)
     app.include_router(probes_router)
     _install_openapi(app)
     return app

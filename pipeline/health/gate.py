@@ -1,8 +1,9 @@
 """What every request to the API passes before anything reads its body (an ASGI middleware).
 
-1. A request for the admin path is authenticated first: without ``ADMIN_API_TOKEN`` it is answered 401
-   (503 when the admin API is disabled) whatever it carries, so an anonymous client can neither make the
-   process parse its body nor learn anything from a validation error.
+1. A request for an admin path (``/api/admin/...`` but the public health probe) is authenticated first:
+   without ``ADMIN_API_TOKEN`` it is answered 401 (503 when the admin API is disabled) whatever it carries,
+   so an anonymous client can neither make the process parse its body nor learn anything from a validation
+   error.
 2. Every body is capped at ``ADMIN_API_MAX_BODY_BYTES``: a declared ``Content-Length`` above it is answered
    413 without reading a byte; a body without one (chunked) is counted as it streams in, and refused with
    413 as soon as it passes the cap. uvicorn has no body limit of its own.
@@ -16,13 +17,21 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pipeline.health.admin import ADMIN_PATH, admin_refusal
+from pipeline.health.admin import admin_refusal
 from pipeline.health.bodies import failure_response
 from pipeline.health.context import ApiContext
+from pipeline.health.probes import HEALTH_PATH
 
 __all__ = ["BodyTooLarge", "RequestGate"]
 
 _CLOSE = {"Connection": "close"}
+#: Every route under it needs the admin token, but the health probe.
+_ADMIN_PREFIX = "/api/admin/"
+
+
+def _is_admin_path(path: str) -> bool:
+    path = path.rstrip("/")
+    return (path + "/").startswith(_ADMIN_PREFIX) and path != HEALTH_PATH
 
 
 class BodyTooLarge(HTTPException):
@@ -46,7 +55,7 @@ class RequestGate:
             return
         headers = Headers(scope=scope)
         limit = self.context.settings.admin_api_max_body_bytes
-        if scope["path"].rstrip("/") == ADMIN_PATH:
+        if _is_admin_path(scope["path"]):
             refusal = admin_refusal(headers.get("authorization"), self.context.admin_token)
             if refusal is not None:
                 response = failure_response(

@@ -16,9 +16,10 @@ Choices made here:
   gigabytes in one go; the size cap and the SHA-256 apply to the decoded body.
 * Cookies are never kept: one client serves many companies, and none may see another's cookies.
 * Proxies are not taken from the environment: the URL check vets the address actually connected to.
-* The total timeout runs from the start of :meth:`Fetcher.stream`, includes the time the caller spends on
-  each chunk, and is checked between hops and between body chunks: a body may overrun it by one read
-  timeout at most. Response headers are bounded by the read timeout per read only.
+* The total timeout is a wall-clock deadline from the start of :meth:`Fetcher.stream` to the end of its
+  block, the time the caller spends on each chunk included. Every socket operation (connect, TLS, each read
+  of the headers and of the body) is given at most the time left (:mod:`pipeline.sources.deadlines`), so a
+  server that trickles its headers or its body a byte at a time is cut off when it runs out, not later.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import httpx
 
 from pipeline import __version__
 from pipeline.errors import PermanentError, PipelineError, TransientError
+from pipeline.sources.deadlines import DeadlineBackend, deadline, past_deadline
 from pipeline.sources.urls import RefusedUrl, Resolver, check_url, resolve_host
 
 __all__ = [
@@ -130,6 +132,7 @@ class FetchResponse:
       not_modified(bool): True for 304; the body is then empty.
       etag(str | None): The ETag header, to send back as ``etag`` next time.
       last_modified(str | None): The Last-Modified header, to send back as ``last_modified`` next time.
+      content_length(int | None): The Content-Length header, when there is a valid one (bytes on the wire).
       content_type(str | None): The Content-Type header, for the caller's check of what the body is.
       bytes_read(int): Decoded bytes read so far.
     """
@@ -139,6 +142,8 @@ class FetchResponse:
         self.not_modified = response.status_code == httpx.codes.NOT_MODIFIED
         self.etag = response.headers.get("ETag")
         self.last_modified = response.headers.get("Last-Modified")
+        length = response.headers.get("Content-Length", "")
+        self.content_length = int(length) if length.isdigit() else None
         self.content_type = response.headers.get("Content-Type")
         self.bytes_read = 0
         self._response = response
@@ -201,6 +206,7 @@ class Fetcher:
         self.limits = limits or FetchLimits()
         self._resolve = resolve
         self._client = httpx.Client(
+            transport=_deadline_transport(),
             timeout=httpx.Timeout(
                 connect=self.limits.connect_timeout,
                 read=self.limits.read_timeout,
@@ -242,18 +248,19 @@ class Fetcher:
           FetchError: A :class:`TransientFetchError` or :class:`PermanentFetchError`, on entry or while the
             body is read.
         """
-        deadline = time.monotonic() + self.limits.total_timeout
+        ends_at = time.monotonic() + self.limits.total_timeout
         headers: dict[str, str] = {}
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
         auth = httpx.BasicAuth(username, password) if username and password else None
-        response = self._open(url, headers, auth, deadline)
-        try:
-            yield FetchResponse(response, self.limits, deadline)
-        finally:
-            response.close()
+        with deadline(ends_at):
+            response = self._open(url, headers, auth, ends_at)
+            try:
+                yield FetchResponse(response, self.limits, ends_at)
+            finally:
+                response.close()
 
     def _open(
         self, url: str, headers: dict[str, str], auth: httpx.BasicAuth | None, deadline: float
@@ -289,6 +296,16 @@ class Fetcher:
                 auth = None
             target = str(location)
         raise PermanentFetchError(f"more than {MAX_REDIRECTS} redirects")
+
+
+def _deadline_transport() -> httpx.HTTPTransport:
+    """httpx's transport over a network backend that bounds every socket operation by the fetch's deadline.
+
+    httpx takes no network backend, so the one of its connection pool is wrapped in place.
+    """
+    transport = httpx.HTTPTransport()
+    transport._pool._network_backend = DeadlineBackend(transport._pool._network_backend)
+    return transport
 
 
 def _check_response(response: httpx.Response, limits: FetchLimits) -> None:
@@ -345,6 +362,8 @@ def _keeps_credentials(origin: httpx.URL, location: httpx.URL) -> bool:
 
 def _failure(exc: Exception, limits: FetchLimits) -> FetchError:
     """Classify an httpx or zlib exception; httpx's messages carry no URL or credentials."""
+    if isinstance(exc, httpx.TimeoutException) and past_deadline():
+        return FetchTimeout(f"total timeout after {limits.total_timeout}s")
     if isinstance(exc, httpx.ConnectTimeout):
         return FetchTimeout(f"connect timeout after {limits.connect_timeout}s")
     if isinstance(exc, httpx.ReadTimeout):

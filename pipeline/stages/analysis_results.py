@@ -44,11 +44,14 @@ __all__ = [
     "Answer",
     "Applied",
     "PriceCache",
+    "answer_from_json",
+    "answer_json",
     "answer_of",
     "answer_values",
     "apply_analyses",
     "complete_analyses",
     "priced",
+    "record_prompt_truncations",
     "record_usage",
     "usage_values",
     "validated",
@@ -82,7 +85,9 @@ class Answer(NamedTuple):
     request_id: str | None
 
 
-def answer_of(analysis: SessionAnalysis, model: str, request_id: str | None) -> Answer:
+def answer_of(
+    analysis: SessionAnalysis, model: str, request_id: str | None, *, max_question_chars: int
+) -> Answer:
     return Answer(
         analysis.language,
         analysis.sentiment.value,
@@ -90,7 +95,35 @@ def answer_of(analysis: SessionAnalysis, model: str, request_id: str | None) -> 
         analysis.forwarded_hr,
         analysis.category.value,
         analysis.summary,
-        tuple(normalized_questions(analysis)),
+        tuple(normalized_questions(analysis, max_chars=max_question_chars)),
+        model,
+        request_id,
+    )
+
+
+def answer_json(answer: Answer) -> dict[str, Any]:
+    """What a request row keeps of its validated answer, for an analysis of the same content to reuse."""
+    return {
+        "language": answer.language,
+        "sentiment": answer.sentiment,
+        "escalated": answer.escalated,
+        "forwarded_hr": answer.forwarded_hr,
+        "category": answer.category,
+        "summary": answer.summary,
+        "questions": list(answer.questions),
+    }
+
+
+def answer_from_json(kept: dict[str, Any], model: str, request_id: str | None) -> Answer:
+    """The answer a request row kept (:func:`answer_json`), to apply again."""
+    return Answer(
+        kept["language"],
+        kept["sentiment"],
+        kept["escalated"],
+        kept["forwarded_hr"],
+        kept["category"],
+        kept["summary"],
+        tuple(kept["questions"]),
         model,
         request_id,
     )
@@ -324,12 +357,35 @@ def _apply_answers(db: Session, answers: dict[uuid.UUID, Answer], now: datetime)
     return changes
 
 
-def apply_analyses(db: Session, applied: dict[uuid.UUID, Applied], now: datetime) -> list[StageChange]:
+_SET_PROMPT_TRUNCATION = (
+    update(_sessions)
+    .where(_sessions.c.id == bindparam("b_id"))
+    .values(prompt_truncation=bindparam("b_truncation"))
+)
+
+
+def record_prompt_truncations(db: Session, truncations: dict[uuid.UUID, str | None]) -> None:
+    """Record on each session what its last prompt left out to fit (``None``: nothing), in one statement."""
+    if truncations:
+        db.execute(
+            _SET_PROMPT_TRUNCATION,
+            [
+                {"b_id": session_id, "b_truncation": truncation}
+                for session_id, truncation in truncations.items()
+            ],
+        )
+
+
+def apply_analyses(
+    db: Session, applied: dict[uuid.UUID, Applied], now: datetime, *, max_question_chars: int
+) -> list[StageChange]:
     """Write validated answers onto their sessions; return the stage changes that complete them."""
     return _apply_answers(
         db,
         {
-            session_id: answer_of(item.analysis, item.model, item.request_id)
+            session_id: answer_of(
+                item.analysis, item.model, item.request_id, max_question_chars=max_question_chars
+            )
             for session_id, item in applied.items()
         },
         now,

@@ -19,7 +19,7 @@ from typing import Any
 
 import openai
 from sqlalchemy import Engine, func, or_, select, update
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline import metrics
 from pipeline.db.enums import AIBatchRequestStatus, AIRequestStatus
@@ -28,8 +28,15 @@ from pipeline.db.models import AIBatchRequest, AIProcessingRequest
 from pipeline.db.types import utcnow
 from pipeline.logs import log_context
 from pipeline.settings import Settings
-from pipeline.stages.batch_ingest import IngestResult, ingest_batch, open_requests, release_requests
+from pipeline.stages.batch_ingest import (
+    IngestResult,
+    ingest_batch,
+    open_requests,
+    release_requests,
+    release_reservations,
+)
 from pipeline.stages.batch_submit import STATUS_FROM_OPENAI, claim_batch, fail_batch, submit_batch
+from pipeline.stages.budgets import budget_uses, month_of
 from pipeline.stages.stage_status import apply_stage_changes
 
 __all__ = ["OPEN_STATUSES", "CheckResult", "cancel_batch", "check_batches"]
@@ -80,6 +87,7 @@ def _release_failed_batch(
             )
             .execution_options(synchronize_session=False)
         )
+        release_reservations(db, waiting)
         released = IngestResult()
         apply_stage_changes(
             db, release_requests(db, [(request, reason) for request in waiting], settings, now, released), now
@@ -130,7 +138,17 @@ def _update_status(engine: Engine, batch_id: uuid.UUID, remote: Any) -> None:
         )
 
 
-def _record_metrics(engine: Engine, now: datetime) -> None:
+def _record_budget_metrics(db: Session, settings: Settings, now: datetime) -> None:
+    """Each company's share of its monthly budget used (spent and reserved); 0 for an unlimited budget.
+
+    Every company is set, rather than unlimited ones removed: a series removed in one process of a pool
+    would live on in the others' multiprocess files, still at its last value.
+    """
+    for use in budget_uses(db, settings, month_of(now)):
+        metrics.AI_BUDGET_USED_RATIO.labels(str(use.company_id)).set(use.ratio or 0.0)
+
+
+def _record_metrics(engine: Engine, settings: Settings, now: datetime) -> None:
     with sessionmaker(engine)() as db:
         # Open batches and requests are counted; the finished ones, which only grow, are estimated once their
         # tables are large (pipeline.db.estimates). Every status is set, those with no row to 0, so a status
@@ -146,6 +164,7 @@ def _record_metrics(engine: Engine, now: datetime) -> None:
         oldest = db.scalar(
             select(func.min(AIBatchRequest.created_at)).where(AIBatchRequest.status.in_(OPEN_STATUSES))
         )
+        _record_budget_metrics(db, settings, now)
     metrics.OLDEST_OPEN_BATCH.set((now - oldest).total_seconds() if oldest else 0.0)
 
 
@@ -160,7 +179,7 @@ def _check_one(
     """Poll one batch and act on its state: ingest, release, cancel, or resubmit one never created."""
     try:
         if batch.openai_batch_id is None:
-            if submit_batch(engine, client, batch.id) is not None:
+            if submit_batch(engine, client, batch.id, max_prompt_tokens=settings.openai_max_prompt_tokens):
                 result.resubmitted += 1
             return
         remote = client.batches.retrieve(batch.openai_batch_id)
@@ -226,5 +245,5 @@ def check_batches(
             _check_one(engine, settings, client, batch, result, now)
     if result.fallback and analyse_sync is not None:
         analyse_sync(result.fallback)
-    _record_metrics(engine, now)
+    _record_metrics(engine, settings, now)
     return result

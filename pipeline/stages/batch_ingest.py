@@ -7,11 +7,15 @@ gets a new pending request for the next batch until ``BATCH_MAX_ATTEMPTS``, then
 good (or, with ``BATCH_SYNC_FALLBACK``, analysed once synchronously). Requests that appear in neither file
 (an expired or cancelled batch) go the same way. Only requests still BATCHING_IN_PROGRESS in this batch are
 touched, so ingesting the same file twice changes nothing. The batch ends PROCESSED with its counts, tokens
-and cost.
+and cost. Every request's budget reservation is settled in the transaction that records its result: replaced
+by what its answer cost, or released if it was not billed (``pipeline/stages/budgets.py``).
 
 Each chunk is one transaction of a fixed number of statements: on PostgreSQL its request rows, answers and
 questions are copied into temporary tables and applied with one ``UPDATE ... FROM`` (or ``INSERT ...
-SELECT``) per table; the embedded SQLite gets the same writes row by row. A line read and checked is kept
+SELECT``) per table; the embedded SQLite gets the same writes row by row. A chunk the database refuses for
+its data (:mod:`pipeline.db.refusals`) is split in halves until the refused line is alone; that line is
+recorded as a failed line with the database's reason (its session asks again in a later batch) and the
+others land, so a batch is never stuck on one line. A line read and checked is kept
 as plain values, not as the pydantic models it was checked with: thousands of those alive at once cost
 more in garbage collection than the validation itself.
 """
@@ -22,7 +26,8 @@ import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, NamedTuple, cast
 
 import openai
@@ -33,16 +38,19 @@ from sqlalchemy import Engine, Table, Uuid, any_, bindparam, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, sessionmaker
 
+from pipeline import metrics
 from pipeline.analysis import InvalidAnalysis
 from pipeline.db.bulk import bulk_insert, bulk_update, is_postgresql
 from pipeline.db.enums import AIBatchRequestStatus, AIRequestStatus, ProcessingStage, ProcessingStatus
-from pipeline.db.models import AIBatchRequest, AIProcessingRequest, SessionProcessingStatus
+from pipeline.db.models import AIBatchRequest, AIProcessingRequest, ChatSession, SessionProcessingStatus
+from pipeline.db.refusals import WRITE_ERRORS, refusal_reason
 from pipeline.db.types import utcnow
 from pipeline.settings import Settings
 from pipeline.stages.analysis_results import (
     USAGE_COLUMNS,
     Answer,
     PriceCache,
+    answer_json,
     answer_of,
     complete_analyses,
     priced,
@@ -51,6 +59,7 @@ from pipeline.stages.analysis_results import (
     validated,
 )
 from pipeline.stages.batch_enqueue import pending_request
+from pipeline.stages.budgets import Settlement, settle, to_eur
 from pipeline.stages.stage_status import StageChange, apply_stage_changes
 
 __all__ = [
@@ -61,6 +70,7 @@ __all__ = [
     "ingest_batch",
     "open_requests",
     "release_requests",
+    "release_reservations",
     "write_chunk",
 ]
 
@@ -78,6 +88,7 @@ REQUEST_COLUMNS = (
     "total_cost_eur",
     "cost_known",
     "success",
+    "answer",
     "error_message",
     "processing_status",
     "completed_at",
@@ -99,11 +110,16 @@ def write_chunk(
 
 
 def _request_row(
-    request: OpenRequest, now: datetime, error: str | None, billed: tuple[Any, ...] = _NOT_BILLED
+    request: OpenRequest,
+    now: datetime,
+    error: str | None,
+    billed: tuple[Any, ...] = _NOT_BILLED,
+    answer: Answer | None = None,
 ) -> tuple[Any, ...]:
     """The key and new values (``REQUEST_COLUMNS``) of a request row: answered unless ``error``."""
     status = AIRequestStatus.PROCESSING_COMPLETE if error is None else AIRequestStatus.PROCESSING_FAILED
-    return (request.id, *billed, error is None, error, status.value, now)
+    kept = answer_json(answer) if answer is not None and error is None else None
+    return (request.id, *billed, error is None, kept, error, status.value, now)
 
 
 @dataclass
@@ -126,6 +142,23 @@ class OpenRequest:
     model: str
     requested_at: datetime
     attempts: int
+    company_id: uuid.UUID
+    #: What it holds of its company's budget, in ``reserved_month`` (None: nothing reserved).
+    reserved_eur: Decimal
+    reserved_month: date | None
+    analysis_key: str | None
+    estimated_prompt_tokens: int
+
+    def settled(self, cost: Decimal) -> Settlement | None:
+        """Its reservation replaced by ``cost``; None when it reserved nothing and cost nothing."""
+        if self.reserved_month is None:
+            return None
+        return Settlement(self.company_id, self.reserved_month, Decimal(self.reserved_eur), cost)
+
+
+def release_reservations(db: Session, requests: list[OpenRequest]) -> None:
+    """Give back what requests that were not billed held of their budgets; the caller commits."""
+    settle(db, [item for item in (request.settled(Decimal(0)) for request in requests) if item is not None])
 
 
 def _lines(client: openai.OpenAI, file_id: str) -> Iterator[dict[str, Any]]:
@@ -183,7 +216,20 @@ def _is_superseded(request: OpenRequest, analysis: tuple[ProcessingStatus, datet
 
 def _request_afresh(db: Session, requests: list[OpenRequest], now: datetime) -> None:
     """Queue new requests (first attempt) for sessions whose analysis restarted while a batch had them."""
-    bulk_insert(db, _requests, [pending_request(r.session_id, r.model, now) for r in requests])
+    bulk_insert(
+        db,
+        _requests,
+        [
+            pending_request(
+                r.session_id,
+                r.model,
+                now,
+                key=None,  # its transcript changed: its key is not known any more
+                estimated_prompt_tokens=r.estimated_prompt_tokens,
+            )
+            for r in requests
+        ],
+    )
 
 
 def release_requests(
@@ -210,6 +256,8 @@ def release_requests(
                 now,
                 attempt=request.attempts + 1,
                 note=f"previous attempt: {reason}",
+                key=request.analysis_key,
+                estimated_prompt_tokens=request.estimated_prompt_tokens,
             )
             for request, reason in retry
         ],
@@ -253,7 +301,7 @@ class _Line(NamedTuple):
     outcome: Answer | str
 
 
-def _read(request: OpenRequest, line: dict[str, Any]) -> _Line:
+def _read(request: OpenRequest, line: dict[str, Any], max_question_chars: int) -> _Line:
     """Check one line of an output or error file: all that needs no database."""
     response = line.get("response") or {}
     if response.get("status_code") != 200 or line.get("error"):
@@ -267,7 +315,10 @@ def _read(request: OpenRequest, line: dict[str, Any]) -> _Line:
         analysis = validated(completion, request.session_id)
     except InvalidAnalysis as exc:
         return _Line(request, usage, f"invalid answer: {exc.reason}")
-    return _Line(request, usage, answer_of(analysis, request.model, response.get("request_id")))
+    answer = answer_of(
+        analysis, request.model, response.get("request_id"), max_question_chars=max_question_chars
+    )
+    return _Line(request, usage, answer)
 
 
 def _apply_chunk(
@@ -280,6 +331,7 @@ def _apply_chunk(
     """Apply one chunk of lines in one transaction: the same few statements, whatever the chunk's size."""
     now = utcnow()
     usage: dict[str, _Usage] = {}
+    settlements: list[Settlement | None] = []
     with factory.begin() as db:
         rows: list[tuple[Any, ...]] = []
         answers: dict[uuid.UUID, Answer] = {}
@@ -292,10 +344,12 @@ def _apply_chunk(
                 # The session was derived again after this prompt was sent: its answer describes an older
                 # conversation. It was paid for, so it is recorded, but a fresh request takes its place.
                 rows.append(_request_row(request, now, SUPERSEDED))
+                settlements.append(request.settled(Decimal(0)))
                 superseded.append(request)
                 continue
             if billed is None:
                 rows.append(_request_row(request, now, error))
+                settlements.append(request.settled(Decimal(0)))
             else:
                 # Paid for: its tokens and cost are recorded whether its answer is used or not.
                 prompt_tokens, completion_tokens = billed[3], billed[4]
@@ -315,7 +369,9 @@ def _apply_chunk(
                 model.cost_eur += cost.total_eur
                 model.unknown_prices += not cost.known
                 priced_row = (cost.prompt_unit_usd, cost.completion_unit_usd, cost.total_eur, cost.known)
-                rows.append(_request_row(request, now, error, (*billed, *priced_row)))
+                answer = None if isinstance(outcome, str) else outcome
+                rows.append(_request_row(request, now, error, (*billed, *priced_row), answer))
+                settlements.append(request.settled(to_eur(cost.total_eur)))
             if isinstance(outcome, str):
                 failed.append((request, outcome))
             else:
@@ -324,8 +380,12 @@ def _apply_chunk(
         _request_afresh(
             db, [r for r in superseded if current[r.session_id][0] is ProcessingStatus.IN_PROGRESS], now
         )
-        apply_stage_changes(db, release_requests(db, failed, settings, now, result), now)
-    # Counted once committed: a chunk that rolls back is ingested again later, and counted then.
+        released = IngestResult()
+        apply_stage_changes(db, release_requests(db, failed, settings, now, released), now)
+        # Last, so that the companies' month rows are locked only for the end of the transaction.
+        settle(db, [item for item in settlements if item is not None])
+    # Counted once committed: a chunk that rolls back is ingested again later (or in parts), and counted then.
+    result.fallback += released.fallback
     for model_name, billed_usage in usage.items():
         record_usage(
             model_name,
@@ -338,12 +398,44 @@ def _apply_chunk(
         result.prompt_tokens += billed_usage.prompt_tokens
         result.completion_tokens += billed_usage.completion_tokens
         result.cost_eur += billed_usage.cost_eur
+    metrics.AI_ANALYSES.labels("batch").inc(len(answers))
     result.completed += len(answers)
     result.failed += len(failed)
 
 
+def _apply_isolating(
+    factory: sessionmaker[Session],
+    lines: list[_Line],
+    settings: Settings,
+    result: IngestResult,
+    prices: PriceCache,
+) -> None:
+    """Apply ``lines``; a part the database refuses is split in halves until the refused line is alone.
+
+    The refused line is then applied as a failed line with the database's reason, its usage still recorded.
+    Anything but a refusal of the data (an outage, a bug) is raised: the actor retries the batch.
+    """
+    parts = [lines]
+    while parts:
+        part = parts.pop()
+        try:
+            _apply_chunk(factory, part, settings, result, prices)
+        except WRITE_ERRORS as exc:
+            reason = refusal_reason(exc)
+            if reason is None:
+                raise
+            if len(part) > 1:
+                middle = len(part) // 2
+                parts += [part[middle:], part[:middle]]
+                continue
+            request, usage, _ = part[0]
+            logger.warning("the database refused the answer of request %s: %s", request.id, reason)
+            refused = _Line(request, usage, f"the database refused the answer: {reason}")
+            _apply_chunk(factory, [refused], settings, result, prices)
+
+
 def _chunks(
-    client: openai.OpenAI, file_ids: list[str], waiting: dict[str, OpenRequest]
+    client: openai.OpenAI, file_ids: list[str], waiting: dict[str, OpenRequest], settings: Settings
 ) -> Iterator[list[_Line]]:
     """The lines of the files that answer a waiting request (taken out of ``waiting``), read and checked."""
     chunk: list[_Line] = []
@@ -352,7 +444,7 @@ def _chunks(
             request = waiting.pop(str(line.get("custom_id")), None)
             if request is None:
                 continue
-            chunk.append(_read(request, line))
+            chunk.append(_read(request, line, settings.ai_question_max_chars))
             if len(chunk) == CHUNK_LINES:
                 yield chunk
                 chunk = []
@@ -369,12 +461,19 @@ def open_requests(db: Session, batch_id: uuid.UUID) -> list[OpenRequest]:
             AIProcessingRequest.model,
             AIProcessingRequest.requested_at,
             AIProcessingRequest.attempts,
-        ).where(
+            ChatSession.company_id,
+            AIProcessingRequest.reserved_eur,
+            AIProcessingRequest.reserved_month,
+            AIProcessingRequest.analysis_key,
+            AIProcessingRequest.estimated_prompt_tokens,
+        )
+        .join(ChatSession, ChatSession.id == AIProcessingRequest.session_id)
+        .where(
             AIProcessingRequest.batch_id == batch_id,
             AIProcessingRequest.processing_status == AIRequestStatus.BATCHING_IN_PROGRESS,
         )
     )
-    return [OpenRequest(*row) for row in rows]
+    return [OpenRequest(**row._asdict()) for row in rows]
 
 
 def ingest_batch(
@@ -394,8 +493,8 @@ def ingest_batch(
     with factory() as db:
         waiting = {str(request.id): request for request in open_requests(db, batch_id)}
     file_ids = [file_id for file_id in (output_file_id, error_file_id) if file_id is not None]
-    for chunk in _chunks(client, file_ids, waiting):
-        _apply_chunk(factory, chunk, settings, result, prices)
+    for chunk in _chunks(client, file_ids, waiting, settings):
+        _apply_isolating(factory, chunk, settings, result, prices)
     now = utcnow()
     with factory.begin() as db:
         if waiting:
@@ -414,6 +513,7 @@ def ingest_batch(
                 ),
                 now,
             )
+            release_reservations(db, list(waiting.values()))
             result.missing = len(waiting)
         db.execute(
             update(AIBatchRequest)

@@ -1,8 +1,12 @@
 """Submitting batches to the OpenAI Batch API, write-ahead and crash-safe (``docs/batches.md``).
 
-1. **Plan** (the submit tick): per (company, model), once ``BATCH_MIN_REQUESTS`` wait or the oldest has
-   waited ``BATCH_MAX_WAIT`` seconds, claim up to ``BATCH_MAX_REQUESTS`` pending requests and commit a batch
-   row (UPLOADING, with an idempotency key) together with the claim. A large backlog becomes several batches.
+1. **Plan** (the submit tick): per model, across companies, once ``BATCH_MIN_REQUESTS`` wait or the oldest
+   has waited ``BATCH_MAX_WAIT`` seconds, claim up to ``BATCH_MAX_REQUESTS`` pending requests and commit a
+   batch row (UPLOADING, with an idempotency key) together with the claim. A large backlog becomes several
+   batches. Each claimed request reserves its worst-case cost (Batch price) against its company's monthly
+   budget in the same transaction; one that does not fit stays pending with ``budget reached`` and is tried
+   again at the next submit. The estimated prompt tokens of the model's open batches stay under
+   ``OPENAI_BATCH_ENQUEUED_TOKEN_LIMIT``: what does not fit waits for the next submit.
 2. **Submit** (one batch): stream its JSONL to a temporary file (``custom_id`` = request id), upload it with
    purpose ``batch`` under a name carrying the key, commit the file id; create the batch with the key in its
    metadata, commit the batch id. Each step's result is committed before the next, and a retry after a crash
@@ -17,18 +21,29 @@ import logging
 import tempfile
 import uuid
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 import openai
-from sqlalchemy import Engine, or_, select, update
+from sqlalchemy import Engine, Table, bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from pipeline.analysis import PromptMessage, request_body
+from pipeline.analysis import MAX_TOKENS, PromptMessage, fit_transcript, request_body, worst_case_eur
 from pipeline.db.enums import AIBatchRequestStatus, AIRequestStatus, CompanyStatus
-from pipeline.db.models import AIBatchRequest, AIProcessingRequest, ChatSession, Company, Message
+from pipeline.db.models import (
+    OPEN_BATCH_PREDICATE,
+    AIBatchRequest,
+    AIProcessingRequest,
+    ChatSession,
+    Company,
+    Message,
+)
 from pipeline.db.types import utcnow
 from pipeline.settings import Settings
+from pipeline.stages.ai_models import price_at
+from pipeline.stages.analysis_results import record_prompt_truncations
+from pipeline.stages.budgets import BUDGET_REACHED, Settlement, budget_of, month_of, reserve, settle
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -44,6 +59,7 @@ logger = logging.getLogger(__name__)
 
 #: OpenAI's limit on a batch input file; lines past it go back to pending for the next batch.
 MAX_FILE_BYTES = 200 * 1024 * 1024
+_requests = cast(Table, AIProcessingRequest.__table__)
 #: Sessions whose messages are loaded at once while the JSONL is written.
 _PAGE = 500
 #: A batch row still UPLOADING this long after its last step belongs to a dead worker; the check resubmits it.
@@ -87,16 +103,25 @@ def claim_batch(
     return bool(taken)
 
 
-def _backlog(db: Session) -> dict[tuple[uuid.UUID, str], list[tuple[uuid.UUID, datetime]]]:
-    """Every request waiting for a batch, of ACTIVE companies, by (company, model), oldest first.
+class _Waiting(NamedTuple):
+    """A request waiting for a batch, as planning reads it."""
+
+    id: uuid.UUID
+    requested_at: datetime
+    company_id: uuid.UUID
+    estimated_prompt_tokens: int
+
+
+def _backlog(db: Session) -> dict[str, list[_Waiting]]:
+    """Every request waiting for a batch, of ACTIVE companies, by model, oldest first.
 
     One read of the backlog through its partial index, instead of one per group (which re-read the whole
     backlog for each of them): its cost follows the backlog, not the number of groups or the history.
     """
-    groups: dict[tuple[uuid.UUID, str], list[tuple[uuid.UUID, datetime]]] = {}
-    for request_id, requested_at, company_id, model in db.execute(
+    groups: dict[str, list[_Waiting]] = {}
+    for request_id, requested_at, company_id, model, tokens in db.execute(
         select(AIProcessingRequest.id, AIProcessingRequest.requested_at, ChatSession.company_id,
-               AIProcessingRequest.model)
+               AIProcessingRequest.model, AIProcessingRequest.estimated_prompt_tokens)
         .join(ChatSession, ChatSession.id == AIProcessingRequest.session_id)
         .join(Company, Company.id == ChatSession.company_id)
         .where(
@@ -106,48 +131,146 @@ def _backlog(db: Session) -> dict[tuple[uuid.UUID, str], list[tuple[uuid.UUID, d
         )
         .order_by(AIProcessingRequest.requested_at, AIProcessingRequest.id)
     ):  # fmt: skip
-        groups.setdefault((company_id, model), []).append((request_id, requested_at))
+        groups.setdefault(model, []).append(_Waiting(request_id, requested_at, company_id, tokens))
     return groups
+
+
+def _enqueued_tokens(db: Session) -> dict[str, int]:
+    """The estimated prompt tokens of the open batches, by model: what OpenAI counts as enqueued."""
+    return {
+        model: int(tokens)
+        for model, tokens in db.execute(
+            select(AIBatchRequest.model, func.sum(AIBatchRequest.enqueued_tokens))
+            .where(text(OPEN_BATCH_PREDICATE))
+            .group_by(AIBatchRequest.model)
+        )
+    }
+
+
+def _fill(waiting: list[_Waiting], settings: Settings, room: int) -> list[list[_Waiting]]:
+    """Split the waiting requests (oldest first) into batches within the request cap and ``room`` tokens."""
+    batches: list[list[_Waiting]] = []
+    current: list[_Waiting] = []
+    for request in waiting:
+        if request.estimated_prompt_tokens > room:
+            # The model's enqueued tokens are full: the rest waits for the next submit.
+            break
+        if len(current) == settings.batch_max_requests:
+            batches.append(current)
+            current = []
+        current.append(request)
+        room -= request.estimated_prompt_tokens
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _reserve_budgets(
+    db: Session, settings: Settings, model: str, requests: list[_Waiting], now: datetime
+) -> dict[uuid.UUID, tuple[_Waiting, Decimal]]:
+    """Reserve the worst case of each request against its company's budget; return those that fit."""
+    price = price_at(db, model, now)
+    month = month_of(now)
+    fitted: dict[uuid.UUID, tuple[_Waiting, Decimal]] = {}
+    for company_id in sorted({request.company_id for request in requests}):
+        company_requests = [request for request in requests if request.company_id == company_id]
+        amounts = [
+            worst_case_eur(
+                request.estimated_prompt_tokens,
+                MAX_TOKENS,
+                price,
+                batch=True,
+                eur_per_usd=settings.eur_per_usd,
+            )
+            for request in company_requests
+        ]
+        taken = reserve(db, company_id, month, amounts, budget_of(db, company_id, settings))
+        fitted.update(
+            (request.id, (request, amount))
+            for request, amount in zip(company_requests[:taken], amounts, strict=False)
+        )
+    return fitted
+
+
+def _note_waiting(db: Session, request_ids: list[uuid.UUID], why: str) -> None:
+    """Say on requests left pending why they wait; the caller commits."""
+    if request_ids:
+        db.execute(
+            update(AIProcessingRequest)
+            .where(AIProcessingRequest.id.in_(request_ids))
+            .values(error_message=why)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _claim_batch_requests(
     factory: sessionmaker[Session],
-    company_id: uuid.UUID,
+    settings: Settings,
     model: str,
-    candidates: list[uuid.UUID],
+    candidates: list[_Waiting],
     now: datetime,
 ) -> uuid.UUID | None:
-    """Commit one batch of those ``candidates`` still waiting (not taken meanwhile); None if none was left."""
+    """Commit one batch of those ``candidates`` still waiting and within budget; None if none was left."""
+    by_id = {request.id: request for request in candidates}
     with factory.begin() as db:
         ids = db.scalars(
             select(AIProcessingRequest.id)
             .where(
-                AIProcessingRequest.id.in_(candidates),
+                AIProcessingRequest.id.in_(by_id),
                 AIProcessingRequest.processing_status == AIRequestStatus.PENDING_BATCHING,
                 AIProcessingRequest.batch_id.is_(None),
             )
             .with_for_update(skip_locked=True)
         ).all()
-        if not ids:
+        fitted = _reserve_budgets(db, settings, model, [by_id[request_id] for request_id in ids], now)
+        _note_waiting(
+            db,
+            [request_id for request_id in ids if request_id not in fitted],
+            f"{BUDGET_REACHED}: waiting for the company's monthly AI budget",
+        )
+        if not fitted:
             return None
+        companies = {request.company_id for request, _ in fitted.values()}
         batch = AIBatchRequest(
-            company_id=company_id,
+            # One company's batch names it; a batch of several companies' requests belongs to none of them.
+            company_id=next(iter(companies)) if len(companies) == 1 else None,
             model=model,
             idempotency_key=uuid.uuid4().hex,
-            request_count=len(ids),
+            request_count=len(fitted),
+            enqueued_tokens=sum(request.estimated_prompt_tokens for request, _ in fitted.values()),
             status=AIBatchRequestStatus.UPLOADING,
             # Claimable at once by the submission its message starts (see claim_batch).
             lease_expires_at=now,
         )
         db.add(batch)
         db.flush()
-        db.execute(
-            update(AIProcessingRequest)
-            .where(AIProcessingRequest.id.in_(ids))
-            .values(processing_status=AIRequestStatus.BATCHING_IN_PROGRESS, batch_id=batch.id)
-            .execution_options(synchronize_session=False)
+        month = month_of(now)
+        db.connection().execute(
+            update(_requests)
+            .where(_requests.c.id == bindparam("b_id"))
+            .values(
+                processing_status=AIRequestStatus.BATCHING_IN_PROGRESS,
+                batch_id=batch.id,
+                reserved_eur=bindparam("b_reserved"),
+                reserved_month=month,
+                error_message=None,
+            ),
+            [{"b_id": request_id, "b_reserved": amount} for request_id, (_, amount) in fitted.items()],
         )
         return batch.id
+
+
+def _set_aside_oversized(
+    factory: sessionmaker[Session], waiting: list[_Waiting], limit: int
+) -> list[_Waiting]:
+    """The requests a batch can take; those over the enqueued-token limit on their own are noted, not taken
+    (no batch could ever take them, and they must not hold the others back)."""
+    if oversized := [request.id for request in waiting if request.estimated_prompt_tokens > limit]:
+        with factory.begin() as db:
+            _note_waiting(
+                db, oversized, f"its estimated prompt is over OPENAI_BATCH_ENQUEUED_TOKEN_LIMIT={limit}"
+            )
+    return [request for request in waiting if request.estimated_prompt_tokens <= limit]
 
 
 def plan_batches(engine: Engine, settings: Settings, *, now: datetime | None = None) -> list[uuid.UUID]:
@@ -156,25 +279,28 @@ def plan_batches(engine: Engine, settings: Settings, *, now: datetime | None = N
     factory = sessionmaker(engine, expire_on_commit=False)
     with factory() as db:
         groups = _backlog(db)
+        enqueued = _enqueued_tokens(db) if groups else {}
     planned: list[uuid.UUID] = []
-    for (company_id, model), waiting in groups.items():
-        oldest = waiting[0][1]
+    for model, waiting in groups.items():
+        oldest = waiting[0].requested_at
         if len(waiting) < settings.batch_min_requests and oldest > now - timedelta(
             seconds=settings.batch_max_wait
         ):
             continue
-        ids = [request_id for request_id, _ in waiting]
-        for start in range(0, len(ids), settings.batch_max_requests):
-            batch_id = _claim_batch_requests(
-                factory, company_id, model, ids[start : start + settings.batch_max_requests], now
-            )
+        limit = settings.openai_batch_enqueued_token_limit
+        fitting = _set_aside_oversized(factory, waiting, limit)
+        for candidates in _fill(fitting, settings, limit - enqueued.get(model, 0)):
+            batch_id = _claim_batch_requests(factory, settings, model, candidates, now)
             if batch_id is not None:
                 planned.append(batch_id)
     return planned
 
 
-def _write_jsonl(engine: Engine, batch: AIBatchRequest, path: Path) -> int:
-    """Write the batch's requests as JSONL, releasing what does not fit; return the lines written."""
+def _write_jsonl(engine: Engine, batch: AIBatchRequest, path: Path, max_prompt_tokens: int) -> int:
+    """Write the batch's requests as JSONL, releasing what does not fit; return the lines written.
+
+    What each prompt left out to fit ``max_prompt_tokens`` is recorded on its session.
+    """
     factory = sessionmaker(engine)
     with factory() as db:
         requests = db.execute(
@@ -186,6 +312,7 @@ def _write_jsonl(engine: Engine, batch: AIBatchRequest, path: Path) -> int:
             .order_by(AIProcessingRequest.requested_at, AIProcessingRequest.id)
         ).all()
     written, size, overflow = 0, 0, []
+    truncations: dict[uuid.UUID, str | None] = {}
     with path.open("wb") as out:
         for start in range(0, len(requests), _PAGE):
             page = requests[start : start + _PAGE]
@@ -199,13 +326,14 @@ def _write_jsonl(engine: Engine, batch: AIBatchRequest, path: Path) -> int:
                 ):
                     messages[session_id].append(PromptMessage(role, content, timestamp))
             for request_id, session_id in page:
+                transcript = fit_transcript(messages[session_id], max_prompt_tokens=max_prompt_tokens)
                 line = (
                     json.dumps(
                         {
                             "custom_id": str(request_id),
                             "method": "POST",
                             "url": "/v1/chat/completions",
-                            "body": request_body(batch.model, str(session_id), messages[session_id]),
+                            "body": request_body(batch.model, str(session_id), transcript),
                         },
                         separators=(",", ":"),
                     ).encode()
@@ -217,18 +345,54 @@ def _write_jsonl(engine: Engine, batch: AIBatchRequest, path: Path) -> int:
                 out.write(line)
                 size += len(line)
                 written += 1
+                truncations[session_id] = transcript.truncation
+    with factory.begin() as db:
+        record_prompt_truncations(db, truncations)
     if overflow:
         with factory.begin() as db:
-            db.execute(
-                update(AIProcessingRequest)
-                .where(AIProcessingRequest.id.in_(overflow))
-                .values(processing_status=AIRequestStatus.PENDING_BATCHING, batch_id=None)
-                .execution_options(synchronize_session=False)
-            )
-            db.execute(
-                update(AIBatchRequest).where(AIBatchRequest.id == batch.id).values(request_count=written)
-            )
+            _release_overflow(db, batch.id, overflow, written)
     return written
+
+
+def _release_overflow(db: Session, batch_id: uuid.UUID, overflow: list[uuid.UUID], written: int) -> None:
+    """Send the requests that did not fit the file back to pending, their budget and tokens given back."""
+    released = db.execute(
+        select(
+            ChatSession.company_id,
+            AIProcessingRequest.reserved_eur,
+            AIProcessingRequest.reserved_month,
+            AIProcessingRequest.estimated_prompt_tokens,
+        )
+        .join(ChatSession, ChatSession.id == AIProcessingRequest.session_id)
+        .where(AIProcessingRequest.id.in_(overflow))
+    ).all()
+    settle(
+        db,
+        [
+            Settlement(company_id, month, Decimal(reserved), Decimal(0))
+            for company_id, reserved, month, _ in released
+            if month is not None
+        ],
+    )
+    db.execute(
+        update(AIProcessingRequest)
+        .where(AIProcessingRequest.id.in_(overflow))
+        .values(
+            processing_status=AIRequestStatus.PENDING_BATCHING,
+            batch_id=None,
+            reserved_eur=0,
+            reserved_month=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    db.execute(
+        update(AIBatchRequest)
+        .where(AIBatchRequest.id == batch_id)
+        .values(
+            request_count=written,
+            enqueued_tokens=AIBatchRequest.enqueued_tokens - sum(tokens for *_, tokens in released),
+        )
+    )
 
 
 def _existing_file(client: openai.OpenAI, name: str) -> str | None:
@@ -271,18 +435,21 @@ def _record_remote(engine: Engine, batch_id: uuid.UUID, remote: Any) -> None:
         )
 
 
-def submit_batch(engine: Engine, client: openai.OpenAI, batch_id: uuid.UUID) -> AIBatchRequestStatus | None:
+def submit_batch(
+    engine: Engine, client: openai.OpenAI, batch_id: uuid.UUID, *, max_prompt_tokens: int
+) -> AIBatchRequestStatus | None:
     """Upload and create one planned batch, adopting what a crashed attempt already made; its new status.
 
-    A submission that fails with an exception hands its lease back before the error goes up, so the actor's
-    retry (seconds later) submits at once instead of standing back until the lease runs out; only a worker
-    that dies outright leaves the lease for the check to find.
+    Each prompt is fitted to ``max_prompt_tokens`` (``OPENAI_MAX_PROMPT_TOKENS``). A submission that fails
+    with an exception hands its lease back before the error goes up, so the actor's retry (seconds later)
+    submits at once instead of standing back until the lease runs out; only a worker that dies outright
+    leaves the lease for the check to find.
     """
     if not claim_batch(engine, batch_id, (AIBatchRequestStatus.UPLOADING,), UPLOAD_LEASE):
         # Submitted already, or being submitted by another worker right now.
         return None
     try:
-        return _submit_claimed(engine, client, batch_id)
+        return _submit_claimed(engine, client, batch_id, max_prompt_tokens)
     except Exception:
         _release_lease(engine, batch_id)
         raise
@@ -297,7 +464,9 @@ def _release_lease(engine: Engine, batch_id: uuid.UUID) -> None:
         )
 
 
-def _submit_claimed(engine: Engine, client: openai.OpenAI, batch_id: uuid.UUID) -> AIBatchRequestStatus:
+def _submit_claimed(
+    engine: Engine, client: openai.OpenAI, batch_id: uuid.UUID, max_prompt_tokens: int
+) -> AIBatchRequestStatus:
     with sessionmaker(engine, expire_on_commit=False)() as db:
         batch = db.get(AIBatchRequest, batch_id)
     assert batch is not None
@@ -306,7 +475,7 @@ def _submit_claimed(engine: Engine, client: openai.OpenAI, batch_id: uuid.UUID) 
     if file_id is None:
         with tempfile.TemporaryDirectory(prefix="livedash-batch-") as folder:
             path = Path(folder) / name
-            if _write_jsonl(engine, batch, path) == 0:
+            if _write_jsonl(engine, batch, path, max_prompt_tokens) == 0:
                 with sessionmaker(engine).begin() as db:
                     fail_batch(db, batch_id, "no request fitted in the batch file", now=utcnow())
                 return AIBatchRequestStatus.FAILED

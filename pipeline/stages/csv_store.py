@@ -40,9 +40,10 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 
 from pipeline.db.models import SessionImport
+from pipeline.db.refusals import refusal_reason
 from pipeline.db.types import UTCDateTime
 from pipeline.sources.csv_format import FieldWarning, RowError, SessionRow
 
@@ -60,9 +61,6 @@ MAX_STORED_ROW_ERRORS = 1000
 #: Field warnings kept per fetch; more are counted (``csv_fetch.field_warnings``) but not stored.
 MAX_STORED_FIELD_WARNINGS = 1000
 
-#: SQLSTATE classes of a refusal caused by the data: data exception, integrity constraint, program limit.
-_DATA_REFUSALS = ("22", "23", "54")
-_DB_REASON_LENGTH = 300
 
 #: The 16 CSV fields, in column order, as named on SessionImport and on the staging table.
 CSV_FIELDS = (
@@ -314,10 +312,11 @@ def _merge_lines(
             changed = connection.execute(_UPDATE_CHANGED, bounds).rowcount
             new = connection.execute(insert_new, bounds).rowcount
     except DBAPIError as exc:
-        if not _refused_for_the_data(exc):
+        reason = refusal_reason(exc)
+        if reason is None:
             raise
         if first == last:
-            _take_out(connection, first, exc, result)
+            _take_out(connection, first, reason, result)
             return
         middle = (first + last) // 2
         _merge_lines(connection, insert_new, params, (first, middle), result)
@@ -327,26 +326,16 @@ def _merge_lines(
     result.rows_new += new
 
 
-def _refused_for_the_data(exc: DBAPIError) -> bool:
-    sqlstate = getattr(exc.orig, "sqlstate", None)
-    if sqlstate is not None:
-        return str(sqlstate).startswith(_DATA_REFUSALS)
-    return isinstance(exc, IntegrityError | DataError)  # SQLite has no SQLSTATE
-
-
-def _take_out(connection: Connection, line_number: int, exc: DBAPIError, result: StoreResult) -> None:
-    """Record the line the database refused, with its reason, and drop it from staging."""
+def _take_out(connection: Connection, line_number: int, reason: str, result: StoreResult) -> None:
+    """Record the line the database refused, with its reason (:func:`refusal_reason`), and drop it."""
     session_id = connection.execute(
         text("SELECT external_session_id FROM csv_staging WHERE line_number = :line"), {"line": line_number}
     ).scalar_one()
     connection.execute(text("DELETE FROM csv_staging WHERE line_number = :line"), {"line": line_number})
-    # The primary message only: PostgreSQL's DETAIL repeats the whole failing row.
-    diagnostics = getattr(exc.orig, "diag", None)
-    message = getattr(diagnostics, "message_primary", None) or str(exc.orig).splitlines()[0]
     result.add_error(
         RowError(
             line_number,
-            f"refused by the database: {message[:_DB_REASON_LENGTH]}",
+            f"refused by the database: {reason}",
             f"session id {session_id[:255]!r}",
         )
     )

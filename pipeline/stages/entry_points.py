@@ -184,7 +184,12 @@ def batch_submit_tick(runtime: StageRuntime) -> Report:
 
 def submit_batch(runtime: StageRuntime, batch_id: str) -> Report:
     """Upload and create one planned batch; a retry adopts what an earlier attempt already created."""
-    status = batch_submit.submit_batch(runtime.engine, runtime.openai, uuid.UUID(batch_id))
+    status = batch_submit.submit_batch(
+        runtime.engine,
+        runtime.openai,
+        uuid.UUID(batch_id),
+        max_prompt_tokens=runtime.settings.openai_max_prompt_tokens,
+    )
     return Report(1 if status else 0, f"batch {batch_id}: {status.value if status else 'unknown'}")
 
 

@@ -13,7 +13,14 @@ Failures and what follows from them:
   SKIPPED with the reason, and the later stages SKIPPED, so the session never waits for analysis forever;
 * a transcript fetch that may succeed later (timeout, 5xx, connection): TRANSCRIPT_FETCH FAILED, the import
   FAILED with a next attempt after a backoff kept in the database; after ``IMPORT_PROCESSING_MAX_ATTEMPTS``
-  it is final and the later stages are SKIPPED.
+  it is final and the later stages are SKIPPED;
+* a transcript the chunk has no room left for (``IMPORT_PROCESSING_MAX_CHUNK_BYTES``): TRANSCRIPT_FETCH
+  PENDING with the reason, the import due again at once (the next sweep sends it), and the run not counted
+  as an attempt.
+
+The chunk is written in one transaction. If the database refuses it for the data of one import (a value a
+constraint refuses, say), it is split in halves until that import is alone: the others land, and that one is
+FAILED with ``the database refused the session: <reason>``, not retried by itself.
 
 Each import is completed with a compare-and-set on ``derive_requested_at``: if the company changed the row
 while it was being processed, the row stays PENDING and is derived again.
@@ -30,7 +37,7 @@ from functools import lru_cache
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, Table, Text, bindparam, delete, func, select, update
+from sqlalchemy import Engine, Integer, Table, Text, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline import metrics
@@ -38,6 +45,7 @@ from pipeline.db.bulk import bulk_insert, upsert_statement
 from pipeline.db.claims import IMPORT_DERIVATION, claim, lease_for
 from pipeline.db.enums import CompanyStatus, ProcessingStage, ProcessingStatus
 from pipeline.db.models import ChatSession, Company, Message, SessionImport, SessionProcessingStatus
+from pipeline.db.refusals import WRITE_ERRORS, refusal_reason
 from pipeline.db.secrets import PasswordBox
 from pipeline.db.types import utcnow
 from pipeline.errors import is_transient
@@ -51,6 +59,7 @@ from pipeline.sources.urls import redact_url
 from pipeline.stages.chunks import send_in_chunks
 from pipeline.stages.stage_status import TERMINAL, StageChange, apply_stage_changes, ensure_stage_rows
 from pipeline.stages.transcripts import (
+    ChunkBytesExhausted,
     TranscriptOutcome,
     TranscriptRequest,
     fetch_transcripts,
@@ -118,6 +127,8 @@ class _Outcome:
     transcript: str | None = None
     stages: dict[ProcessingStage, _StageResult] = field(default_factory=dict)
     messages: ParsedTranscript | None = None
+    #: This run does not count as an attempt: the import was deferred, through no fault of its own.
+    refund_attempt: bool = False
 
     def set(
         self,
@@ -214,6 +225,12 @@ def _decide(work: _Work, fetched: TranscriptOutcome | None, settings: Settings, 
         outcome.set(_FETCH, ProcessingStatus.SKIPPED, reason)
         outcome.skip_later_stages(f"no transcript: {reason}")
         return outcome
+    elif fetched is not None and isinstance(fetched.failure, ChunkBytesExhausted):
+        # Not this transcript's fault: the chunk is full. It is due again at once; this run was no attempt.
+        outcome.set(_FETCH, ProcessingStatus.PENDING, fetched.error)
+        outcome.status, outcome.error = ProcessingStatus.FAILED, f"transcript deferred: {fetched.error}"
+        outcome.retry_at, outcome.refund_attempt = now, True
+        return outcome
     elif fetched is not None and fetched.text is None:
         reason = fetched.error or "transcript fetch failed"
         outcome.set(_FETCH, ProcessingStatus.FAILED, reason)
@@ -241,18 +258,18 @@ def _decide(work: _Work, fetched: TranscriptOutcome | None, settings: Settings, 
         work.warnings += fetched.warnings
 
     assert outcome.transcript is not None
-    parsed = parse_transcript(outcome.transcript, work.zone)
+    parsed = parse_transcript(outcome.transcript, work.zone, max_messages=settings.transcript_max_messages)
     outcome.messages = parsed
-    outcome.set(
-        _CREATE,
-        ProcessingStatus.COMPLETED,
-        metadata={
-            "hasTranscript": True,
-            "transcriptLength": len(outcome.transcript),
-            "messages": len(parsed.messages),
-            "warnings": [*work.warnings, *parsed.warnings][:_MAX_WARNINGS],
-        },
-    )
+    metadata: dict[str, Any] = {
+        "hasTranscript": True,
+        "transcriptLength": len(outcome.transcript),
+        "messages": len(parsed.messages),
+        "warnings": [*work.warnings, *parsed.warnings][:_MAX_WARNINGS],
+    }
+    if parsed.truncated:
+        # The whole text stays on the import; only the messages stored (and analysed) stop here.
+        metadata["truncated"] = parsed.truncated
+    outcome.set(_CREATE, ProcessingStatus.COMPLETED, metadata=metadata)
     if parsed.messages:
         # New or changed messages are analysed (again); a re-derived session is re-analysed.
         outcome.set(_AI, ProcessingStatus.PENDING)
@@ -444,6 +461,7 @@ def _finish_imports(
                     "b_error": outcome.error,
                     "b_next": outcome.retry_at,
                     "b_transcript": outcome.transcript,
+                    "b_refund": int(outcome.refund_attempt),
                     "b_now": now,
                 }
                 for row, outcome in unchanged
@@ -460,12 +478,66 @@ _FINISH_IMPORT = (
         derive_error=bindparam("b_error"),
         derive_next_attempt_at=bindparam("b_next"),
         derive_lease_expires_at=None,
+        derive_attempts=_imports.c.derive_attempts - bindparam("b_refund", type_=Integer),
         raw_transcript_content=func.coalesce(
             bindparam("b_transcript", type_=Text), _imports.c.raw_transcript_content
         ),
         updated_at=bindparam("b_now"),
     )
 )
+
+
+def _write(
+    factory: sessionmaker[Session],
+    ready: list[_Work],
+    failures: list[tuple[SessionImport, _Outcome]],
+    outcomes: dict[uuid.UUID, _Outcome],
+    now: datetime,
+) -> set[uuid.UUID]:
+    """Write the sessions, stage rows and messages and finish the imports in one transaction; return the
+    ids of the imports recorded."""
+    with factory.begin() as db:
+        if ready:
+            new_sessions = _upsert_sessions(db, ready, outcomes, now)
+            _record_stages(db, ready, outcomes, new_sessions, now)
+            _replace_messages(db, ready, outcomes, new_sessions, now)
+        return _finish_imports(db, [*failures, *((work.row, outcomes[work.row.id]) for work in ready)], now)
+
+
+def _write_isolating(
+    factory: sessionmaker[Session],
+    ready: list[_Work],
+    failures: list[tuple[SessionImport, _Outcome]],
+    outcomes: dict[uuid.UUID, _Outcome],
+    now: datetime,
+) -> set[uuid.UUID]:
+    """:func:`_write`, split in halves while the database refuses it, until the refused import is alone.
+
+    That import is then FAILED with the database's reason (not retried by itself: the same row would be
+    refused again) and its outcome replaced, so it is neither counted as completed nor handed on. Anything but
+    a refusal of the data (an outage, a bug) is raised: the actor retries the chunk.
+    """
+    recorded: set[uuid.UUID] = set()
+    parts = [(ready, failures)]
+    while parts:
+        part, part_failures = parts.pop()
+        try:
+            recorded |= _write(factory, part, part_failures, outcomes, now)
+        except WRITE_ERRORS as exc:
+            reason = refusal_reason(exc)
+            if reason is None or not part:
+                raise
+            if len(part) > 1:
+                middle = len(part) // 2
+                parts += [(part[middle:], []), (part[:middle], part_failures)]
+                continue
+            row = part[0].row
+            logger.warning("the database refused the session of import %s: %s", row.id, reason)
+            outcomes[row.id] = _Outcome(
+                ProcessingStatus.FAILED, f"the database refused the session: {reason}"
+            )
+            recorded |= _write(factory, [], [*part_failures, (row, outcomes[row.id])], outcomes, now)
+    return recorded
 
 
 def process_imports(
@@ -515,18 +587,15 @@ def process_imports(
         requests[work.row.id] = TranscriptRequest(work.row.full_transcript_url, work.username, password)
     fetched = {
         **unreadable,
-        **fetch_transcripts(fetcher, requests, concurrency=settings.transcript_fetch_concurrency),
+        **fetch_transcripts(
+            fetcher,
+            requests,
+            concurrency=settings.transcript_fetch_concurrency,
+            max_chunk_bytes=settings.import_processing_max_chunk_bytes,
+        ),
     }
     outcomes = {work.row.id: _decide(work, fetched.get(work.row.id), settings, now) for work in ready}
-
-    with factory.begin() as db:
-        if ready:
-            new_sessions = _upsert_sessions(db, ready, outcomes, now)
-            _record_stages(db, ready, outcomes, new_sessions, now)
-            _replace_messages(db, ready, outcomes, new_sessions, now)
-        recorded = _finish_imports(
-            db, [*failures, *((work.row, outcomes[work.row.id]) for work in ready)], now
-        )
+    recorded = _write_isolating(factory, ready, failures, outcomes, now)
     analysable = [
         work.session_id
         for work in ready

@@ -21,6 +21,8 @@ from pipeline.analysis import (
     SYSTEM_PROMPT,
     PromptMessage,
     build_messages,
+    estimated_tokens,
+    fit_transcript,
     parse_analysis,
     request_body,
 )
@@ -31,6 +33,8 @@ from tests.factories import make_company, make_session_with_stages
 
 SESSION_ID = "0f6c3c1e-7d1b-4c55-9f49-2f1f5f7a8b21"
 CEST = timezone(timedelta(hours=2))
+#: OPENAI_MAX_PROMPT_TOKENS of these tests: the sample transcript fits.
+PROMPT_TOKENS = 16_000
 
 TRANSCRIPT = [
     PromptMessage("user", "Hoeveel vakantiedagen heb ik nog?", datetime(2025, 2, 1, 10, 0, 0, tzinfo=UTC)),
@@ -46,7 +50,7 @@ TRANSCRIPT = [
 def test_the_user_message_is_the_session_id_then_one_line_per_message() -> None:
     # Given a transcript with a UTC time, a time in another zone, a multi-line message and no time
     # When I build the messages
-    system, user = build_messages(SESSION_ID, TRANSCRIPT)
+    system, user = build_messages(SESSION_ID, fit_transcript(TRANSCRIPT, max_prompt_tokens=PROMPT_TOKENS))
 
     # Then the system message holds the instructions
     assert system == {"role": "system", "content": SYSTEM_PROMPT}
@@ -66,7 +70,9 @@ def test_the_user_message_is_the_session_id_then_one_line_per_message() -> None:
 
 def test_the_openai_emulator_reads_the_prompt_back() -> None:
     # Given the user message of a transcript
-    content = build_messages(SESSION_ID, TRANSCRIPT)[1]["content"]
+    content = build_messages(SESSION_ID, fit_transcript(TRANSCRIPT, max_prompt_tokens=PROMPT_TOKENS))[1][
+        "content"
+    ]
 
     # When the emulator parses it, as it does every request
     session_id, turns = parse_conversation(content)
@@ -117,13 +123,13 @@ def test_a_session_without_messages_has_no_prompt() -> None:
     # When I build its prompt
     # Then it is refused: there is nothing to analyse, and nothing to pay for
     with pytest.raises(ValueError, match="no messages"):
-        build_messages(SESSION_ID, [])
+        build_messages(SESSION_ID, fit_transcript([], max_prompt_tokens=PROMPT_TOKENS))
 
 
 @pytest.mark.parametrize("session_id", ["", "two words", "line\nbreak"])
 def test_a_session_id_the_model_could_not_echo_is_refused(session_id: str) -> None:
     with pytest.raises(ValueError, match="one non-empty word"):
-        build_messages(session_id, TRANSCRIPT)
+        build_messages(session_id, fit_transcript(TRANSCRIPT, max_prompt_tokens=PROMPT_TOKENS))
 
 
 def test_the_instructions_describe_every_field_and_category() -> None:
@@ -143,12 +149,14 @@ def test_the_instructions_describe_every_field_and_category() -> None:
 
 def test_the_request_body_is_the_same_for_both_paths() -> None:
     # When I build the body of an analysis request
-    body = request_body("gpt-4o-mini", SESSION_ID, TRANSCRIPT)
+    body = request_body(
+        "gpt-4o-mini", SESSION_ID, fit_transcript(TRANSCRIPT, max_prompt_tokens=PROMPT_TOKENS)
+    )
 
     # Then it has the model, the messages, the strict schema, and the sampling limits
     assert body == {
         "model": "gpt-4o-mini",
-        "messages": build_messages(SESSION_ID, TRANSCRIPT),
+        "messages": build_messages(SESSION_ID, fit_transcript(TRANSCRIPT, max_prompt_tokens=PROMPT_TOKENS)),
         "response_format": RESPONSE_FORMAT,
         "temperature": 0.1,
         "max_tokens": 1000,
@@ -159,12 +167,17 @@ def test_the_request_body_is_the_same_for_both_paths() -> None:
 
 def test_changing_a_request_body_leaves_the_next_one_alone() -> None:
     # Given a body that its caller changed
-    body = request_body("gpt-4o", SESSION_ID, TRANSCRIPT)
+    body = request_body("gpt-4o", SESSION_ID, fit_transcript(TRANSCRIPT, max_prompt_tokens=PROMPT_TOKENS))
     body["response_format"]["json_schema"]["strict"] = False
 
     # When I build another
     # Then it still asks for the strict schema
-    assert request_body("gpt-4o", SESSION_ID, TRANSCRIPT)["response_format"]["json_schema"]["strict"] is True
+    assert (
+        request_body("gpt-4o", SESSION_ID, fit_transcript(TRANSCRIPT, max_prompt_tokens=PROMPT_TOKENS))[
+            "response_format"
+        ]["json_schema"]["strict"]
+        is True
+    )
 
 
 @dataclass
@@ -232,7 +245,9 @@ def fake_openai() -> Iterator[FakeOpenAI]:
 
 def test_the_sdk_sends_the_body_as_built_and_the_answer_parses(fake_openai: FakeOpenAI) -> None:
     # Given an analysis request body
-    body = request_body("gpt-4o-mini", SESSION_ID, TRANSCRIPT)
+    body = request_body(
+        "gpt-4o-mini", SESSION_ID, fit_transcript(TRANSCRIPT, max_prompt_tokens=PROMPT_TOKENS)
+    )
 
     # When the openai SDK sends it
     with openai.OpenAI(base_url=fake_openai.url, api_key="test", max_retries=0) as client:
@@ -244,3 +259,66 @@ def test_the_sdk_sends_the_body_as_built_and_the_answer_parses(fake_openai: Fake
     message = completion.choices[0].message
     analysis = parse_analysis(message.content, refusal=message.refusal, expected_session_id=SESSION_ID)
     assert analysis.questions == ["How many vacation days do I have left?"]
+
+
+def _long_transcript(count: int) -> list[PromptMessage]:
+    start = datetime(2025, 2, 1, 10, 0, 0, tzinfo=UTC)
+    return [
+        PromptMessage(
+            "user" if number % 2 == 0 else "assistant",
+            f"message {number}: how many vacation days do I have left this year?",
+            start + timedelta(seconds=number),
+        )
+        for number in range(count)
+    ]
+
+
+def test_a_transcript_within_the_budget_is_sent_whole() -> None:
+    # When I fit the sample transcript to the default budget
+    fitted = fit_transcript(TRANSCRIPT, max_prompt_tokens=PROMPT_TOKENS)
+
+    # Then nothing is left out
+    assert fitted.truncation is None
+    assert fitted.text == "\n".join(message.line() for message in TRANSCRIPT)
+
+
+def test_a_long_transcript_keeps_its_beginning_and_end_within_the_budget() -> None:
+    # Given a transcript of 20,000 messages, about 1.4 MB
+    messages = _long_transcript(20_000)
+
+    # When I fit it to 4,000 tokens and build the request
+    fitted = fit_transcript(messages, max_prompt_tokens=4_000)
+    system, user = build_messages(SESSION_ID, fitted)
+
+    # Then the request is within the budget, estimated as documented
+    assert estimated_tokens(system["content"]) + estimated_tokens(user["content"]) <= 4_000
+    # And it keeps the first and the last messages whole, with one line saying what was left out between
+    lines = user["content"].split("\n")
+    assert lines[2] == messages[0].line() and lines[-1] == messages[-1].line()
+    [gap] = [line for line in lines if line.startswith("[… ")]
+    kept = len(lines) - 3
+    assert gap == (
+        f"[… {20_000 - kept} of 20000 messages left out here: the conversation is too long for the prompt …]"
+    )
+    # And the truncation says the same, to be recorded on the session
+    head = lines.index(gap) - 2
+    assert fitted.truncation == (
+        f"prompt limited to about 4000 tokens: the first {head} and the last {kept - head} of 20000 "
+        "messages sent"
+    )
+
+
+def test_one_message_larger_than_the_budget_is_cut() -> None:
+    # Given one message of 100,000 characters
+    huge = [PromptMessage("user", "x" * 100_000, None)]
+
+    # When I fit it to 2,000 tokens
+    fitted = fit_transcript(huge, max_prompt_tokens=2_000)
+
+    # Then its beginning is sent, marked as cut, within the budget
+    content = build_messages(SESSION_ID, fitted)[1]["content"]
+    assert estimated_tokens(SYSTEM_PROMPT) + estimated_tokens(content) <= 2_000
+    assert content.split("\n")[2].startswith("[no time] user: xxx") and "…" in content
+    assert fitted.truncation == (
+        "prompt limited to about 2000 tokens: the first 1 and the last 0 of 1 messages sent (one message cut)"
+    )

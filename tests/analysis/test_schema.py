@@ -314,7 +314,7 @@ def test_questions_are_normalised_for_storage() -> None:
     )
 
     # When I normalise them
-    questions = normalized_questions(analysis)
+    questions = normalized_questions(analysis, max_chars=500)
 
     # Then each is stripped, kept once in its first spelling, in the order asked
     assert questions == ["How do I reset my password?", "Where is my payslip?", "Can I swap a shift?"]

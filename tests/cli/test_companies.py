@@ -133,3 +133,50 @@ def test_delete_asks_for_confirmation_and_removes_the_company(livedash: Invoke) 
 
     # And an unknown id is not found
     assert livedash("companies", "delete", company_id, "--yes").exit_code == 3
+
+
+def test_budget_sets_shows_and_clears_a_monthly_budget(livedash: Invoke) -> None:
+    # Given a company
+    company_id = livedash(
+        "companies", "add", "--name", "Acme", "--csv-url", "http://acme.example/s.csv"
+    ).stdout.strip()
+
+    # When a budget is set, then shown, then removed
+    set_ = livedash("companies", "budget", company_id, "--monthly", "25.00")
+    shown = livedash("companies", "budget", company_id)
+    cleared = livedash("companies", "budget", company_id, "--none")
+
+    # Then each says the budget and this month's use
+    assert set_.exit_code == 0 and "monthly budget 25.00 EUR" in set_.stdout
+    assert "monthly budget 25.00 EUR; this month spent 0.00 EUR, reserved 0.00 EUR" in shown.stdout
+    assert cleared.exit_code == 0 and "monthly budget unlimited" in cleared.stdout
+
+
+def test_a_bad_budget_is_refused_with_the_reason(livedash: Invoke) -> None:
+    company_id = livedash(
+        "companies", "add", "--name", "Acme", "--csv-url", "http://acme.example/s.csv"
+    ).stdout.strip()
+    for amount in ("-1", "lots", "1.001"):
+        result = livedash("companies", "budget", company_id, "--monthly", amount)
+        assert result.exit_code == 2
+        assert repr(amount) in result.stderr
+
+
+def test_status_shows_each_budget_and_whether_it_is_reached(livedash: Invoke) -> None:
+    # Given a company with a budget of 0.00 EUR, one with 10.00 EUR and one without a budget
+    ids = [
+        livedash("companies", "add", "--name", name, "--csv-url", "http://acme.example/s.csv").stdout.strip()
+        for name in ("Acme", "Globex", "Initech")
+    ]
+    livedash("companies", "budget", ids[0], "--monthly", "0")
+    livedash("companies", "budget", ids[1], "--monthly", "10.00")
+
+    # When the status is shown
+    shown = json.loads(livedash("status", "--json").stdout)["budgets"]
+
+    # Then the limited companies are listed with their state; the unlimited one, which spent nothing, is not
+    assert [(row["company"], row["monthlyEur"], row["state"]) for row in shown] == [
+        ("Acme", "0.00", "budget reached"),
+        ("Globex", "10.00", "ok"),
+    ]
+    assert "budget reached" in livedash("status").stdout

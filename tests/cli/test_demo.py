@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,9 @@ def test_the_demo_runs_the_whole_pipeline_without_any_service(tmp_path: Path) ->
     # And every good row of the two companies it could fetch went through every stage
     assert "sessions:   16 imported of 16 good rows, 16 created with" in out
     assert "16 analysed" in out
+    # And the clean company waited at a small budget and went on after a raise; the cost lines are shown
+    assert re.search(r'^budget: .* requests waited with "budget reached"', out, re.MULTILINE), out
+    assert re.search(r"^\S.* gpt-4o +batch +\d+ +\d+ +\d+\.\d{4} ", out, re.MULTILINE), out
     # And it reports the failures it was built to provoke: the broken rows by line, the 401 of the locked out
     data = _read_data_set(tmp_path / "data")
     broken_company = next(name for name, lines in data.broken_lines.items() if lines)
@@ -189,6 +193,28 @@ def test_the_demo_reports_as_json_what_the_pipeline_did(tmp_path: Path) -> None:
     assert report["cost"]["totalTokens"] > 0
     assert report["batches"]["submitted"] >= 1
     assert report["batches"]["processed"] == report["batches"]["submitted"]
+
+    # And the clean company waited at its small budget without passing it, and its budget is now raised
+    clean = next(name for name, scenario in scenarios.items() if scenario == "clean")
+    budget = report["budget"]
+    assert budget["company"] == clean and budget["waited"] >= 1
+    assert Decimal(budget["spentAtRaiseEur"]) <= Decimal(budget["budgetEur"])
+    with sqlite3.connect(tmp_path / "livedash.sqlite3") as db:
+        [(raised,)] = db.execute(
+            "SELECT monthly_eur FROM company_ai_budget JOIN company ON company.id = company_id"
+            " WHERE company.name = ?",
+            (clean,),
+        ).fetchall()
+        billed = db.execute(
+            "SELECT company.name, sum(total_cost_eur) FROM ai_processing_request"
+            " JOIN session ON session.id = session_id JOIN company ON company.id = session.company_id"
+            " WHERE total_tokens > 0 GROUP BY company.name ORDER BY company.name"
+        ).fetchall()
+    assert Decimal(str(raised)) == Decimal(budget["raisedToEur"])
+    # And its cost lines are the ledger's sums, per company
+    lines = report["costLines"]
+    assert [(line["company"], line["mode"]) for line in lines] == [(name, "batch") for name, _ in billed]
+    assert [float(line["costEur"]) for line in lines] == pytest.approx([cost for _, cost in billed])
 
     # And every tick went through the scheduling layer: each run recorded, with the tick that triggered it
     runs = report["schedulerRuns"]

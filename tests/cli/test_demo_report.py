@@ -14,7 +14,9 @@ from pipeline import demo as demo_module
 from pipeline.cli import app
 from pipeline.demo.render import print_report, report_as_json
 from pipeline.demo.report import (
+    BudgetEpisode,
     CompanyOutcome,
+    CostLineRecord,
     DemoReport,
     FetchFailure,
     RowErrorRecord,
@@ -96,6 +98,11 @@ def _as_expected(tmp_path: Path) -> DemoReport:
         other_failures=[],
         pipeline={},
         log_records=2,
+        budget=BudgetEpisode("Clean", "0.01", 1, "0.004", "25.00"),
+        cost_lines=[
+            CostLineRecord("Broken", "gpt-4o", "batch", 2, 2, "0.006", "3.0"),
+            CostLineRecord("Clean", "gpt-4o", "batch", 1, 1, "0.004", "4.0"),
+        ],
     )
 
 
@@ -177,6 +184,25 @@ def test_a_retried_401_and_any_other_failure_are_unexpected(tmp_path: Path) -> N
     ]
 
 
+def test_a_budget_that_held_nothing_back_or_was_passed_is_unexpected(tmp_path: Path) -> None:
+    # Given runs in which nothing waited at the small budget, the budget was passed, or no budget was given
+    waited_for_nothing = dataclasses.replace(
+        _as_expected(tmp_path), budget=BudgetEpisode("Clean", "0.01", 0, "0.004", "25.00")
+    )
+    overspent = dataclasses.replace(
+        _as_expected(tmp_path), budget=BudgetEpisode("Clean", "0.01", 1, "0.012", "25.00")
+    )
+    no_budget = dataclasses.replace(_as_expected(tmp_path), budget=None, cost_lines=[])
+
+    # When they are judged
+    # Then each is named
+    assert judge(waited_for_nothing, _scenario(), _IMPORTED) == [
+        "nothing of Clean waited at its budget of 0.01 EUR"
+    ]
+    assert judge(overspent, _scenario(), _IMPORTED) == ["Clean spent 0.012 EUR of a 0.01 EUR budget"]
+    assert judge(no_budget, _scenario(), _IMPORTED) == ["Clean was given no budget"]
+
+
 def test_the_command_exits_1_and_says_what_was_unexpected(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -219,6 +245,9 @@ def test_the_report_renders_from_its_data_alone(tmp_path: Path) -> None:
     assert "fetch    Locked: HTTP 401 Unauthorized (not retried)" in text
     assert "CSV row  Broken line 6: column 6 (messagesSent): 'twelve' is not an integer" in text
     assert "as expected" in text
+    # And the budget episode and the cost lines
+    assert 'budget:     Clean got 0.01 EUR a month: 1 requests waited with "budget reached"' in text
+    assert "Broken  gpt-4o batch        2        2   0.0060               3.0000" in text
     # And the JSON carries the same figures
     assert document["ok"] is True
     assert document["sessions"] == {
@@ -231,4 +260,6 @@ def test_the_report_renders_from_its_data_alone(tmp_path: Path) -> None:
     assert document["failures"]["fetches"] == [
         {"company": "Locked", "httpStatus": 401, "error": "HTTP 401 Unauthorized", "attempts": 1}
     ]
+    assert document["budget"]["waited"] == 1
+    assert [line["costEur"] for line in document["costLines"]] == ["0.006", "0.004"]
     assert json.loads(json.dumps(document)) == document

@@ -201,3 +201,20 @@ def test_the_admin_api_disabled_still_refuses_before_reading(
 
     # Then 503 (disabled), the body unread
     assert status == 503
+
+
+def test_every_admin_route_is_gated_and_the_health_probe_is_not(
+    settings: Settings, engine: Engine, sources: FakeSources
+) -> None:
+    # Given the admin API without a token
+    client = TestClient(app_for(settings, engine, sources))
+    budget = "/api/admin/companies/00000000-0000-0000-0000-000000000000/budget"
+
+    # When the spend routes are asked, one with unparseable JSON, and the health probe
+    bad_json = client.put(budget, content=b"{bad", headers={"Content-Type": "application/json"})
+    costs = client.get("/api/admin/costs")
+    health = client.get("/api/admin/schedulers/health")
+
+    # Then the admin routes are refused 401 before any body is read; the health probe answers
+    assert (bad_json.status_code, costs.status_code) == (401, 401)
+    assert health.status_code in (200, 503)

@@ -22,11 +22,13 @@ import httpx
 import pytest
 import yaml
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from pipeline.publishing import Publisher
 from pipeline.scheduling.control import apply_action
 from pipeline.scheduling.jobs import scheduled_jobs
 from pipeline.settings import Settings
+from tests.factories import make_company
 from tests.observability.artifacts import PROMETHEUS_CONFIG, all_expressions, load_yaml
 from tests.observability.conftest import RABBITMQ_PROMETHEUS_URL
 from tests.observability.promql import read_query
@@ -129,8 +131,13 @@ def _trigger_every_tick(engine: Engine, settings: Settings) -> None:
 
 
 def _missing_after_the_ticks(prometheus: str, engine: Engine, settings: Settings) -> frozenset[str]:
-    """The queried names Prometheus still lacks once every tick ran (waits at most 90 s for them)."""
+    """The queried names Prometheus still lacks once every tick ran (waits at most 90 s for them).
+
+    One company exists, as in any deployment: the per-company series (its budget's share) have a label value.
+    """
     wanted = _queried_names()
+    with Session(engine) as db, db.begin():
+        make_company(db)
     _trigger_every_tick(engine, settings)
     deadline = time.monotonic() + 90
     missing = wanted - _names_in(prometheus)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["Handler", "LocalServer", "SeenRequest", "respond", "running_server"]
+__all__ = ["Handler", "LocalServer", "SeenRequest", "respond", "running_server", "trickle_headers"]
 
 #: Answers one request by writing to the handler's ``wfile`` (see :func:`respond`).
 Handler = Callable[[BaseHTTPRequestHandler], None]
@@ -103,3 +103,17 @@ def running_server() -> Iterator[LocalServer]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def trickle_headers(server: LocalServer) -> Handler:
+    """A handler that sends its status line and headers one byte every 0.2 s, well within any read timeout."""
+
+    def trickle(handler: BaseHTTPRequestHandler) -> None:
+        head = b"HTTP/1.1 200 OK\r\n" + b"X-Padding: " + b"p" * 400 + b"\r\nContent-Length: 2\r\n\r\nok"
+        for byte in head:
+            if server.stopping.wait(0.2):
+                return
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+
+    return trickle

@@ -26,7 +26,7 @@ from pipeline.sources.http_fetch import (
     TransientFetchError,
 )
 from pipeline.sources.urls import resolve_host
-from tests.sources.httpserver import LocalServer, respond
+from tests.sources.httpserver import LocalServer, respond, trickle_headers
 
 MakeFetcher = Callable[..., Fetcher]
 
@@ -627,3 +627,38 @@ def test_limits_must_be_positive(field: str) -> None:
     limits: dict[str, Any] = {field: 0}
     with pytest.raises(ValueError, match=field):
         FetchLimits(**limits)
+
+
+def test_headers_trickled_a_byte_at_a_time_are_stopped_by_the_total_timeout(
+    server: LocalServer, make_fetcher: MakeFetcher
+) -> None:
+    # Given a server that sends its response headers a byte at a time, each byte within the read timeout
+    url = server.route("/trickle.csv", trickle_headers(server))
+    fetcher = make_fetcher(total_timeout=1.0, read_timeout=5.0)
+
+    # When I fetch it
+    started = time.monotonic()
+    with pytest.raises(FetchTimeout) as raised, fetcher.stream(url):
+        pass
+
+    # Then I expect the total timeout to end it while the headers are still coming (they take 80 s)
+    assert raised.value.reason == "total timeout after 1.0s"
+    assert is_transient(raised.value)
+    assert time.monotonic() - started < 1.0 + SLACK
+
+
+def test_the_deadline_bounds_each_fetch_not_the_fetcher(
+    server: LocalServer, make_fetcher: MakeFetcher
+) -> None:
+    # Given a fetcher whose first fetch ran out of time on a trickling server
+    url = server.route("/trickle.csv", trickle_headers(server))
+    server.route("/ok.csv", body_handler(b"a,b\n"))
+    fetcher = make_fetcher(total_timeout=1.0, read_timeout=5.0)
+    with pytest.raises(FetchTimeout), fetcher.stream(url):
+        pass
+
+    # When I fetch a quick resource with it afterwards
+    _, body = fetch(fetcher, server.url("/ok.csv"))
+
+    # Then I expect it to be read whole: the deadline of the first fetch does not outlive it
+    assert body == b"a,b\n"

@@ -6,6 +6,7 @@ Real PostgreSQL and the OpenAI emulator over HTTP; the emulator's ledger shows w
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 import uuid
@@ -53,6 +54,9 @@ from pipeline.stages.batch_submit import file_name, plan_batches, submit_batch
 from pipeline.stages.stage_status import StageChange, apply_stage_changes
 from tests.factories import make_analysable_session, make_company
 
+#: OPENAI_MAX_PROMPT_TOKENS of the tests: every test transcript fits.
+PROMPT_TOKENS = 16_000
+
 TURNS = [("user", "When is my schedule for next week online?"), ("assistant", "On Friday, in the app.")]
 INSTANT = {"validating_seconds": 0.0, "in_progress_seconds": 0.0, "finalizing_seconds": 0.0}
 
@@ -97,7 +101,7 @@ def _run_batches(engine: Engine, settings: Settings, client: openai.OpenAI, roun
     """Plan, submit and check until nothing is left to do (each round is one submit tick and one check)."""
     for _ in range(rounds):
         for batch_id in plan_batches(engine, settings):
-            submit_batch(engine, client, batch_id)
+            submit_batch(engine, client, batch_id, max_prompt_tokens=PROMPT_TOKENS)
         check_batches(engine, settings, client)
 
 
@@ -131,7 +135,10 @@ def test_the_whole_lifecycle_analyses_every_session_once_at_half_price(
     # When one submit tick runs, then the check tick
     planned = plan_batches(pg_engine, settings)
     for batch_id in planned:
-        assert submit_batch(pg_engine, client, batch_id) is AIBatchRequestStatus.VALIDATING
+        assert (
+            submit_batch(pg_engine, client, batch_id, max_prompt_tokens=PROMPT_TOKENS)
+            is AIBatchRequestStatus.VALIDATING
+        )
     check_batches(pg_engine, settings, client)
 
     # Then the backlog became three batches in that one tick, all processed, with their counts and cost
@@ -243,7 +250,7 @@ def test_a_submission_that_crashes_at_any_step_creates_one_file_and_one_batch(
     with monkeypatch.context() as patched:
         patched.setattr(batch_submit, step[crash_point], crash)
         with pytest.raises(Crash):
-            submit_batch(pg_engine, client, batch_id)
+            submit_batch(pg_engine, client, batch_id, max_prompt_tokens=PROMPT_TOKENS)
 
     # When its lease has run out and the check tick submits it again, then polls it
     with sessionmaker(pg_engine).begin() as db:
@@ -282,10 +289,10 @@ def test_a_submission_that_fails_hands_its_lease_back_so_the_retry_submits_at_on
     with monkeypatch.context() as patched:
         patched.setattr(client.files, "create", upload_fails)
         with pytest.raises(Crash):
-            submit_batch(pg_engine, client, batch_id)
+            submit_batch(pg_engine, client, batch_id, max_prompt_tokens=PROMPT_TOKENS)
 
     # When the actor's retry runs moments later, long before the upload lease would have run out
-    outcome = submit_batch(pg_engine, client, batch_id)
+    outcome = submit_batch(pg_engine, client, batch_id, max_prompt_tokens=PROMPT_TOKENS)
     check_batches(pg_engine, batch_settings, client)
 
     # Then the retry submitted it (it did not stand back as if another worker held it), and each session
@@ -305,7 +312,11 @@ def test_two_workers_submitting_the_same_batch_create_it_once(
     [batch_id] = plan_batches(pg_engine, batch_settings)
     outcomes: list[object] = []
     workers = [
-        threading.Thread(target=lambda: outcomes.append(submit_batch(pg_engine, client, batch_id)))
+        threading.Thread(
+            target=lambda: outcomes.append(
+                submit_batch(pg_engine, client, batch_id, max_prompt_tokens=PROMPT_TOKENS)
+            )
+        )
         for _ in range(2)
     ]
 
@@ -330,7 +341,7 @@ def test_a_batch_that_fails_at_openai_releases_its_requests_with_the_reason(
     _queued_sessions(pg_engine, batch_settings, 3)
     emulator.knobs.batch_outcome = "failed"
     for batch_id in plan_batches(pg_engine, batch_settings):
-        submit_batch(pg_engine, client, batch_id)
+        submit_batch(pg_engine, client, batch_id, max_prompt_tokens=PROMPT_TOKENS)
 
     # When it is checked
     check_batches(pg_engine, batch_settings, client)
@@ -490,7 +501,7 @@ def test_two_check_ticks_at_once_ingest_a_batch_once(
     # Given a submitted batch that OpenAI has finished, and two check ticks running at the same moment
     _queued_sessions(pg_engine, batch_settings, 8)
     for batch_id in plan_batches(pg_engine, batch_settings):
-        submit_batch(pg_engine, client, batch_id)
+        submit_batch(pg_engine, client, batch_id, max_prompt_tokens=PROMPT_TOKENS)
     ticks = [
         threading.Thread(target=check_batches, args=(pg_engine, batch_settings, client)) for _ in range(2)
     ]
@@ -520,7 +531,7 @@ def test_a_polling_error_never_fails_a_batch_locally(
     # Given a submitted batch, and an API that cannot be reached when the check runs
     _queued_sessions(pg_engine, batch_settings, 2)
     for batch_id in plan_batches(pg_engine, batch_settings):
-        submit_batch(pg_engine, client, batch_id)
+        submit_batch(pg_engine, client, batch_id, max_prompt_tokens=PROMPT_TOKENS)
     unreachable = batch_settings.model_copy(update={"openai_base_url": "http://127.0.0.1:1/v1"})
 
     # When the check tick runs
@@ -542,7 +553,7 @@ def test_a_batch_open_too_long_is_cancelled_and_its_requests_come_back(
     emulator.knobs.in_progress_seconds = 3600
     emulator.knobs.partial_fraction = 0.0
     for batch_id in plan_batches(pg_engine, batch_settings):
-        submit_batch(pg_engine, client, batch_id)
+        submit_batch(pg_engine, client, batch_id, max_prompt_tokens=PROMPT_TOKENS)
     with sessionmaker(pg_engine).begin() as db:
         db.execute(update(AIBatchRequest).values(created_at=utcnow() - timedelta(hours=25)))
 
@@ -584,7 +595,7 @@ def test_the_synchronous_fallback_analyses_what_the_batches_could_not(
 
     # When the batch fails
     for batch_id in plan_batches(pg_engine, settings):
-        submit_batch(pg_engine, client, batch_id)
+        submit_batch(pg_engine, client, batch_id, max_prompt_tokens=PROMPT_TOKENS)
     check_batches(pg_engine, settings, client, analyse_sync=analyse_sync)
 
     # Then each session was analysed with one synchronous call instead
@@ -600,7 +611,7 @@ def test_an_answer_for_a_conversation_that_changed_meanwhile_is_not_applied(
     # Given two sessions in a submitted batch
     changed, unchanged = _queued_sessions(pg_engine, batch_settings, 2)
     for batch_id in plan_batches(pg_engine, batch_settings):
-        submit_batch(pg_engine, client, batch_id)
+        submit_batch(pg_engine, client, batch_id, max_prompt_tokens=PROMPT_TOKENS)
 
     # When the first one's CSV row changes: import processing derives it again and it is handed over again
     with sessionmaker(pg_engine).begin() as db:
@@ -698,7 +709,7 @@ def test_a_line_whose_completion_cannot_be_read_is_recorded_unpaid_and_retried(
     # whose token count is not a number
     _queued_sessions(pg_engine, batch_settings, 3)
     [batch_id] = plan_batches(pg_engine, batch_settings)
-    submit_batch(pg_engine, client, batch_id)
+    submit_batch(pg_engine, client, batch_id, max_prompt_tokens=PROMPT_TOKENS)
     [batch] = _batches(pg_engine)
     assert batch.openai_batch_id is not None
     remote = client.batches.retrieve(batch.openai_batch_id)
@@ -830,15 +841,15 @@ def test_a_chunk_written_set_based_stores_exactly_what_the_row_by_row_path_store
             )
             for session_id in sessions
         }
-        apply_analyses(db, earlier, now - timedelta(minutes=1))
+        apply_analyses(db, earlier, now - timedelta(minutes=1), max_question_chars=500)
 
     # When the same answer is applied to one row by row (the synchronous path) and to the other set-based
     row_by_row, set_based = sessions
     with sessionmaker(pg_engine).begin() as db:
         applied = {row_by_row: Applied(_analysis(row_by_row, questions), "gpt-4o", "req_1")}
-        apply_stage_changes(db, apply_analyses(db, applied, now), now)
+        apply_stage_changes(db, apply_analyses(db, applied, now, max_question_chars=500), now)
     with sessionmaker(pg_engine).begin() as db:
-        answer = answer_of(_analysis(set_based, questions), "gpt-4o", "req_1")
+        answer = answer_of(_analysis(set_based, questions), "gpt-4o", "req_1", max_question_chars=500)
         complete_analyses(db, {set_based: answer}, now)
 
     # Then both sessions hold the same: AI fields, both stage rows and their metadata, the questions
@@ -923,3 +934,156 @@ def test_the_embedded_sqlite_ingests_row_by_row_with_the_same_outcome(
     assert stored
     # Billed: the 3 answers, then the 3 retries (the invalid one too), then the last retry; error lines never
     assert len(emulator.ledger()) == 3 + 3 + 1
+
+
+def _finished_batch_lines(
+    engine: Engine, settings: Settings, client: openai.OpenAI, count: int
+) -> tuple[uuid.UUID, str, list[dict[str, Any]]]:
+    """A submitted batch of ``count`` sessions, run to completion: its id, output file id and output lines."""
+    _queued_sessions(engine, settings, count)
+    [batch_id] = plan_batches(engine, settings)
+    submit_batch(engine, client, batch_id, max_prompt_tokens=PROMPT_TOKENS)
+    [batch] = _batches(engine)
+    assert batch.openai_batch_id is not None
+    remote = client.batches.retrieve(batch.openai_batch_id)
+    while remote.status != "completed":
+        time.sleep(0.05)
+        remote = client.batches.retrieve(batch.openai_batch_id)
+    assert remote.output_file_id is not None
+    lines = [json.loads(line) for line in client.files.content(remote.output_file_id).text.splitlines()]
+    return batch_id, remote.output_file_id, lines
+
+
+def _edit_answer(line: dict[str, Any], **fields: Any) -> str:
+    """Change fields of the answer in an output line; return the answer's session id."""
+    message = line["response"]["body"]["choices"][0]["message"]
+    answer = json.loads(message["content"])
+    answer.update(fields)
+    message["content"] = json.dumps(answer)
+    return str(answer["session_id"])
+
+
+def _ingest_lines(
+    engine: Engine, settings: Settings, batch_id: uuid.UUID, output_file_id: str, lines: list[dict[str, Any]]
+) -> batch_ingest.IngestResult:
+    tampered = SimpleNamespace(files=_TamperedFiles([json.dumps(line) for line in lines]))
+    return ingest_batch(
+        engine,
+        settings,
+        cast(openai.OpenAI, tampered),
+        batch_id,
+        remote_status="completed",
+        output_file_id=output_file_id,
+        error_file_id=None,
+    )
+
+
+@pytest.mark.postgres
+def test_a_question_longer_than_the_index_takes_is_cut_and_stored(
+    pg_engine: Engine, batch_settings: Settings, client: openai.OpenAI
+) -> None:
+    # Given a finished batch whose first answer has a question of 2,943 characters (about 3,500 bytes,
+    # more than the unique index on question.content takes)
+    batch_id, output_file_id, lines = _finished_batch_lines(pg_engine, batch_settings, client, 2)
+    letters, pick = "abcdefghijklmnopqrstuvwxyzäöüéèßçñ0123456789 ", random.Random(15).choice
+    long_question = "".join(pick(letters) for _ in range(2_943)) + "?"
+    session_id = _edit_answer(lines[0], questions=[long_question, "When do I get paid?"])
+
+    # When it is ingested
+    result = _ingest_lines(pg_engine, batch_settings, batch_id, output_file_id, lines)
+
+    # Then both answers are applied, the long question cut to AI_QUESTION_MAX_CHARS and marked as cut
+    assert (result.completed, result.failed) == (2, 0)
+    with sessionmaker(pg_engine)() as db:
+        stored = db.scalars(
+            select(Question.content)
+            .join(SessionQuestion, SessionQuestion.question_id == Question.id)
+            .where(SessionQuestion.session_id == uuid.UUID(session_id))
+            .order_by(SessionQuestion.order)
+        ).all()
+    limit = batch_settings.ai_question_max_chars
+    assert stored == [long_question[: limit - 1] + "…", "When do I get paid?"]
+
+
+@contextmanager
+def _summary_refused(engine: Engine, summary: str) -> Iterator[None]:
+    """A check constraint on ``session.summary`` that refuses ``summary``, for the duration of the block."""
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "ALTER TABLE session ADD CONSTRAINT test_refused_summary "
+            f"CHECK (summary IS NULL OR summary <> '{summary}') NOT VALID"
+        )
+    try:
+        yield
+    finally:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("ALTER TABLE session DROP CONSTRAINT test_refused_summary")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("summary", "refused_by"),
+    [
+        # PostgreSQL cannot hold a NUL: the kept answer (jsonb) of the chunk's requests is refused first.
+        ("The user asked \x00 about pay.", "unsupported Unicode escape sequence"),
+        # A constraint of the server refuses the chunk's UPDATE of the sessions.
+        ("This summary is refused by the database.", "test_refused_summary"),
+    ],
+)
+def test_a_line_the_database_refuses_fails_alone_and_the_rest_of_its_chunk_lands(
+    pg_engine: Engine, batch_settings: Settings, client: openai.OpenAI, summary: str, refused_by: str
+) -> None:
+    # Given a finished batch of five whose third answer has a summary the database refuses: the set-based
+    # write of the chunk is refused whole
+    batch_id, output_file_id, lines = _finished_batch_lines(pg_engine, batch_settings, client, 5)
+    refused = _edit_answer(lines[2], summary=summary)
+
+    # When it is ingested
+    with _summary_refused(pg_engine, "This summary is refused by the database."):
+        result = _ingest_lines(pg_engine, batch_settings, batch_id, output_file_id, lines)
+
+    # Then the four good answers are applied, and the refused line is failed with the database's reason
+    assert (result.completed, result.failed) == (4, 1)
+    assert _ai_statuses(pg_engine) == {ProcessingStatus.COMPLETED: 4, ProcessingStatus.IN_PROGRESS: 1}
+    with sessionmaker(pg_engine)() as db:
+        failed = db.execute(
+            select(AIProcessingRequest.session_id, AIProcessingRequest.error_message).where(
+                AIProcessingRequest.processing_status == AIRequestStatus.PROCESSING_FAILED
+            )
+        ).all()
+        retry = db.scalar(
+            select(AIProcessingRequest.attempts).where(
+                AIProcessingRequest.session_id == uuid.UUID(refused),
+                AIProcessingRequest.processing_status == AIRequestStatus.PENDING_BATCHING,
+            )
+        )
+    [(session_id, reason)] = failed
+    assert str(session_id) == refused
+    assert reason is not None and reason.startswith("the database refused the answer: ")
+    assert refused_by in reason
+    # And it is taken out of the way: its session asks again in a later batch, and the batch is PROCESSED
+    assert retry == 2
+    [batch] = _batches(pg_engine)
+    assert batch.status is AIBatchRequestStatus.PROCESSED
+    assert (batch.completed_count, batch.failed_count) == (4, 1)
+
+
+@pytest.mark.postgres
+def test_a_batch_prompt_too_long_is_cut_and_the_cut_recorded_on_the_session(
+    pg_engine: Engine, batch_settings: Settings, client: openai.OpenAI
+) -> None:
+    # Given a session of 3,000 messages queued for a batch
+    with sessionmaker(pg_engine).begin() as db:
+        company = make_company(db)
+        turns = [("user", f"Question {number}: how many vacation days are left?") for number in range(3_000)]
+        session_id = make_analysable_session(db, company, turns).id
+    enqueue_for_batch(pg_engine, batch_settings, [session_id])
+    [batch_id] = plan_batches(pg_engine, batch_settings)
+
+    # When its batch is submitted with a prompt budget of 2,000 tokens
+    submit_batch(pg_engine, client, batch_id, max_prompt_tokens=2_000)
+
+    # Then the session records what its prompt left out
+    with sessionmaker(pg_engine)() as db:
+        truncation = db.get_one(ChatSession, session_id).prompt_truncation
+    assert truncation is not None and truncation.startswith("prompt limited to about 2000 tokens")

@@ -42,6 +42,9 @@ from tests.demo_source import Source, add_source_company, running_source
 from tests.factories import make_analysable_session, make_company
 from tests.stub_pipeline import stub_pipeline
 
+#: OPENAI_MAX_PROMPT_TOKENS of the tests: every test transcript fits.
+PROMPT_TOKENS = 16_000
+
 TURNS = [("user", "When is my schedule for next week online?"), ("assistant", "On Friday, in the app.")]
 INSTANT = {"validating_seconds": 0.0, "in_progress_seconds": 0.0, "finalizing_seconds": 0.0}
 
@@ -243,7 +246,7 @@ def test_batch_check_with_the_synchronous_fallback_runs_the_same_on_a_worker_and
 
         with openai_client(settings) as client:
             for batch_id in plan_batches(engine, settings):
-                submit_batch(engine, client, batch_id)
+                submit_batch(engine, client, batch_id, max_prompt_tokens=PROMPT_TOKENS)
 
     failing = Knobs(**INSTANT, batch_outcome="failed")
     by_actor, inline = _both_paths(

@@ -26,6 +26,7 @@ from pipeline.stages.csv_import import fetch_limits, import_company_csv
 from pipeline.stages.import_processing import process_imports, transcript_fetcher_limits
 from pipeline.stages.import_sweep import SWEEP_GRACE, sweep_imports
 from tests.demo_source import Source, add_source_company, running_source
+from tests.sources.httpserver import running_server, trickle_headers
 
 
 class Collector:
@@ -404,6 +405,82 @@ def test_a_slow_server_is_retried_after_a_backoff_and_then_succeeds(
     assert import_id in sent.ids
     assert _import(pg_engine, import_id).derive_status is ProcessingStatus.COMPLETED
     assert _messages(pg_engine, _session_of(pg_engine, import_id).id)
+
+
+@pytest.mark.postgres
+def test_a_transcript_server_trickling_its_headers_fails_that_session_alone(
+    pg_engine: Engine, pg_settings: Settings, chats: Source
+) -> None:
+    # Given a 1-second fetch deadline, and one session of a chunk whose transcript server sends its
+    # headers a byte at a time (each byte well within the read timeout)
+    settings = pg_settings.model_copy(update={"transcript_fetch_timeout": 1000})
+    _, import_ids = _import_csv(pg_engine, settings, chats)
+    trickled, *others = import_ids
+    with running_server() as slow:
+        url = slow.route("/t.txt", trickle_headers(slow))
+        with sessionmaker(pg_engine).begin() as db:
+            db.execute(
+                update(SessionImport).where(SessionImport.id == trickled).values(full_transcript_url=url)
+            )
+
+        # When the chunk is processed
+        with Fetcher(transcript_fetcher_limits(settings)) as fetcher:
+            result = process_imports(pg_engine, settings, import_ids, fetcher=fetcher, hand_over=Collector())
+
+    # Then that session's fetch failed with the deadline as its reason, and waits for a retry
+    stages = _stages(pg_engine, _session_of(pg_engine, trickled).id)
+    assert stages[ProcessingStage.TRANSCRIPT_FETCH].status is ProcessingStatus.FAILED
+    assert stages[ProcessingStage.TRANSCRIPT_FETCH].error_message == "total timeout after 1.0s"
+    assert result.retrying == 1
+    # And every other session of the chunk was stored with its messages
+    assert result.completed == len(others)
+    for import_id in others:
+        assert _messages(pg_engine, _session_of(pg_engine, import_id).id)
+
+
+@pytest.fixture
+def refused_content(pg_engine: Engine) -> Iterator[str]:
+    """A message text the database refuses: a check constraint on ``message``, for this test only."""
+    text_ = "this message is refused by the database"
+    with pg_engine.begin() as connection:
+        connection.exec_driver_sql(
+            f"ALTER TABLE message ADD CONSTRAINT test_refused_content CHECK (content <> '{text_}') NOT VALID"
+        )
+    yield text_
+    with pg_engine.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE message DROP CONSTRAINT test_refused_content")
+
+
+@pytest.mark.postgres
+def test_an_import_the_database_refuses_fails_alone_and_the_rest_of_its_chunk_lands(
+    pg_engine: Engine, pg_settings: Settings, chats: Source, transcripts: Fetcher, refused_content: str
+) -> None:
+    # Given a chunk of 12 imports, one of whose transcripts holds a message the database refuses: the
+    # set-based write of the chunk fails whole
+    _, import_ids = _import_csv(pg_engine, pg_settings, chats)
+    refused = import_ids[5]
+    _write_transcript(chats, pg_engine, refused, f"User: hi\nAssistant: {refused_content}\n".encode())
+    analysis = Collector()
+
+    # When the chunk is processed
+    result = process_imports(pg_engine, pg_settings, import_ids, fetcher=transcripts, hand_over=analysis)
+
+    # Then the 11 others are sessions with their messages, handed to analysis
+    assert (result.completed, result.failed, result.retrying) == (11, 1, 0)
+    others = [import_id for import_id in import_ids if import_id != refused]
+    for import_id in others:
+        assert _import(pg_engine, import_id).derive_status is ProcessingStatus.COMPLETED
+        assert _messages(pg_engine, _session_of(pg_engine, import_id).id)
+    assert sorted(analysis.ids) == sorted(_session_of(pg_engine, i).id for i in others)
+    # And the refused import is FAILED with the database's reason, taken out of the way (no retry by itself)
+    stored = _import(pg_engine, refused)
+    assert stored.derive_status is ProcessingStatus.FAILED
+    assert stored.derive_error is not None
+    assert stored.derive_error.startswith("the database refused the session: ")
+    assert "test_refused_content" in stored.derive_error
+    assert stored.derive_next_attempt_at is None and stored.derive_lease_expires_at is None
+    with sessionmaker(pg_engine)() as db:
+        assert db.scalar(select(func.count()).where(ChatSession.import_id == refused)) == 0
 
 
 @pytest.mark.postgres

@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import sessionmaker
 
-from pipeline.analysis import PromptMessage, build_messages
+from pipeline.analysis import PromptMessage, build_messages, fit_transcript
 from pipeline.analysis.openai_calls import openai_client
 from pipeline.db.enums import AIRequestStatus, ProcessingStage, ProcessingStatus
 from pipeline.db.models import (
@@ -89,7 +89,8 @@ def _expected(engine: Engine, session_id: uuid.UUID) -> dict[str, object]:
         rows = db.scalars(
             select(Message).where(Message.session_id == session_id).order_by(Message.order)
         ).all()
-        prompt = build_messages(str(session_id), [PromptMessage.from_row(row) for row in rows])
+        messages = [PromptMessage.from_row(row) for row in rows]
+        prompt = build_messages(str(session_id), fit_transcript(messages, max_prompt_tokens=16_000))
     return analyse_conversation(prompt[1]["content"])
 
 
@@ -381,3 +382,29 @@ def test_a_session_that_cannot_be_prompted_fails_alone_and_costs_nothing(
     assert analysis.status is ProcessingStatus.FAILED
     assert (analysis.error_message or "").startswith("cannot build the prompt")
     assert [entry.session_id for entry in emulator.ledger()] == [str(good[0])]
+
+
+@pytest.mark.postgres
+def test_a_transcript_too_long_for_the_prompt_is_cut_and_the_cut_recorded_on_the_session(
+    pg_engine: Engine, ai_settings: Settings
+) -> None:
+    # Given a prompt budget of 2,000 tokens, a session of 3,000 messages (about 60,000 estimated tokens),
+    # and a short one
+    settings = ai_settings.model_copy(update={"openai_max_prompt_tokens": 2_000})
+    long_chat = [("user", f"Question {number}: how many vacation days are left?") for number in range(3_000)]
+    long_id, short_id = _sessions(pg_engine, [long_chat, CHATS[0]])
+
+    # When both are analysed
+    result = _analyse(pg_engine, settings, [long_id, short_id])
+
+    # Then both are analysed, the long one from a prompt within the budget
+    assert result.completed == 2
+    [request] = _requests(pg_engine, long_id)
+    assert request.prompt_tokens is not None and request.prompt_tokens <= 2_000
+    # And the long one records what its prompt left out; the short one sent everything
+    with sessionmaker(pg_engine)() as db:
+        long_session, short_session = db.get_one(ChatSession, long_id), db.get_one(ChatSession, short_id)
+    assert long_session.prompt_truncation is not None
+    assert long_session.prompt_truncation.startswith("prompt limited to about 2000 tokens: the first ")
+    assert long_session.prompt_truncation.endswith(" of 3000 messages sent")
+    assert short_session.prompt_truncation is None

@@ -21,7 +21,7 @@ from typing import ClassVar, Literal
 
 from pipeline.devtools.openai_emulator import errors, ids
 from pipeline.devtools.openai_emulator.batch_input import BatchInput
-from pipeline.devtools.openai_emulator.completions import Completion, complete
+from pipeline.devtools.openai_emulator.completions import Completion, complete, tokens_of
 from pipeline.devtools.openai_emulator.knobs import Knobs, evenly_selected, share_of
 from pipeline.devtools.openai_emulator.ledger import LedgerEntry
 
@@ -90,6 +90,19 @@ class BatchJob:
         self._times: dict[str, float] = {"expires_at": now + _WINDOW_SECONDS}
         self._results: list[_Result] = []
         self._errors: dict[str, object] | None = None
+        #: The prompt tokens of its requests, counted as the answers bill them.
+        self.enqueued_tokens = sum(tokens_of(line.request.prompt_chars) for line in batch_input.lines)
+        #: Prompt tokens of the model's other batches in progress, set by the store before each advance.
+        self.enqueued_elsewhere = 0
+
+    @property
+    def model(self) -> str:
+        return self._input.model
+
+    @property
+    def is_enqueued(self) -> bool:
+        """Whether its tokens count against the model's enqueued-token limit: validated and not yet over."""
+        return self.status in ("in_progress", "finalizing")
 
     def advance(self, now: float, knobs: Knobs) -> Delivery | None:
         """Take every step due by ``now``; the delivery if the job has just ended with output."""
@@ -104,7 +117,10 @@ class BatchJob:
         return None
 
     def _validated(self, due: float, knobs: Knobs) -> Delivery | None:
-        if knobs.batch_outcome == "failed":
+        limit = knobs.enqueued_token_limit
+        if limit is not None and self.enqueued_elsewhere + self.enqueued_tokens > limit:
+            self._fail(due, limit)
+        elif knobs.batch_outcome == "failed":
             self._fail(due)
         else:
             self._enter("in_progress", due)
@@ -185,11 +201,11 @@ class BatchJob:
         self.status = status
         self._times[f"{status}_at"] = at
 
-    def _fail(self, at: float) -> None:
+    def _fail(self, at: float, limit: int = 90_000) -> None:
         # The failure the real API is likeliest to give a valid file: too many tokens queued for the model.
         message = (
             f"Enqueued token limit reached for {self._input.model} in organization org-emulator. Limit: "
-            "90,000 enqueued tokens. Please try again once some in_progress batches have been completed."
+            f"{limit:,} enqueued tokens. Please try again once some in_progress batches have been completed."
         )
         self._errors = {
             "object": "list",

@@ -19,7 +19,7 @@ from pipeline.devtools.openai_emulator.analyst import analyse_conversation
 from pipeline.devtools.openai_emulator.knobs import AnswerFault, Knobs
 from pipeline.devtools.openai_emulator.schemas import ChatCompletionRequest
 
-__all__ = ["MODEL_SNAPSHOTS", "REFUSAL", "Completion", "complete"]
+__all__ = ["MODEL_SNAPSHOTS", "REFUSAL", "Completion", "complete", "tokens_of"]
 
 #: Aliases the real API answers with a dated snapshot (the ``model`` of its response).
 MODEL_SNAPSHOTS: Mapping[str, str] = {
@@ -55,12 +55,12 @@ def complete(
     content: str | None = _content(analysis, fault)
     refusal = REFUSAL if fault == "refusal" else None
     answered = content if content is not None else refusal or ""
-    completion_tokens = _tokens(len(answered))
+    completion_tokens = tokens_of(len(answered))
     finish_reason = "stop"
     limit = request.token_limit
     if content is not None and limit is not None and completion_tokens > limit:
         content, completion_tokens, finish_reason = content[: limit * _CHARS_PER_TOKEN], limit, "length"
-    prompt_tokens = _tokens(request.prompt_chars)
+    prompt_tokens = tokens_of(request.prompt_chars)
     model = MODEL_SNAPSHOTS.get(request.model, request.model)
     body: dict[str, object] = {
         "id": ids.chat_completion_id(),
@@ -116,5 +116,5 @@ def _json(value: dict[str, object]) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _tokens(chars: int) -> int:
+def tokens_of(chars: int) -> int:
     return math.ceil(chars / _CHARS_PER_TOKEN)

@@ -50,6 +50,9 @@ class Knobs(BaseModel):
     Batches (read when a batch reaches each step, so a running batch follows changes):
         validating_seconds, in_progress_seconds, finalizing_seconds, cancelling_seconds: phase durations.
         batch_outcome: how a batch ends once in_progress is over; ``failed`` ends it at validation instead.
+        enqueued_token_limit: the organisation's enqueued-token limit per model (None: no limit). A batch
+            whose prompt tokens, with those of the model's batches in progress, pass it fails at validation
+            with ``token_limit_exceeded``, as OpenAI's do.
         partial_fraction: share of lines answered when a batch stops early (expired, cancelled): the first
             lines of the input file; the rest appear in neither output file.
         batch_error_fraction: share of the lines done, spread evenly over their input positions, that go to
@@ -69,6 +72,7 @@ class Knobs(BaseModel):
     finalizing_seconds: float = Field(default=0.2, ge=0)
     cancelling_seconds: float = Field(default=0.2, ge=0)
     batch_outcome: BatchOutcome = "completed"
+    enqueued_token_limit: int | None = Field(default=None, ge=1)
     partial_fraction: float = Field(default=0.5, ge=0, le=1)
     batch_error_fraction: float = Field(default=0.0, ge=0, le=1)
     batch_error_status: BatchErrorStatus = 500

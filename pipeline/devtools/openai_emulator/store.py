@@ -206,6 +206,11 @@ class Store:
             self._advance(job, now)
 
     def _advance(self, job: BatchJob, now: float) -> None:
+        job.enqueued_elsewhere = sum(
+            other.enqueued_tokens
+            for other in self._batches.values()
+            if other is not job and other.model == job.model and other.is_enqueued
+        )
         delivery = job.advance(now, self.knobs)
         if delivery is not None:
             self._deliver(job, delivery)
