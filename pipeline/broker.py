@@ -4,17 +4,24 @@ RabbitMQ in production, with publisher confirms (a publish that RabbitMQ did not
 vanishing), Prometheus metrics and periodiq's ``periodic`` actor option. The in-memory broker serves the
 embedded demo and unit tests. Every default limit stays below RabbitMQ's consumer timeout (see
 ``pipeline.settings``), so no message is redelivered forever because an actor or a backoff outlived it.
+
+``RABBITMQ_URL`` may name several nodes of one cluster, comma-separated: every connection (publishers,
+consumers, a consumer reconnecting after its node went away) tries them in order, so it lands on a survivor.
+With ``RABBITMQ_QUEUE_TYPE=quorum`` every stage queue, its delay queue and its dead-letter queue are quorum
+queues (see :mod:`pipeline.queue_arguments`).
 """
 
 from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from typing import Any
 
 import dramatiq
 import pika
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.common import dq_name, xq_name
 from dramatiq.middleware import (
     AgeLimit,
     Callbacks,
@@ -30,9 +37,17 @@ from periodiq import PeriodiqMiddleware
 
 from pipeline.logs import LogContext
 from pipeline.pool_metrics import serve_pool_metrics
+from pipeline.queue_arguments import QueueKind, queue_arguments
 from pipeline.settings import Settings
 
-__all__ = ["NamedConnections", "PoolPrometheus", "build_broker", "connection_name", "name_connections"]
+__all__ = [
+    "NamedConnections",
+    "PipelineRabbitmqBroker",
+    "PoolPrometheus",
+    "build_broker",
+    "connection_name",
+    "name_connections",
+]
 
 
 def connection_name(role: str) -> str:
@@ -88,6 +103,30 @@ class PoolPrometheus(Prometheus):
             self.message_durations.labels(*labels)
 
 
+class PipelineRabbitmqBroker(RabbitmqBroker):
+    """Dramatiq's RabbitMQ broker, declaring its three queues per stage with our arguments (queue type,
+    delivery limit, dead-letter strategy); everything else is Dramatiq's."""
+
+    def __init__(self, settings: Settings, **options: Any) -> None:
+        urls = settings.rabbitmq_urls
+        super().__init__(url=urls if len(urls) > 1 else urls[0], **options)
+        self.settings = settings
+
+    def _declare(self, name: str, canonical: str, kind: QueueKind) -> Any:
+        return self.channel.queue_declare(
+            queue=name, durable=True, arguments=queue_arguments(self.settings, canonical, kind)
+        )
+
+    def _declare_queue(self, queue_name: str) -> Any:
+        return self._declare(queue_name, queue_name, "stage")
+
+    def _declare_dq_queue(self, queue_name: str) -> Any:
+        return self._declare(dq_name(queue_name), queue_name, "delay")
+
+    def _declare_xq_queue(self, queue_name: str) -> Any:
+        return self._declare(xq_name(queue_name), queue_name, "dead-letter")
+
+
 def _middleware(settings: Settings, *, with_prometheus: bool) -> list[Middleware]:
     middleware: list[Middleware] = [
         AgeLimit(),
@@ -114,10 +153,8 @@ def build_broker(settings: Settings, *, role: str = "livedash") -> dramatiq.Brok
     queues it consumes); it is not yet installed as the global broker."""
     if settings.broker == "memory":
         return StubBroker(middleware=_middleware(settings, with_prometheus=False))
-    broker = RabbitmqBroker(
-        url=settings.rabbitmq_url,
-        confirm_delivery=True,
-        middleware=_middleware(settings, with_prometheus=True),
+    broker = PipelineRabbitmqBroker(
+        settings, confirm_delivery=True, middleware=_middleware(settings, with_prometheus=True)
     )
     name_connections(broker.parameters, role)
     return broker

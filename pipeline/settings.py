@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from pipeline.redaction import redact
 from pipeline.scheduling.cron import CronError, normalize_cron
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "load_settings",
     "rabbitmq_vhost",
     "refuse_weak_secrets",
+    "split_urls",
 ]
 
 #: RabbitMQ closes a channel whose delivery stays unacknowledged longer than this (its default).
@@ -92,6 +94,31 @@ def _company_id(text: str) -> uuid.UUID:
         raise ValueError(f"{text.strip()!r} is not a company id (a UUID)") from None
 
 
+def split_urls(value: str) -> list[str]:
+    """The addresses of a setting that takes one URL or several, comma-separated (one per cluster node)."""
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _validate_amqp_urls(value: str) -> str:
+    urls = split_urls(value)
+    if not urls:
+        raise ValueError("expected one AMQP URL or several, comma-separated")
+    for url in urls:
+        if not url.startswith(("amqp://", "amqps://")):
+            raise ValueError(f"{redact(url)!r} is not an amqp:// or amqps:// URL")
+    return value
+
+
+def _validate_http_urls(value: str) -> str:
+    urls = split_urls(value)
+    if not urls:
+        raise ValueError("expected one HTTP URL or several, comma-separated")
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"{redact(url)!r} is not an http:// or https:// URL")
+    return value
+
+
 def _parse_key_list(value: object) -> object:
     """``SECRET_KEY_FALLBACKS``: comma-separated keys, newest first (a key cannot contain a comma)."""
     if isinstance(value, str):
@@ -143,9 +170,13 @@ class Settings(BaseSettings):
     # Storage and transport
     database_url: str = DEFAULT_SQLITE_URL
     database_pool_size: PositiveInt = 5
-    rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    rabbitmq_url: Annotated[str, AfterValidator(_validate_amqp_urls)] = (
+        "amqp://guest:guest@127.0.0.1:5672/%2F"
+    )
     broker: Literal["rabbitmq", "memory"] = "rabbitmq"
     rabbitmq_consumer_timeout_ms: Milliseconds = RABBITMQ_DEFAULT_CONSUMER_TIMEOUT_MS
+    rabbitmq_queue_type: Literal["classic", "quorum"] = "classic"
+    rabbitmq_delivery_limit: PositiveInt = 10
 
     # Actor defaults: every limit stays below RabbitMQ's consumer timeout (checked below).
     actor_time_limit_ms: Milliseconds = 10 * 60 * 1000
@@ -232,7 +263,9 @@ class Settings(BaseSettings):
     health_port: Annotated[int, Field(ge=0, le=65535)] = 3000
     health_metrics_targets: str = ""
     prometheus_url: str | None = None
-    rabbitmq_management_url: str = "http://guest:guest@127.0.0.1:15672"
+    rabbitmq_management_url: Annotated[str, AfterValidator(_validate_http_urls)] = (
+        "http://guest:guest@127.0.0.1:15672"
+    )
     health_source_timeout_ms: Milliseconds = 3_000
     health_success_interval_factor: Annotated[float, Field(gt=0)] = 3.0
     health_max_consecutive_failures: PositiveInt = 3
@@ -270,10 +303,21 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def rabbitmq_urls(self) -> list[str]:
+        """Every node's AMQP URL, in the order connections try them (``RABBITMQ_URL``, comma-separated)."""
+        return split_urls(self.rabbitmq_url)
+
+    @property
+    def rabbitmq_management_urls(self) -> list[str]:
+        """Every node's management API, tried in turn (``RABBITMQ_MANAGEMENT_URL``, comma-separated)."""
+        return split_urls(self.rabbitmq_management_url)
+
+    @property
     def rabbitmq_vhost(self) -> str:
-        """The virtual host of ``RABBITMQ_URL``: the one the health aggregator reads, and the ``vhost`` label
-        of RabbitMQ's series that dashboards and alerts select (docs/operations.md)."""
-        return rabbitmq_vhost(self.rabbitmq_url)
+        """The virtual host of ``RABBITMQ_URL`` (of its first node; every node serves the same): the one the
+        health aggregator reads, and the ``vhost`` label of RabbitMQ's series that dashboards and alerts
+        select (docs/operations.md)."""
+        return rabbitmq_vhost(self.rabbitmq_urls[0])
 
     @property
     def is_sqlite(self) -> bool:
@@ -286,7 +330,9 @@ def _describe(error: ValidationError) -> str:
         location = ".".join(str(part) for part in item["loc"]).upper()
         message = item["msg"].removeprefix("Value error, ")
         value = item.get("input")
-        shown = "" if isinstance(value, dict) or location == "" else f" (got {value!r})"
+        # A URL may carry a password: the message names the variable and the reason, never its value.
+        hidden = isinstance(value, dict) or location == "" or location.endswith("_URL")
+        shown = "" if hidden else f" (got {value!r})"
         lines.append(f"{location}: {message}{shown}" if location else message)
     return "invalid configuration:\n  " + "\n  ".join(lines)
 

@@ -101,6 +101,20 @@ def _check(response: httpx.Response, what: str) -> None:
 CLIENT_TIMEOUT_FACTOR = 1.5
 
 
+@dataclass(frozen=True)
+class _Management:
+    url: str
+    auth: tuple[str, str] | None
+
+
+def _management(url: str) -> _Management:
+    parts = urlsplit(url)
+    auth = None
+    if parts.username is not None:
+        auth = (unquote(parts.username), unquote(parts.password or ""))
+    return _Management(strip_userinfo(url).rstrip("/"), auth)
+
+
 class HttpSources:
     """The real HTTP reads, sharing one connection pool. Thread-safe; :meth:`close` when done."""
 
@@ -112,13 +126,8 @@ class HttpSources:
             follow_redirects=False,
         )
         self.prometheus_url = settings.prometheus_url.rstrip("/") if settings.prometheus_url else None
-        management = urlsplit(settings.rabbitmq_management_url)
-        self.management_auth = (
-            (unquote(management.username or ""), unquote(management.password or ""))
-            if management.username is not None
-            else None
-        )
-        self.management_url = strip_userinfo(settings.rabbitmq_management_url).rstrip("/")
+        # One management API per cluster node (any node answers for the whole cluster), tried in order.
+        self.managements = [_management(url) for url in settings.rabbitmq_management_urls]
         self.vhost = settings.rabbitmq_vhost
 
     def close(self) -> None:
@@ -154,14 +163,28 @@ class HttpSources:
         }
         return MetricsFigures(answers["lag"], answers["last_success"], targets)
 
+    def _get_queues(self) -> httpx.Response:
+        """The vhost's queues from the first node that answers; a node down or failing passes to the next."""
+        failure: Exception | None = None
+        for management in self.managements:
+            try:
+                response = self.client.get(
+                    f"{management.url}/api/queues/{quote(self.vhost, safe='')}",
+                    params={"columns": "name,messages_ready,messages_unacknowledged,consumers"},
+                    auth=management.auth,
+                )
+            except httpx.TransportError as exc:
+                failure = exc
+                continue
+            if response.status_code < 500 or management is self.managements[-1]:
+                return response
+        assert failure is not None
+        raise failure
+
     def queues(self, names: Iterable[str]) -> dict[str, QueueStats]:
         """Ready, unacknowledged and consumers of each named queue that exists (absent: not declared)."""
         wanted = set(names)
-        response = self.client.get(
-            f"{self.management_url}/api/queues/{quote(self.vhost, safe='')}",
-            params={"columns": "name,messages_ready,messages_unacknowledged,consumers"},
-            auth=self.management_auth,
-        )
+        response = self._get_queues()
         if response.status_code == 404:
             raise SourceError(f"RabbitMQ has no virtual host {self.vhost!r}")
         _check(response, "RabbitMQ's management API")

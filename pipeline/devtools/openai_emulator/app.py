@@ -6,6 +6,7 @@ becomes the API's 400), and every response carries an ``x-request-id``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
@@ -15,6 +16,7 @@ from starlette.exceptions import HTTPException
 
 from pipeline.devtools.openai_emulator import batch_routes, chat_routes, control_routes, file_routes, ids
 from pipeline.devtools.openai_emulator.errors import ApiError
+from pipeline.devtools.openai_emulator.knobs import OUTAGE_HANG_SECONDS
 from pipeline.devtools.openai_emulator.store import Store
 
 __all__ = ["create_app"]
@@ -29,8 +31,21 @@ def create_app(store: Store) -> FastAPI:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(HTTPException, _http_error)
+    app.middleware("http")(_outage)
     app.middleware("http")(_tag_request)
     return app
+
+
+async def _outage(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    """The ``outage`` knob: the API (not the control routes) fails or hangs as a whole."""
+    store: Store = request.app.state.store
+    outage = store.knobs.outage
+    if outage is None or not request.url.path.startswith("/v1/"):
+        return await call_next(request)
+    if outage == "timeout":
+        await asyncio.sleep(OUTAGE_HANG_SECONDS)
+        return await _api_error(request, ApiError(504, "The server timed out (emulated outage)."))
+    return await _api_error(request, ApiError(500, "The server had an error (emulated outage)."))
 
 
 async def _tag_request(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

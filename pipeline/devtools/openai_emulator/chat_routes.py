@@ -14,6 +14,7 @@ from pipeline.devtools.openai_emulator.completions import complete
 from pipeline.devtools.openai_emulator.knobs import AnswerFault, RequestFault, evenly_selected
 from pipeline.devtools.openai_emulator.ledger import LedgerEntry
 from pipeline.devtools.openai_emulator.schemas import ChatCompletionRequest
+from pipeline.devtools.openai_emulator.store import Store
 from pipeline.devtools.openai_emulator.web import StoreDep, request_id_of
 
 __all__ = ["FAULT_HEADER", "router"]
@@ -30,6 +31,16 @@ async def create_chat_completion(
     request: Request,
     store: StoreDep,
     fault: Annotated[RequestFault | None, Header(alias=FAULT_HEADER)] = None,
+) -> JSONResponse:
+    store.chat_started()
+    try:
+        return await _answer(body, request, store, fault)
+    finally:
+        store.chat_ended()
+
+
+async def _answer(
+    body: ChatCompletionRequest, request: Request, store: Store, fault: RequestFault | None
 ) -> JSONResponse:
     number = store.count_chat_request()
     knobs = store.knobs

@@ -14,10 +14,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "OUTAGE_HANG_SECONDS",
     "AnswerFault",
     "BatchErrorStatus",
     "BatchOutcome",
     "Knobs",
+    "Outage",
     "RequestFault",
     "evenly_selected",
     "share_of",
@@ -32,6 +34,11 @@ RequestFault = Literal[
 ]
 BatchOutcome = Literal["completed", "failed", "expired", "cancelled"]
 BatchErrorStatus = Literal[400, 429, 500]
+#: The whole API down: every ``/v1`` request answered 500, or left hanging (then 504) past any client timeout.
+Outage = Literal["server_error", "timeout"]
+
+#: How long a request hangs during a ``timeout`` outage before the emulator gives up on it with a 504.
+OUTAGE_HANG_SECONDS = 60.0
 
 
 class Knobs(BaseModel):
@@ -46,6 +53,10 @@ class Knobs(BaseModel):
     Answers, both in chat completions and in batch output lines:
         answer_fault: a wrong answer for every request.
         session_faults: a wrong answer for the sessions named, by the session id in the conversation.
+
+    The whole API:
+        outage: every ``/v1`` request (chat, files, batches) answered 500 (``server_error``) or hanging for
+            ``OUTAGE_HANG_SECONDS`` before a 504 (``timeout``); nothing is billed meanwhile.
 
     Batches (read when a batch reaches each step, so a running batch follows changes):
         validating_seconds, in_progress_seconds, finalizing_seconds, cancelling_seconds: phase durations.
@@ -66,6 +77,7 @@ class Knobs(BaseModel):
     rate_500: float = Field(default=0.0, ge=0, le=1)
     retry_after: float = Field(default=1.0, ge=0)
     answer_fault: AnswerFault | None = None
+    outage: Outage | None = None
     session_faults: dict[str, AnswerFault] = Field(default_factory=dict)
     validating_seconds: float = Field(default=0.2, ge=0)
     in_progress_seconds: float = Field(default=0.2, ge=0)

@@ -67,6 +67,10 @@ class OpenAIEmulator:
         """Every billed answer so far, oldest first; batches due to end by now are ended first."""
         return self._store.ledger()
 
+    def chat_in_flight(self) -> int:
+        """Chat completions being answered at this moment."""
+        return self._store.chat_in_flight()
+
     def reset(self) -> None:
         """Forget all files, batches, billed answers and the request count; the knobs stay as they are."""
         self._store.reset()

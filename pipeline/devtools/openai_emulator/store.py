@@ -81,6 +81,7 @@ class Store:
         self._batches: dict[str, BatchJob] = {}
         self._ledger: list[LedgerEntry] = []
         self._chat_requests = 0
+        self._chat_in_flight = 0
 
     def add_file(
         self, filename: str, purpose: str, content: bytes, expires_after: int | None = None
@@ -118,6 +119,19 @@ class Store:
         with self._lock:
             self._chat_requests += 1
             return self._chat_requests
+
+    def chat_started(self) -> None:
+        with self._lock:
+            self._chat_in_flight += 1
+
+    def chat_ended(self) -> None:
+        with self._lock:
+            self._chat_in_flight -= 1
+
+    def chat_in_flight(self) -> int:
+        """Chat completions being answered now: a client killed meanwhile may be billed for one again."""
+        with self._lock:
+            return self._chat_in_flight
 
     def bill(self, entry: LedgerEntry) -> None:
         with self._lock:

@@ -1,0 +1,470 @@
+"""A chaos run: the whole pipeline on services of its own, faults at seeded random points, then the checks.
+
+PostgreSQL (:class:`PostgresServer`), RabbitMQ (:class:`RabbitCluster`, one node or three, quorum queues),
+the demo data source and the OpenAI emulator are the run's own; worker pools, ``livedash scheduler``
+replicas and a ticker (every job's tick each ``tick_seconds``) run against them. Once work is under way,
+the faults of the plan happen one after another at seeded random gaps; after each, the run measures the
+time from the fault's end to the pipeline moving again (its progress figure growing). Then it waits for
+quiet (every good session settled, or ``quiet_timeout``), stops everything and checks the invariants
+(:mod:`pipeline.devtools.chaos.invariants`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import secrets
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from dramatiq import Message
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import sessionmaker
+
+from pipeline.companies import add_company
+from pipeline.db import migrate
+from pipeline.db.secrets import PasswordBox
+from pipeline.dead_letters import list_dead_letters
+from pipeline.devtools.chaos.invariants import Findings, check_invariants
+from pipeline.devtools.chaos.processes import ProcessFleet, Ticker, pool_fleet, scheduler_fleet
+from pipeline.devtools.generate import generate_dataset
+from pipeline.devtools.manifest import CompanyManifest
+from pipeline.devtools.openai_emulator import Knobs, OpenAIEmulator
+from pipeline.devtools.poison import POISON_ACTOR, POISON_QUEUE
+from pipeline.devtools.postgres_server import PostgresServer
+from pipeline.devtools.rabbitmq_nodes import RabbitCluster
+from pipeline.devtools.source import SourceServer
+from pipeline.publishing import Publisher
+from pipeline.queues import ALL_QUEUES, SESSION_PROCESSING
+from pipeline.scheduling.jobs import ANALYZE_SESSIONS
+from pipeline.settings import Settings, load_settings
+
+__all__ = ["FAULT_KINDS", "ChaosPlan", "ChaosReport", "FaultRecord", "choose_faults", "run_chaos"]
+
+FaultKind = Literal[
+    "worker-process", "pool", "scheduler", "rabbitmq", "postgresql", "emulator-500", "emulator-timeout",
+    "transcript-hang",
+]  # fmt: skip
+#: Every kind of fault, each happening at least once in a run (in a seeded order).
+FAULT_KINDS: tuple[FaultKind, ...] = (
+    "worker-process", "pool", "scheduler", "rabbitmq", "postgresql", "emulator-500", "emulator-timeout",
+    "transcript-hang",
+)  # fmt: skip
+
+#: The key of the run's own throw-away database: strong, since the processes refuse weak secrets.
+SECRET = secrets.token_urlsafe(48)
+#: Batches that finish half a second after they are created.
+FAST_BATCHES = Knobs(validating_seconds=0, in_progress_seconds=0.5, finalizing_seconds=0)
+#: Progress: rows the stages write, and the runs of the ticks (sent every ``tick_seconds``), so that it grows
+#: whenever messages go through the broker and the workers into the database, even with nothing left to do.
+PROGRESS = text(
+    "SELECT (SELECT count(*) FROM scheduler_run)"
+    " + (SELECT count(*) FROM session_import) + (SELECT count(*) FROM session)"
+    " + (SELECT count(*) FROM message) + (SELECT count(*) FROM ai_processing_request)"
+    " + (SELECT count(*) FROM session_processing_status WHERE status = 'COMPLETED')"
+    " + (SELECT count(*) FROM ai_batch_request)"
+)
+SETTLED = text(
+    "SELECT count(*) FROM session_processing_status WHERE stage = 'AI_ANALYSIS' "
+    "AND status IN ('COMPLETED', 'FAILED', 'SKIPPED')"
+)
+
+
+@dataclass(frozen=True)
+class ChaosPlan:
+    """What a run does; ``seed`` fixes the data set, the order of the faults and when they happen."""
+
+    seed: int = 1
+    companies: int = 2
+    sessions_per_company: int = 30
+    mode: Literal["batch", "sync"] = "batch"
+    rabbit_nodes: int = 1
+    #: Faults in all: every kind once, the rest SIGKILLs of worker processes and whole pools.
+    faults: int = len(FAULT_KINDS)
+    kinds: tuple[FaultKind, ...] = FAULT_KINDS
+    gap_seconds: tuple[float, float] = (1.0, 4.0)
+    broker_outage_seconds: float = 5.0
+    database_outage_seconds: float = 5.0
+    emulator_outage_seconds: float = 5.0
+    transcript_hang_seconds: float = 5.0
+    pools: int = 2
+    processes: int = 1
+    threads: int = 4
+    schedulers: int = 2
+    delivery_limit: int = 4
+    tick_seconds: float = 2.0
+    #: A new company (and its sessions) every so many seconds, so that work keeps arriving during the faults.
+    company_every_seconds: float = 8.0
+    #: Sync mode: how long the emulator takes to answer, so that calls are in flight when pools die.
+    sync_latency_seconds: float = 0.3
+    recovery_timeout: float = 120.0
+    quiet_timeout: float = 300.0
+    poison: bool = True
+    #: More modules for the pools to load beside the actors (a test's module that breaks an invariant on
+    #: purpose, to show that the checks catch it); importable from the working directory.
+    extra_modules: tuple[str, ...] = ()
+
+
+@dataclass
+class FaultRecord:
+    kind: str
+    seconds: float
+    #: From the fault's end to the pipeline moving again; None: it did not move within the recovery timeout.
+    recovered_after: float | None
+    note: str = ""
+
+    def line(self) -> str:
+        recovery = f"{self.recovered_after:.1f} s" if self.recovered_after is not None else "never"
+        return (
+            f"{self.kind:<17} lasted {self.seconds:5.1f} s, recovered after {recovery} {self.note}".rstrip()
+        )
+
+
+@dataclass
+class ChaosReport:
+    plan: ChaosPlan
+    faults: list[FaultRecord]
+    findings: Findings
+    elapsed: float
+    pool_restarts: int
+    scheduler_restarts: int
+    tick_failures: int
+    log_dir: Path
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings.violations
+
+    def lines(self) -> list[str]:
+        plan = self.plan
+        return [
+            f"chaos run: seed {plan.seed}, {plan.mode} mode, {plan.companies * plan.sessions_per_company} "
+            f"sessions, {plan.rabbit_nodes} RabbitMQ node(s), quorum queues, {plan.pools} pools",
+            f"total {self.elapsed:.1f} s; pool restarts {self.pool_restarts}, scheduler restarts "
+            f"{self.scheduler_restarts}, ticks not sent {self.tick_failures}",
+            *(record.line() for record in self.faults),
+            *self.findings.summary(),
+        ]
+
+
+@dataclass
+class _Services:
+    postgres: PostgresServer
+    rabbit: RabbitCluster
+    source: SourceServer
+    emulator: OpenAIEmulator
+    engine: Engine
+    settings: Settings
+    pools: ProcessFleet
+    schedulers: ProcessFleet
+    ticker: Ticker
+    feeder: _Feeder
+    rng: random.Random
+    plan: ChaosPlan
+    interrupted_calls: int = 0
+    faults: list[FaultRecord] = field(default_factory=list)
+
+
+def choose_faults(plan: ChaosPlan) -> list[FaultKind]:
+    """Every kind of the plan once, then SIGKILLs of worker processes and pools, in a seeded order."""
+    rng = random.Random(plan.seed)  # noqa: S311  a seeded fault schedule, not cryptography
+    extra: list[FaultKind] = [
+        rng.choice(("worker-process", "pool")) for _ in range(plan.faults - len(plan.kinds))
+    ]
+    chosen = [*plan.kinds, *extra]
+    rng.shuffle(chosen)
+    return chosen
+
+
+def _environment(plan: ChaosPlan, database_url: str, rabbitmq_url: str, emulator_url: str) -> dict[str, str]:
+    """The settings of every process of the run: short backoffs and timeouts, so faults are got over fast."""
+    every_minute = "* * * * *"
+    return {
+        "DATABASE_URL": database_url,
+        "RABBITMQ_URL": rabbitmq_url,
+        "RABBITMQ_QUEUE_TYPE": "quorum",
+        "RABBITMQ_DELIVERY_LIMIT": str(plan.delivery_limit),
+        "SECRET_KEY": SECRET,
+        "CSV_ALLOW_PRIVATE_NETWORKS": "true",
+        "OPENAI_BASE_URL": emulator_url,
+        "OPENAI_API_KEY": "chaos",
+        "AI_PROCESSING_MODE": plan.mode,
+        "OPENAI_TIMEOUT_MS": "3000",
+        "OPENAI_MAX_ATTEMPTS": "2",
+        "OPENAI_MAX_RETRY_WAIT_MS": "1000",
+        "BATCH_MIN_REQUESTS": "1",
+        "BATCH_MAX_WAIT": "1",
+        "BATCH_MAX_ATTEMPTS": "20",
+        "ACTOR_MAX_RETRIES": "20",
+        # A claim's lease is the time limit plus two minutes: what a killed worker held is taken over then.
+        "ACTOR_TIME_LIMIT_MS": "20000",
+        "ACTOR_MIN_BACKOFF_MS": "200",
+        "ACTOR_MAX_BACKOFF_MS": "3000",
+        "IMPORT_PROCESSING_BACKOFF_MS": "500",
+        "IMPORT_PROCESSING_MAX_BACKOFF_MS": "3000",
+        "IMPORT_PROCESSING_MAX_ATTEMPTS": "100",
+        "TRANSCRIPT_FETCH_TIMEOUT": "2000",
+        "CSV_IMPORT_TIMEOUT": "20000",
+        "IMPORT_PROCESSING_TIMEOUT": "20000",
+        "CSV_IMPORT_INTERVAL": every_minute,
+        "IMPORT_PROCESSING_INTERVAL": every_minute,
+        "SESSION_PROCESSING_INTERVAL": every_minute,
+        "BATCH_PROCESSING_INTERVAL": every_minute,
+        "BATCH_PROCESSING_CHECK_INTERVAL": every_minute,
+        "SCHEDULER_OVERLAP_TIMEOUT": "30",
+        "METRICS_PORT": "0",
+        "dramatiq_prom_port": "0",
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+def _progress(engine: Engine) -> int | None:
+    try:
+        with engine.connect() as connection:
+            return int(connection.execute(PROGRESS).scalar_one())
+    except Exception:
+        return None
+
+
+def _settled(engine: Engine) -> int:
+    try:
+        with engine.connect() as connection:
+            return int(connection.execute(SETTLED).scalar_one())
+    except Exception:
+        return -1
+
+
+def _recovery(services: _Services) -> float | None:
+    """Seconds until the progress figure grows past its value at the fault's end (None: not in time)."""
+    ended = time.monotonic()
+    baseline = _progress(services.engine)
+    deadline = ended + services.plan.recovery_timeout
+    while time.monotonic() < deadline:
+        now = _progress(services.engine)
+        if now is not None and (baseline is None or now > baseline):
+            return time.monotonic() - ended
+        time.sleep(0.2)
+    return None
+
+
+def _apply(services: _Services, kind: FaultKind) -> tuple[float, str]:
+    """Do one fault; how long it lasted and what it cost."""
+    plan, rng = services.plan, services.rng
+    started = time.monotonic()
+    note = ""
+    if kind in ("worker-process", "pool"):
+        services.interrupted_calls += services.emulator.chat_in_flight()
+        index = rng.randrange(plan.pools)
+        if kind == "pool" or not services.pools.kill_one_child(index, rng):
+            services.pools.kill(index)
+        note = f"(pool {index})"
+    elif kind == "scheduler":
+        services.schedulers.kill(rng.randrange(plan.schedulers))
+    elif kind == "rabbitmq":
+        note = _restart_rabbitmq(services)
+    elif kind == "postgresql":
+        services.interrupted_calls += services.emulator.chat_in_flight()
+        services.postgres.stop()
+        time.sleep(plan.database_outage_seconds)
+        services.postgres.start()
+    elif kind in ("emulator-500", "emulator-timeout"):
+        services.emulator.knobs.outage = "server_error" if kind == "emulator-500" else "timeout"
+        time.sleep(plan.emulator_outage_seconds)
+        services.emulator.knobs.outage = None
+    else:
+        services.source.faults.add("/", "delay:30")
+        time.sleep(plan.transcript_hang_seconds)
+        services.source.faults.clear()
+    return time.monotonic() - started, note
+
+
+def _restart_rabbitmq(services: _Services) -> str:
+    """Kill the node leading the session-processing queue (the only node, on one), restart it later."""
+    cluster = services.rabbit
+    node = cluster.nodes[0]
+    if len(cluster.nodes) > 1:
+        with contextlib.suppress(Exception):
+            node = cluster.node_named(cluster.leaders().get(POISON_QUEUE, node.name))
+    services.interrupted_calls += services.emulator.chat_in_flight()
+    node.kill()
+    time.sleep(services.plan.broker_outage_seconds)
+    node.start()
+    return f"({node.name})"
+
+
+def _send_poison(settings: Settings) -> None:
+    publisher = Publisher(settings)
+    try:
+        publisher(Message(queue_name=POISON_QUEUE, actor_name=POISON_ACTOR, args=(), kwargs={}, options={}))
+    finally:
+        publisher.close()
+
+
+#: Analysed sessions whose analysis is delivered again once the run is quiet.
+REDELIVERED_SESSIONS = 20
+
+
+def _redeliver_done_work(services: _Services) -> None:
+    """Deliver again analysis messages whose work is done, as RabbitMQ does when an acknowledgement was lost
+    (a connection dropped after the work committed): the database claim must make them change nothing."""
+    with services.engine.connect() as connection:
+        done = connection.execute(
+            text(
+                "SELECT session_id FROM session_processing_status WHERE stage = 'AI_ANALYSIS' "
+                "AND status = 'COMPLETED' ORDER BY session_id LIMIT :limit"
+            ),
+            {"limit": REDELIVERED_SESSIONS},
+        ).scalars()
+        ids = [str(session_id) for session_id in done]
+    publisher = Publisher(services.settings)
+    try:
+        for session_id in ids:
+            publisher(Message(queue_name=SESSION_PROCESSING, actor_name=ANALYZE_SESSIONS.name,
+                              args=([session_id],), kwargs={}, options={}))  # fmt: skip
+    finally:
+        publisher.close()
+    time.sleep(5 * services.plan.tick_seconds)
+
+
+def _wait_for_quiet(services: _Services, good: int) -> None:
+    deadline = time.monotonic() + services.plan.quiet_timeout
+    while time.monotonic() < deadline and _settled(services.engine) < good:
+        time.sleep(0.5)
+    # A little longer, so that anything still in flight lands before the checks (and duplicates would show).
+    time.sleep(3 * services.plan.tick_seconds)
+
+
+class _Feeder:
+    """Registers the data set's companies one by one, ``every`` seconds apart, so that new work keeps arriving
+    while the faults happen (a company whose registration fails, database down, is tried again)."""
+
+    def __init__(self, engine: Engine, source: SourceServer, companies: list[CompanyManifest], every: float):
+        self._engine, self._source, self._every = engine, source, every
+        self._waiting = list(companies)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="feeder", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while self._waiting and not self._stop.is_set():
+            try:
+                _register(self._engine, self._source, self._waiting[0])
+            except Exception:
+                self._stop.wait(0.5)
+                continue
+            self._waiting.pop(0)
+            self._stop.wait(self._every)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+def _register(engine: Engine, source: SourceServer, company: CompanyManifest) -> None:
+    with sessionmaker(engine).begin() as db:
+        add_company(
+            db, name=company.name, csv_url=f"{source.url}/{company.slug}/sessions.csv",
+            username=company.username, password=company.password, password_box=PasswordBox(SECRET),
+            timezone=company.timezone,
+        )  # fmt: skip
+
+
+@contextlib.contextmanager
+def _services(plan: ChaosPlan, directory: Path, log_dir: Path) -> Iterator[tuple[_Services, int]]:
+    with (
+        PostgresServer() as postgres,
+        RabbitCluster(plan.rabbit_nodes) as rabbit,
+        SourceServer(directory) as source,
+        OpenAIEmulator(
+            knobs=Knobs(validating_seconds=0, in_progress_seconds=0.5, finalizing_seconds=0)
+        ) as emulator,
+    ):
+        engine = create_engine(postgres.url, pool_pre_ping=True)
+        migrate.upgrade(engine)
+        manifest = generate_dataset(
+            directory, companies=plan.companies, sessions=plan.sessions_per_company, seed=plan.seed,
+            base_url=source.url,
+        )  # fmt: skip
+        good = sum(company.sessions for company in manifest.companies)
+        if plan.mode == "sync":
+            emulator.knobs.latency = plan.sync_latency_seconds
+        env = {**os.environ, **_environment(plan, postgres.url, rabbit.urls(), emulator.url)}
+        settings = load_settings(
+            database_url=postgres.url, rabbitmq_url=rabbit.urls(), rabbitmq_queue_type="quorum",
+            rabbitmq_delivery_limit=plan.delivery_limit,
+        )  # fmt: skip
+        services = _Services(
+            postgres, rabbit, source, emulator, engine, settings,
+            pool_fleet(env, plan.pools, plan.processes, plan.threads, log_dir, plan.extra_modules),
+            scheduler_fleet(env, plan.schedulers, log_dir),
+            Ticker(engine, settings, plan.tick_seconds),
+            _Feeder(engine, source, list(manifest.companies), plan.company_every_seconds),
+            random.Random(plan.seed), plan,  # noqa: S311  seeded faults
+        )  # fmt: skip
+        try:
+            yield services, good
+        finally:
+            services.feeder.stop()
+            services.ticker.stop()
+            services.schedulers.stop()
+            services.pools.stop()
+            engine.dispose()
+
+
+def run_chaos(plan: ChaosPlan, *, log: Callable[[str], None] = print) -> ChaosReport:
+    """Run ``plan`` on services of its own; the report holds the figures and any broken invariant."""
+    directory = Path(tempfile.mkdtemp(prefix="livedash-chaos-"))
+    log_dir = directory / "logs"
+    log_dir.mkdir()
+    started = time.monotonic()
+    with _services(plan, directory / "data", log_dir) as (services, good):
+        services.pools.start()
+        services.schedulers.start()
+        if plan.poison:
+            _send_poison(services.settings)
+        services.ticker.start()
+        services.feeder.start()
+        log(f"{good} sessions; services up after {time.monotonic() - started:.1f} s; logs in {log_dir}")
+        while (_progress(services.engine) or 0) == 0 and time.monotonic() - started < plan.quiet_timeout:
+            time.sleep(0.2)
+        for kind in choose_faults(plan):
+            time.sleep(services.rng.uniform(*plan.gap_seconds))
+            seconds, note = _apply(services, kind)
+            record = FaultRecord(kind, seconds, _recovery(services), note)
+            services.faults.append(record)
+            log(record.line())
+        log(f"faults over after {time.monotonic() - started:.1f} s; waiting for quiet")
+        _wait_for_quiet(services, good)
+        log(f"quiet after {time.monotonic() - started:.1f} s; delivering done work again")
+        _redeliver_done_work(services)
+        services.ticker.stop()
+        services.schedulers.stop()
+        services.pools.stop()
+        log(f"stopped after {time.monotonic() - started:.1f} s; checking")
+        findings = check_invariants(
+            services.engine,
+            good_sessions=good,
+            mode=plan.mode,
+            ledger=services.emulator.ledger(),
+            dead_letters=list_dead_letters(services.settings.rabbitmq_url, list(ALL_QUEUES)),
+            interrupted_calls=services.interrupted_calls,
+            poison_sent=plan.poison,
+        )
+        return ChaosReport(
+            plan=plan,
+            faults=services.faults,
+            findings=findings,
+            elapsed=time.monotonic() - started,
+            pool_restarts=services.pools.restarts,
+            scheduler_restarts=services.schedulers.restarts,
+            tick_failures=services.ticker.failures,
+            log_dir=log_dir,
+        )

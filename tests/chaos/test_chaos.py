@@ -1,0 +1,78 @@
+"""The chaos suite in CI: the whole pipeline (real worker pools and schedulers, the emulator, its own
+PostgreSQL and RabbitMQ with quorum queues) under every kind of fault at seeded points, then the invariants.
+
+The long run is ``bench/chaos.py`` (docs/reliability.md); these are its small seeded versions. The sync run
+is marked ``long`` (``pytest -m long tests/chaos``): outside CI's budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from pipeline.dead_letters import DELIVERY_LIMIT_ERROR
+from pipeline.devtools.chaos import FAULT_KINDS, run_chaos
+from pipeline.devtools.poison import POISON_ACTOR
+from tests.chaos.conftest import SMALL, explain, forget
+
+
+@pytest.mark.chaos
+def test_a_batch_run_keeps_every_promise_through_every_kind_of_fault() -> None:
+    # Given a batch-mode run, a poison message among its messages, and every kind of fault once, seeded
+    plan = replace(SMALL, seed=17, mode="batch")
+
+    # When it runs through the faults and comes to rest
+    report = run_chaos(plan, log=print)
+
+    # Then every good session was analysed once, nothing was lost, stored or billed twice
+    assert report.ok, explain(report)
+    assert [record.kind for record in report.faults] != list(FAULT_KINDS)  # shuffled by seed 17
+    assert sorted(record.kind for record in report.faults) == sorted(FAULT_KINDS)
+    findings = report.findings
+    assert findings.counts["analysed"] == findings.good_sessions == 120
+    assert findings.batch_billed_twice == 0
+    # And the poison message was dead-lettered by its delivery limit while everything else flowed
+    poison = [letter for letter in findings.dead_letters if letter.actor == POISON_ACTOR]
+    assert [letter.error for letter in poison] == [DELIVERY_LIMIT_ERROR]
+    assert report.pool_restarts >= plan.delivery_limit + 1
+    # And the pipeline moved again after every fault
+    assert all(record.recovered_after is not None for record in report.faults), explain(report)
+    forget(report)
+
+
+@pytest.mark.chaos
+@pytest.mark.long  # over 3 min: a session a killed worker held waits for its claim's lease to run out
+def test_a_sync_run_rebills_no_more_answers_than_calls_it_lost_in_flight() -> None:
+    # Given a sync-mode run whose answers take 0.3 s, and SIGKILLs of worker processes and pools
+    plan = replace(
+        SMALL, seed=5, mode="sync", kinds=("worker-process", "pool", "emulator-500", "postgresql"), faults=6
+    )
+
+    # When it runs through the faults and comes to rest
+    report = run_chaos(plan, log=print)
+
+    # Then every good session was analysed once; re-billed answers are within the calls interrupted in flight
+    assert report.ok, explain(report)
+    assert report.findings.rebilled <= report.findings.interrupted_calls
+    print(f"re-billed {report.findings.rebilled} of {report.findings.interrupted_calls} interrupted calls")
+    forget(report)
+
+
+@pytest.mark.chaos
+@pytest.mark.long
+def test_the_checks_fail_when_session_analysis_loses_its_database_claim() -> None:
+    # Given a quiet sync run whose pools analyse without the database claim (tests/chaos/broken_claim)
+    plan = replace(
+        SMALL, seed=6, mode="sync", kinds=(), faults=0, poison=False, companies=3,
+        extra_modules=("tests.chaos.broken_claim",),
+    )  # fmt: skip
+
+    # When analysis messages whose work is done are delivered again (a lost acknowledgement)
+    report = run_chaos(plan, log=print)
+
+    # Then the checks catch the second analyses and the answers billed again
+    assert not report.ok
+    assert report.findings.duplicates["analyses"] > 0
+    assert any("re-billed" in violation for violation in report.findings.violations), explain(report)
+    forget(report)
