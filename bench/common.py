@@ -173,4 +173,6 @@ def add_served_company(engine: Engine, server_url: str, company: CompanyManifest
             password=company.password,
             password_box=PasswordBox("bench"),
             timezone=company.timezone,
+            # The demo source serves plain http.
+            allow_http=True,
         ).id

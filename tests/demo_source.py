@@ -100,5 +100,7 @@ def add_source_company(
             password_box=PasswordBox("test-secret"),
             region=region,
             timezone=company.timezone,
+            # The demo source serves plain http.
+            allow_http=True,
         )
         return added.id

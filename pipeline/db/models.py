@@ -135,6 +135,15 @@ class Company(Base):
     csv_username: Mapped[str | None] = mapped_column(String(255))
     #: Fernet token of the Basic-auth password (see ``pipeline.db.secrets``), never the plain text.
     csv_password_encrypted: Mapped[str | None] = mapped_column(Text)
+    #: Origins (``https://host[:port]``) besides the CSV URL's to which the credentials are sent, for
+    #: transcripts served elsewhere (``pipeline.sources.credentials``).
+    transcript_origins: Mapped[list[str]] = mapped_column(
+        JSONColumn, default=list, server_default=text("'[]'")
+    )
+    #: Whether the credentials may travel over plain http.
+    allow_http: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    #: Whether its URLs may reach private networks; ``None`` follows CSV_ALLOW_PRIVATE_NETWORKS.
+    allow_private_networks: Mapped[bool | None] = mapped_column(Boolean)
     dashboard_opts: Mapped[dict[str, Any] | None] = mapped_column(JSONColumn)
     max_users: Mapped[int] = mapped_column(Integer, default=10)
     region: Mapped[str | None] = mapped_column(String(32), index=True)

@@ -165,6 +165,8 @@ def _add_companies(runtime: StageRuntime, manifest: DatasetManifest, scenario: S
                 password_box=PasswordBox(_SECRET_KEY),
                 region=company.region,
                 timezone=company.timezone,
+                # The demo source serves plain http on 127.0.0.1.
+                allow_http=True,
             )
 
 

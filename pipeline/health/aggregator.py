@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Generic, TypeVar
 
+import httpx
 from sqlalchemy import Engine
 
 from pipeline.db.types import utcnow
@@ -174,7 +175,9 @@ class HealthAggregator:
         loop = asyncio.get_running_loop()
         try:
             value = await asyncio.wait_for(loop.run_in_executor(self._executor, function), self.timeout)
-        except TimeoutError:
+        except (TimeoutError, httpx.TimeoutException):
+            # The HTTP client's own timeout is longer, but when this event loop runs late (a loaded process)
+            # it can end the read before the deadline above is seen: a source that hangs has one wording.
             error = f"{name}: no answer within {self.settings.health_source_timeout_ms} ms"
         except Exception as exc:
             error = f"{name}: {describe_error(exc)}"

@@ -2,8 +2,9 @@
 
 Every read is one blocking call that either returns what it found or raises with a message an operator can
 act on; the aggregator runs it in a thread under ``HEALTH_SOURCE_TIMEOUT_MS`` and turns a failure into a
-reason. The HTTP client's own timeouts are half as long again, so the aggregator's deadline is always the one
-that answers (one wording for a source that hangs), and an abandoned read still ends soon after it.
+reason. The HTTP client's own timeouts are half as long again, so the aggregator's deadline is the one that
+answers, and an abandoned read still ends soon after it; when the client's fires first all the same (the
+aggregator's event loop running late), the aggregator words it alike: one wording for a source that hangs.
 """
 
 from __future__ import annotations

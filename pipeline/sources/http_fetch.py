@@ -1,21 +1,25 @@
 """Bounded HTTP GETs for company CSVs and transcripts.
 
 Every fetch has a connect timeout, a read timeout (a stalled server), a total wall-clock budget (a server that
-drips bytes just fast enough), a body size cap, and a URL check (:func:`pipeline.sources.urls.check_url`) on
-the first URL and on every redirect hop. A failure raises a :class:`FetchError` with a short human reason,
-classified as transient (worth retrying later) or permanent by its place in :mod:`pipeline.errors`. There is
-no retry loop here: the calling actor owns retries and backoff, and :func:`pipeline.errors.is_transient` tells
-it which failures to retry.
+drips bytes just fast enough), a body size cap, and an address check: every connection is opened by
+:class:`pipeline.sources.transport.CheckedTransport`, which resolves the host once, checks its addresses and
+connects to a checked one, on the first URL and on every redirect hop. A failure raises a :class:`FetchError`
+with a short human reason, classified as transient (worth retrying later) or permanent by its place in
+:mod:`pipeline.errors`. There is no retry loop here: the calling actor owns retries and backoff, and
+:func:`pipeline.errors.is_transient` tells it which failures to retry.
 
 Choices made here:
 
 * Redirects (at most :data:`MAX_REDIRECTS`) are followed here rather than by httpx, which reads a
-  redirect's whole body into memory, past any size cap. Credentials follow a redirect only to the same
-  origin (or its https upgrade).
+  redirect's whole body into memory, past any size cap. Credentials are scoped
+  (:class:`pipeline.sources.credentials.Credentials`): sent only to the company's origins, and after a
+  redirect to another origin (other than the https upgrade of the same host) never again in that chain.
+* Private networks are allowed per fetch (the company's setting, or the fetcher's default); each policy has
+  its own connection pool, so a connection checked under one is never reused under the other.
 * Only gzip is asked for, and it is inflated in bounded steps, so a tiny compressed body cannot expand into
   gigabytes in one go; the size cap and the SHA-256 apply to the decoded body.
 * Cookies are never kept: one client serves many companies, and none may see another's cookies.
-* Proxies are not taken from the environment: the URL check vets the address actually connected to.
+* Proxies are not taken from the environment: the transport vets the address actually connected to.
 * The total timeout is a wall-clock deadline from the start of :meth:`Fetcher.stream` to the end of its
   block, the time the caller spends on each chunk included. Every socket operation (connect, TLS, each read
   of the headers and of the body) is given at most the time left (:mod:`pipeline.sources.deadlines`), so a
@@ -25,6 +29,8 @@ Choices made here:
 from __future__ import annotations
 
 import hashlib
+import ssl
+import threading
 import time
 import zlib
 from collections.abc import Iterable, Iterator
@@ -36,8 +42,18 @@ import httpx
 
 from pipeline import __version__
 from pipeline.errors import PermanentError, PipelineError, TransientError
+from pipeline.sources.credentials import Credentials, CredentialsOverHttp, origin_of
 from pipeline.sources.deadlines import DeadlineBackend, deadline, past_deadline
-from pipeline.sources.urls import RefusedUrl, Resolver, check_url, resolve_host
+from pipeline.sources.transport import CheckedNetworkBackend, CheckedTransport
+from pipeline.sources.urls import (
+    AddressRules,
+    RefusedHost,
+    RefusedUrl,
+    Resolver,
+    refused_kind,
+    resolve_host,
+    validate_url_syntax,
+)
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -107,7 +123,8 @@ class FetchLimits:
       read_timeout(float): Between two reads; a server silent this long is given up on. Defaults to 30.
       total_timeout(float): Wall clock for the whole fetch, redirects and body included. Defaults to 300.
       max_bytes(int): Largest decoded body accepted. Defaults to :data:`DEFAULT_MAX_BYTES`.
-      allow_private(bool): Allow private, loopback and other internal addresses. Defaults to False.
+      allow_private(bool): Allow private, loopback and other internal addresses (never link-local or cloud
+        metadata ones), unless a fetch says otherwise. Defaults to False.
       user_agent(str): The User-Agent header.
     """
 
@@ -191,33 +208,34 @@ class Fetcher:
 
     Parameters:
       limits(FetchLimits | None): The bounds of every fetch. Defaults to ``FetchLimits()``.
-      resolve(Resolver): How hosts are resolved for the URL check; tests inject their own.
+      resolve(Resolver): How hosts are resolved, once per connection; tests inject their own.
+      rules(AddressRules): Which addresses are refused; tests inject their own.
+      verify(ssl.SSLContext | bool): TLS verification; tests pass a context trusting their own CA.
 
     Examples::
 
+      credentials = Credentials.scoped(csv_url, user, password)
       with Fetcher(FetchLimits(max_bytes=10 * 1024 * 1024)) as fetcher:
-          with fetcher.stream(url, username=user, password=password, etag=etag) as response:
+          with fetcher.stream(url, credentials=credentials, etag=etag) as response:
               if not response.not_modified:
                   for row in parse_session_rows(response.iter_bytes()):
                       ...
     """
 
-    def __init__(self, limits: FetchLimits | None = None, *, resolve: Resolver = resolve_host) -> None:
+    def __init__(
+        self,
+        limits: FetchLimits | None = None,
+        *,
+        resolve: Resolver = resolve_host,
+        rules: AddressRules = refused_kind,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
         self.limits = limits or FetchLimits()
         self._resolve = resolve
-        self._client = httpx.Client(
-            transport=_deadline_transport(),
-            timeout=httpx.Timeout(
-                connect=self.limits.connect_timeout,
-                read=self.limits.read_timeout,
-                write=self.limits.read_timeout,
-                pool=self.limits.connect_timeout,
-            ),
-            headers={"User-Agent": self.limits.user_agent, "Accept-Encoding": "gzip"},
-            cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),
-            follow_redirects=False,
-            trust_env=False,
-        )
+        self._rules = rules
+        self._verify = verify
+        self._clients: dict[bool, httpx.Client] = {}
+        self._lock = threading.Lock()
 
     def __enter__(self) -> Fetcher:
         return self
@@ -227,22 +245,49 @@ class Fetcher:
 
     def close(self) -> None:
         """Close the pooled connections."""
-        self._client.close()
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
+
+    def _client(self, allow_private: bool) -> httpx.Client:
+        """The client (and connection pool) of one private-network policy, made on first use."""
+        with self._lock:
+            client = self._clients.get(allow_private)
+            if client is None:
+                backend = CheckedNetworkBackend(
+                    allow_private=allow_private, resolve=self._resolve, rules=self._rules
+                )
+                client = self._clients[allow_private] = httpx.Client(
+                    transport=CheckedTransport(DeadlineBackend(backend), verify=self._verify),
+                    timeout=httpx.Timeout(
+                        connect=self.limits.connect_timeout,
+                        read=self.limits.read_timeout,
+                        write=self.limits.read_timeout,
+                        pool=self.limits.connect_timeout,
+                    ),
+                    headers={"User-Agent": self.limits.user_agent, "Accept-Encoding": "gzip"},
+                    cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),
+                    follow_redirects=False,
+                    trust_env=False,
+                )
+            return client
 
     @contextmanager
     def stream(
         self,
         url: str,
         *,
-        username: str | None = None,
-        password: str | None = None,
+        credentials: Credentials | None = None,
+        allow_private: bool | None = None,
         etag: str | None = None,
         last_modified: str | None = None,
     ) -> Iterator[FetchResponse]:
         """GET ``url``, yielding the response once its headers are in; the body is read inside the block.
 
-        Basic auth is sent only when both ``username`` and ``password`` are given. ``etag`` and
-        ``last_modified`` (from an earlier response) make the request conditional, answered by a 304.
+        ``credentials`` go only where their scope allows. ``allow_private`` overrides the limits' default for
+        this fetch (a company's own setting). ``etag`` and ``last_modified`` (from an earlier response) make
+        the request conditional, answered by a 304.
 
         Raises:
           FetchError: A :class:`TransientFetchError` or :class:`PermanentFetchError`, on entry or while the
@@ -254,36 +299,39 @@ class Fetcher:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
-        auth = httpx.BasicAuth(username, password) if username and password else None
+        client = self._client(self.limits.allow_private if allow_private is None else allow_private)
         with deadline(ends_at):
-            response = self._open(url, headers, auth, ends_at)
+            response = self._open(client, url, headers, credentials, ends_at)
             try:
                 yield FetchResponse(response, self.limits, ends_at)
             finally:
                 response.close()
 
     def _open(
-        self, url: str, headers: dict[str, str], auth: httpx.BasicAuth | None, deadline: float
+        self,
+        client: httpx.Client,
+        url: str,
+        headers: dict[str, str],
+        credentials: Credentials | None,
+        deadline: float,
     ) -> httpx.Response:
         """Send the GET, following redirects, and return an accepted response with its body unread."""
         target = url
         for _ in range(MAX_REDIRECTS + 1):
             if time.monotonic() > deadline:
                 raise FetchTimeout(f"total timeout after {self.limits.total_timeout}s")
-            try:
-                check_url(target, allow_private=self.limits.allow_private, resolve=self._resolve)
-            except RefusedUrl as exc:
-                raise PermanentFetchError(str(exc)) from exc
-            try:
-                request = self._client.build_request("GET", target, headers=headers)
-                response = self._client.send(request, auth=auth, stream=True)
-            except (httpx.HTTPError, httpx.InvalidURL) as exc:
-                raise _failure(exc, self.limits) from exc
+            response, withheld = self._send(client, target, headers, credentials)
             if not response.has_redirect_location:
                 try:
                     _check_response(response, self.limits)
-                except FetchError:
+                except FetchError as exc:
                     response.close()
+                    if withheld and exc.status_code == httpx.codes.UNAUTHORIZED:
+                        raise PermanentFetchError(
+                            f"{exc.reason} (the company's credentials are not sent to {origin_of(target)}: "
+                            "list it with --transcript-origin to send them there)",
+                            status_code=exc.status_code,
+                        ) from exc
                     raise
                 return response
             # A redirect's body is never read: dropping the connection beats reading an unbounded body.
@@ -293,19 +341,27 @@ class Fetcher:
             except httpx.InvalidURL as exc:
                 raise PermanentFetchError(f"HTTP {response.status_code} to a malformed Location") from exc
             if not _keeps_credentials(response.url, location):
-                auth = None
+                credentials = None
             target = str(location)
         raise PermanentFetchError(f"more than {MAX_REDIRECTS} redirects")
 
-
-def _deadline_transport() -> httpx.HTTPTransport:
-    """httpx's transport over a network backend that bounds every socket operation by the fetch's deadline.
-
-    httpx takes no network backend, so the one of its connection pool is wrapped in place.
-    """
-    transport = httpx.HTTPTransport()
-    transport._pool._network_backend = DeadlineBackend(transport._pool._network_backend)
-    return transport
+    def _send(
+        self, client: httpx.Client, target: str, headers: dict[str, str], credentials: Credentials | None
+    ) -> tuple[httpx.Response, bool]:
+        """Send one hop; returns its response and whether the credentials were withheld from its origin."""
+        try:
+            validate_url_syntax(target)
+            request = client.build_request("GET", target, headers=headers)
+            auth = credentials.auth_for(request.url) if credentials is not None else None
+            return client.send(request, auth=auth, stream=True), credentials is not None and auth is None
+        except RefusedUrl as exc:
+            raise PermanentFetchError(str(exc)) from exc
+        except RefusedHost as exc:
+            raise PermanentFetchError(str(RefusedUrl(target, exc.reason))) from exc
+        except CredentialsOverHttp as exc:
+            raise PermanentFetchError(str(exc)) from exc
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise _failure(exc, self.limits) from exc
 
 
 def _check_response(response: httpx.Response, limits: FetchLimits) -> None:

@@ -2,12 +2,19 @@
 
 A company's CSV URL (and every transcript URL in its CSV) is data from outside. Fetched naively, a URL such as
 ``http://169.254.169.254/`` or ``http://localhost:15672/`` would turn the importer against the cloud metadata
-service or the broker's management API. :func:`check_url` refuses such URLs before any connection is made;
-the fetcher runs it again on every redirect hop.
+service or the broker's management API. The rules live here, in two tiers:
 
-URLs are parsed with :class:`httpx.URL`, the parser the fetcher itself uses, so the host that is checked is
-the host that is connected to. What this does not stop is DNS rebinding between the check and httpx's own
-lookup; an egress firewall remains the real boundary, and this is defence in depth.
+* always refused, whatever the settings: unspecified, link-local (``169.254.0.0/16``, ``fe80::/10``),
+  multicast and reserved addresses, and the cloud metadata addresses that fall outside those ranges
+  (:data:`METADATA_ADDRESSES`);
+* refused unless private networks are allowed (globally or for the company): loopback, private, carrier-grade
+  NAT and every other address that is not globally routable.
+
+IPv4-mapped, 6to4 and NAT64 IPv6 addresses are judged by the IPv4 address they carry.
+:func:`checked_addresses` resolves a host once and applies the rules; the fetcher's transport
+(:mod:`pipeline.sources.transport`) calls it for every connection it opens and connects only to the addresses
+it returned, so DNS rebinding between the check and the connection is not possible. An egress firewall remains
+the outer boundary (``docs/security.md``).
 """
 
 from __future__ import annotations
@@ -15,19 +22,66 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Callable, Iterable
+from typing import Protocol
 
 import httpx
 
 from pipeline.errors import PermanentError
 
-__all__ = ["RefusedUrl", "Resolver", "check_url", "redact_url", "resolve_host", "validate_url_syntax"]
+__all__ = [
+    "METADATA_ADDRESSES",
+    "AddressRules",
+    "IPAddress",
+    "RefusedHost",
+    "RefusedUrl",
+    "Resolver",
+    "checked_addresses",
+    "redact_url",
+    "refused_kind",
+    "resolve_host",
+    "validate_url_syntax",
+]
 
 #: Resolves ``(host, port)`` to the IP address strings a connection could go to.
 Resolver = Callable[[str, int], Iterable[str]]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
-_IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+#: Cloud metadata and platform endpoints outside the link-local ranges: Alibaba Cloud, the AWS IPv6 instance
+#: metadata service, Azure's WireServer and Oracle Cloud. Refused even when private networks are allowed.
+METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(address)
+    for address in ("100.100.100.200", "fd00:ec2::254", "168.63.129.16", "192.0.0.192")
+)
+
+
+class AddressRules(Protocol):
+    """Names the class of an address that refuses it, or returns ``None``; :func:`refused_kind` is the one."""
+
+    def __call__(self, address: IPAddress, *, allow_private: bool) -> str | None: ...
+
+
+#: IPv6 prefix of NAT64 (RFC 6052): its last 32 bits are the IPv4 address actually reached.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+class RefusedHost(PermanentError, ValueError):
+    """Raised when a host must not be connected to.
+
+    Parameters:
+      host(str): The host name or address.
+      reason(str): Why, for a human, such as "host 'x' resolves to 10.0.0.1, a private address".
+    """
+
+    def __init__(self, host: str, reason: str) -> None:
+        self.host = host
+        self.reason = reason
+        super().__init__(host, reason)
+
+    def __str__(self) -> str:
+        return self.reason
 
 
 class RefusedUrl(PermanentError, ValueError):
@@ -78,33 +132,66 @@ def validate_url_syntax(url: str) -> str:
     return url
 
 
-def check_url(url: str, *, allow_private: bool, resolve: Resolver = resolve_host) -> None:
-    """Refuse ``url`` unless it is http(s) with a host whose every address is public.
+def checked_addresses(
+    host: str, port: int, *, allow_private: bool, resolve: Resolver, rules: AddressRules | None = None
+) -> list[IPAddress]:
+    """Resolve ``host`` once and return its addresses, if every one of them may be connected to.
 
-    With ``allow_private`` only the syntax is checked (no DNS lookup), for deployments whose companies
-    legitimately live on an internal network.
+    ``host`` is the raw (IDNA-encoded, unbracketed) host, exactly what a connection would look up. An IP
+    address is taken as it is, without asking the resolver.
 
     Raises:
-      RefusedUrl: When the URL is malformed, not http/https, has no host, cannot be resolved, or any of the
-        addresses its host resolves to is private, loopback, link-local, multicast, reserved, unspecified or
-        otherwise not globally routable (IPv4-mapped and 6to4 IPv6 addresses are judged by their IPv4 part).
+      RefusedHost: When the host cannot be resolved or any of its addresses is refused.
     """
-    parsed = _parse(url)
-    if allow_private:
-        return
-    # The raw (IDNA-encoded, unbracketed) host is exactly what httpx hands to the resolver when it connects.
-    host = parsed.raw_host.decode("ascii")
-    port = parsed.port or _DEFAULT_PORTS[parsed.scheme]
     try:
-        addresses = [ipaddress.ip_address(address) for address in resolve(host, port)]
-    except (OSError, UnicodeError, ValueError) as exc:
-        raise RefusedUrl(url, f"cannot resolve host {host!r}: {exc}") from exc
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        try:
+            addresses = [ipaddress.ip_address(address) for address in resolve(host, port)]
+        except (OSError, UnicodeError, ValueError) as exc:
+            raise RefusedHost(host, f"cannot resolve host {host!r}: {exc}") from exc
     if not addresses:
-        raise RefusedUrl(url, f"cannot resolve host {host!r}: no addresses")
+        raise RefusedHost(host, f"cannot resolve host {host!r}: no addresses")
     for address in addresses:
-        kind = _non_public_kind(address)
+        kind = (rules or refused_kind)(address, allow_private=allow_private)
         if kind is not None:
-            raise RefusedUrl(url, f"host {host!r} resolves to {address}, a {kind} address")
+            raise RefusedHost(host, f"host {host!r} resolves to {address}, a {kind} address")
+    return addresses
+
+
+def refused_kind(address: IPAddress, *, allow_private: bool) -> str | None:
+    """Name the class of ``address`` that refuses it ("link-local", "private"...), or ``None`` to allow it."""
+    embedded = _embedded_ipv4(address)
+    if embedded is not None:
+        return refused_kind(embedded, allow_private=allow_private)
+    always = (
+        ("cloud metadata", address in METADATA_ADDRESSES),
+        ("unspecified", address.is_unspecified),
+        ("link-local", address.is_link_local),
+        ("multicast", address.is_multicast),
+        # ::1 lies in the reserved ::/8, yet is the loopback address that private networks allow.
+        ("reserved", address.is_reserved and not address.is_loopback),
+    )
+    kind = next((kind for kind, matches in always if matches), None)
+    if kind is not None or allow_private:
+        return kind
+    unless_allowed = (
+        ("loopback", address.is_loopback),
+        ("private", address.is_private),
+        # Catches what the flags above miss, such as the carrier-grade NAT range 100.64.0.0/10.
+        ("non-global", not address.is_global),
+    )
+    return next((kind for kind, matches in unless_allowed if matches), None)
+
+
+def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv4-mapped, 6to4 or NAT64 IPv6 address reaches, if it is one."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return None
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    # Python 3.11 judges ::ffff:a.b.c.d as "reserved" whatever a.b.c.d is; judge the IPv4 address instead.
+    return address.ipv4_mapped or address.sixtofour
 
 
 def _parse(url: str) -> httpx.URL:
@@ -121,23 +208,3 @@ def _parse(url: str) -> httpx.URL:
     if parsed.port is not None and not 0 < parsed.port < 65536:
         raise RefusedUrl(url, f"port {parsed.port} is out of range")
     return parsed
-
-
-def _non_public_kind(address: _IPAddress) -> str | None:
-    """Name the non-public class ``address`` falls in, or ``None`` for a public address."""
-    if isinstance(address, ipaddress.IPv6Address):
-        # Python 3.11 judges ::ffff:a.b.c.d as "reserved" whatever a.b.c.d is; judge the IPv4 address instead.
-        embedded = address.ipv4_mapped or address.sixtofour
-        if embedded is not None:
-            return _non_public_kind(embedded)
-    checks = (
-        ("unspecified", address.is_unspecified),
-        ("loopback", address.is_loopback),
-        ("link-local", address.is_link_local),
-        ("multicast", address.is_multicast),
-        ("reserved", address.is_reserved),
-        ("private", address.is_private),
-        # Catches what the flags above miss, such as the carrier-grade NAT range 100.64.0.0/10.
-        ("non-global", not address.is_global),
-    )
-    return next((kind for kind, matches in checks if matches), None)

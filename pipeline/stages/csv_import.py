@@ -22,13 +22,13 @@ from pipeline import metrics
 from pipeline.db.claims import lease_for
 from pipeline.db.enums import CompanyStatus, CsvFetchOutcome, CsvRowProblem
 from pipeline.db.models import Company, CsvFetch, CsvRowError
-from pipeline.db.secrets import PasswordBox
 from pipeline.db.types import utcnow
 from pipeline.errors import PermanentError, PipelineError, TransientError, is_transient
 from pipeline.settings import Settings
 from pipeline.sources.csv_content import checked_csv_body
 from pipeline.sources.csv_format import parse_session_rows
 from pipeline.sources.http_fetch import Fetcher, FetchError, FetchLimits
+from pipeline.stages.company_egress import company_credentials
 from pipeline.stages.csv_claims import ImportCapacityReached, claim_company_import, previous_fetch
 from pipeline.stages.csv_store import StoreResult, iter_fetch_import_ids, store_rows
 
@@ -236,21 +236,17 @@ def import_company_csv(
             metrics.CSV_FETCHES.labels("skipped_running").inc()
             return CsvImportResult(company_id, None, None)
         previous = previous_fetch(db, company_id)
-        url, username = company.csv_url, company.csv_username
-        encrypted_password = company.csv_password_encrypted
 
     try:
-        password = (
-            PasswordBox.from_settings(settings).decrypt(encrypted_password) if encrypted_password else None
-        )
-    except RuntimeError as exc:
+        credentials = company_credentials(settings, company)
+    except (RuntimeError, ValueError) as exc:
         _fail(factory, company_id, fetch_id, str(exc), kind=PermanentCsvImportFailure)
 
     try:
         with fetcher.stream(
-            url,
-            username=username,
-            password=password,
+            company.csv_url,
+            credentials=credentials,
+            allow_private=company.allow_private_networks,
             etag=previous.etag,
             last_modified=previous.last_modified,
         ) as response:

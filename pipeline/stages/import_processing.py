@@ -33,7 +33,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -46,7 +45,6 @@ from pipeline.db.claims import IMPORT_DERIVATION, claim, lease_for
 from pipeline.db.enums import CompanyStatus, ProcessingStage, ProcessingStatus
 from pipeline.db.models import ChatSession, Company, Message, SessionImport, SessionProcessingStatus
 from pipeline.db.refusals import WRITE_ERRORS, refusal_reason
-from pipeline.db.secrets import PasswordBox
 from pipeline.db.types import utcnow
 from pipeline.errors import is_transient
 from pipeline.queues import IMPORT_PROCESSING
@@ -57,6 +55,7 @@ from pipeline.sources.timestamps import TimestampError, parse_local_timestamp
 from pipeline.sources.transcript_format import ParsedTranscript, count_user_messages, parse_transcript
 from pipeline.sources.urls import redact_url
 from pipeline.stages.chunks import send_in_chunks
+from pipeline.stages.company_egress import company_credentials
 from pipeline.stages.stage_status import TERMINAL, StageChange, apply_stage_changes, ensure_stage_rows
 from pipeline.stages.transcripts import (
     ChunkBytesExhausted,
@@ -102,8 +101,7 @@ class _Work:
 
     row: SessionImport
     zone: ZoneInfo
-    username: str | None
-    encrypted_password: str | None
+    company: Company
     start: datetime | None = None
     end: datetime | None = None
     session_id: uuid.UUID | None = None
@@ -156,19 +154,6 @@ def transcript_fetcher_limits(settings: Settings) -> FetchLimits:
     )
 
 
-@lru_cache(maxsize=4)
-def _password_box(secret: str, fallbacks: tuple[str, ...]) -> PasswordBox:
-    return PasswordBox(secret, fallbacks)
-
-
-def _password(settings: Settings, encrypted: str | None) -> str | None:
-    """The company's Basic-auth password in clear, for one request; raises if it cannot be read."""
-    if encrypted is None:
-        return None
-    fallbacks = tuple(key.get_secret_value() for key in settings.secret_key_fallbacks)
-    return _password_box(settings.secret_key.get_secret_value(), fallbacks).decrypt(encrypted)
-
-
 def _backoff(settings: Settings, attempts: int) -> timedelta:
     milliseconds = settings.import_processing_backoff_ms * 2 ** max(attempts - 1, 0)
     return timedelta(milliseconds=min(milliseconds, settings.import_processing_max_backoff_ms))
@@ -191,11 +176,11 @@ def _claim(
         if not claimed:
             return []
         rows = db.execute(
-            select(SessionImport, Company.timezone, Company.csv_username, Company.csv_password_encrypted)
+            select(SessionImport, Company)
             .join(Company, Company.id == SessionImport.company_id)
             .where(SessionImport.id.in_(claimed))
         ).all()
-    return [_Work(row, ZoneInfo(zone), username, password) for row, zone, username, password in rows]
+    return [_Work(row, ZoneInfo(company.timezone), company) for row, company in rows]
 
 
 def _parse_times(work: _Work) -> str | None:
@@ -579,12 +564,14 @@ def process_imports(
         if work.row.raw_transcript_content is not None or not work.row.full_transcript_url:
             continue
         try:
-            password = _password(settings, work.encrypted_password)
-        except RuntimeError as exc:
+            credentials = company_credentials(settings, work.company)
+        except (RuntimeError, ValueError) as exc:
             # Without the company's credentials the fetch would only earn a misleading 401.
             unreadable[work.row.id] = TranscriptOutcome(None, str(exc))
             continue
-        requests[work.row.id] = TranscriptRequest(work.row.full_transcript_url, work.username, password)
+        requests[work.row.id] = TranscriptRequest(
+            work.row.full_transcript_url, credentials, work.company.allow_private_networks
+        )
     fetched = {
         **unreadable,
         **fetch_transcripts(

@@ -20,6 +20,7 @@ from typing import TypeVar
 
 from pipeline import metrics
 from pipeline.errors import PipelineError
+from pipeline.sources.credentials import Credentials
 from pipeline.sources.http_fetch import Fetcher, FetchError, FetchLimits, TransientFetchError
 from pipeline.sources.transcript_format import decode_transcript
 
@@ -36,9 +37,11 @@ Key = TypeVar("Key")
 
 @dataclass(frozen=True, slots=True)
 class TranscriptRequest:
+    """A transcript URL with the company's scoped credentials and private-network rule (``None``: default)."""
+
     url: str
-    username: str | None
-    password: str | None
+    credentials: Credentials | None = None
+    allow_private: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +92,9 @@ class _ChunkBytes:
 def _fetch_one(fetcher: Fetcher, request: TranscriptRequest, budget: _ChunkBytes) -> TranscriptOutcome:
     started = time.monotonic()
     try:
-        with fetcher.stream(request.url, username=request.username, password=request.password) as response:
+        with fetcher.stream(
+            request.url, credentials=request.credentials, allow_private=request.allow_private
+        ) as response:
             # A declared length is taken before reading, so a body that cannot fit is not read at all, and
             # the bodies that fit are not cut short by others read in parallel.
             allowed = response.content_length or 0

@@ -34,6 +34,8 @@ def _add(livedash: Invoke, source: Source, index: int) -> str:
         company.username,
         "--password",
         company.password,
+        # The demo source serves plain http.
+        "--allow-http",
     )
     assert result.exit_code == 0, result.output
     return result.stdout.strip()

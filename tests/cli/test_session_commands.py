@@ -40,6 +40,8 @@ def _add_company(livedash: Invoke, source: Source) -> None:
         company.username,
         "--password",
         company.password,
+        # The demo source serves plain http.
+        "--allow-http",
     )
     assert added.exit_code == 0, added.output
 

@@ -1,4 +1,4 @@
-"""Settings for the health tests: a SQLite database, an admin token, a short source timeout."""
+"""Settings for the health tests: a SQLite database, an admin token, the default source timeout."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ def settings(tmp_path: Path) -> Settings:
         database_url=f"sqlite:///{tmp_path / 'health.sqlite3'}",
         broker="memory",
         admin_api_token=TOKEN,
-        health_source_timeout_ms=300,
+        # The default deadline (3 s): a real read (SQLite here) can take over 300 ms on a loaded machine,
+        # which made a never-run scheduler ERROR ("database unreachable"). Deadline tests set their own.
+        health_source_timeout_ms=3_000,
         health_metrics_targets="",
         prometheus_url=None,
         scheduler_enabled=True,

@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, Gauge, generate_latest
 from sqlalchemy import Engine
@@ -24,6 +25,13 @@ from pipeline.health.sources import (
 from pipeline.settings import Settings
 from tests.health.fakes import NOW, FakeSources
 from tests.health.servers import Answer, serving
+
+#: The deadline of the tests of the deadline: a read that sleeps or stalls for longer is abandoned at it.
+SHORT_DEADLINE_MS = 300
+
+
+def short_deadline(settings: Settings) -> Settings:
+    return settings.model_copy(update={"health_source_timeout_ms": SHORT_DEADLINE_MS})
 
 
 def evaluate(aggregator: HealthAggregator) -> HealthReport:
@@ -96,7 +104,7 @@ def test_a_source_that_hangs_is_abandoned_at_the_timeout(sources: FakeSources, s
         time.sleep(5)
         return []
 
-    aggregator = sources.aggregator()
+    aggregator = sources.aggregator(settings=short_deadline(settings))
     aggregator.overviews = slow_database  # type: ignore[assignment]
     before = source_errors("database")
 
@@ -121,10 +129,11 @@ def test_a_metrics_endpoint_that_stalls_over_http_does_not_hang_the_evaluation(
     # Given a real HTTP metrics endpoint that accepts the connection and never answers
     with serving(lambda _path, _query: None) as server:
         url = server.url("/metrics")
-        http = HttpSources(settings)
+        http = HttpSources(short_deadline(settings))
         aggregator = sources.aggregator(
             metrics=[MetricsRead("metrics", url, lambda: http.scrape(url), ("csv-import",))],
             targets={"csv-import": (url,)},
+            settings=short_deadline(settings),
         )
 
         # When the aggregator evaluates
@@ -140,6 +149,28 @@ def test_a_metrics_endpoint_that_stalls_over_http_does_not_hang_the_evaluation(
     assert len(reasons) == 1
     assert reasons[0].startswith(f"metrics endpoint unreachable: {url}: ")
     assert reasons[0].endswith("1 consumer(s) on csv-import: the worker is alive")
+
+
+def test_an_http_timeout_that_ends_the_read_before_the_deadline_is_worded_as_the_deadline(
+    sources: FakeSources, settings: Settings
+) -> None:
+    # Given a metrics read ended by the HTTP client's own timeout, as when the aggregator's event loop runs
+    # late (a loaded machine) and sees the client's timeout before its own deadline
+    def timed_out() -> MetricsFigures:
+        raise httpx.ReadTimeout("timed out")
+
+    url = "http://127.0.0.1:9/metrics"
+    aggregator = sources.aggregator(
+        metrics=[MetricsRead("metrics", url, timed_out, ("csv-import",))], targets={"csv-import": (url,)}
+    )
+
+    # When the aggregator evaluates
+    report = evaluate(aggregator)
+
+    # Then the reason is the one of a source that does not answer in time, not the client's exception
+    csv_import = next(s for s in report.schedulers if s.job.id == "csv-import")
+    deadline = settings.health_source_timeout_ms
+    assert csv_import.metrics_endpoint == EndpointState(0, 1, (f"{url}: no answer within {deadline} ms",))
 
 
 def test_the_real_sources_over_http(settings: Settings, engine: Engine) -> None:
@@ -168,6 +199,8 @@ def test_the_real_sources_over_http(settings: Settings, engine: Engine) -> None:
                 "health_metrics_targets": f"import-processing={good},import-processing={stalled}",
                 "rabbitmq_management_url": server.url("").replace("http://", "http://guest:secret@"),
                 "rabbitmq_url": "amqp://guest:guest@127.0.0.1:5672/%2F",
+                # Long enough for the real reads that answer (SQLite, HTTP) on a loaded machine.
+                "health_source_timeout_ms": 2_000,
             }
         )
 
@@ -180,7 +213,7 @@ def test_the_real_sources_over_http(settings: Settings, engine: Engine) -> None:
     assert processing.lag_seconds == 12.5
     assert processing.queue is not None
     assert (processing.queue.unacked, processing.queue.consumers, processing.queue.dead_letters) == (1, 2, 4)
-    assert processing.metrics_endpoint == EndpointState(1, 2, (f"{stalled}: no answer within 300 ms",))
+    assert processing.metrics_endpoint == EndpointState(1, 2, (f"{stalled}: no answer within 2000 ms",))
     # And its last success comes from the metrics (the database has no run yet)
     assert processing.last_success is not None
     assert processing.status is Status.RUNNING

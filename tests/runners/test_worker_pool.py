@@ -116,15 +116,17 @@ def _enqueue_import(company_id: object) -> None:
 def test_a_pool_of_two_processes_serves_everyones_metrics_without_stale_ones(
     pg_engine: Engine, pg_settings: Settings, source: Source, tmp_path: Path
 ) -> None:
-    # Given a metrics directory holding a counter left by an earlier run
+    # Given a metrics directory holding a counter left by an earlier run (each run of a pool keeps its files
+    # in a directory of its own, run-<main pid>-<token>; this one's main process is gone)
     metrics_dir = tmp_path / "metrics"
-    metrics_dir.mkdir()
+    stale = metrics_dir / "run-999999999-0123456789ab"
+    stale.mkdir(parents=True)
     subprocess.run(
         [sys.executable, "-c", "from pipeline.metrics import CSV_FETCHES; CSV_FETCHES.labels('stale').inc()"],
-        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
+        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(stale)},
         check=True,
     )
-    assert list(metrics_dir.glob("counter_*.db"))
+    assert list(stale.glob("counter_*.db"))
     # When a csv-import pool of two processes starts on it and imports a company
     company_id = add_source_company(pg_engine, source, 0)
     metrics_port = _free_port()
@@ -144,6 +146,7 @@ def test_a_pool_of_two_processes_serves_everyones_metrics_without_stale_ones(
     assert 'livedash_csv_fetches_total{outcome="imported"} 1.0' in metrics
     assert 'livedash_csv_rows_total{result="new"} 30.0' in metrics
     assert 'outcome="stale"' not in metrics
+    assert not stale.exists()
     assert 'dramatiq_messages_total{actor_name="import_company",queue_name="csv-import"} 1.0' in metrics
 
 

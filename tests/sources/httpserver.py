@@ -1,7 +1,8 @@
-"""A real HTTP/1.1 server on 127.0.0.1, run in a thread, answering each path with a handler from the test."""
+"""A real HTTP/1.1 server on a loopback address, run in a thread, answering each path with a handler."""
 
 from __future__ import annotations
 
+import ssl
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -34,8 +35,13 @@ class LocalServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _RequestHandler)
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None) -> None:
+        super().__init__((host, port), _RequestHandler)
+        self.host = host
+        self.scheme = "http" if tls is None else "https"
+        if tls is not None:
+            # The handshake runs in the handler's thread, on its first read.
+            self.socket = tls.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
         self.routes: dict[str, Handler] = {}
         self.requests: list[SeenRequest] = []
         self.stopping = threading.Event()
@@ -44,8 +50,8 @@ class LocalServer(ThreadingHTTPServer):
     def port(self) -> int:
         return int(self.server_address[1])
 
-    def url(self, path: str, host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.port}{path}"
+    def url(self, path: str, host: str | None = None) -> str:
+        return f"{self.scheme}://{host or self.host}:{self.port}{path}"
 
     def route(self, path: str, handler: Handler) -> str:
         """Answer ``path`` with ``handler``; returns the path's URL."""
@@ -92,8 +98,11 @@ def respond(
 
 
 @contextmanager
-def running_server() -> Iterator[LocalServer]:
-    server = LocalServer()
+def running_server(
+    host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None
+) -> Iterator[LocalServer]:
+    """A server on ``host`` (any address of 127.0.0.0/8) and ``port`` (0: an ephemeral one), TLS if given."""
+    server = LocalServer(host, port, tls)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:

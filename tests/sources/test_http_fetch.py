@@ -15,6 +15,7 @@ import pytest
 
 from pipeline import __version__
 from pipeline.errors import is_transient
+from pipeline.sources.credentials import Credentials
 from pipeline.sources.http_fetch import (
     Fetcher,
     FetchError,
@@ -25,8 +26,9 @@ from pipeline.sources.http_fetch import (
     ResponseTooLarge,
     TransientFetchError,
 )
-from pipeline.sources.urls import resolve_host
-from tests.sources.httpserver import LocalServer, respond, trickle_headers
+from pipeline.sources.urls import AddressRules, refused_kind, resolve_host
+from tests.sources.egress import ScriptedResolver, taken_for_public
+from tests.sources.httpserver import LocalServer, respond, running_server, trickle_headers
 
 MakeFetcher = Callable[..., Fetcher]
 
@@ -39,9 +41,14 @@ def make_fetcher() -> Iterator[MakeFetcher]:
     """Build fetchers (private addresses allowed unless told otherwise, as the server is on 127.0.0.1)."""
     fetchers: list[Fetcher] = []
 
-    def make(*, resolve: Callable[[str, int], list[str]] = resolve_host, **limits: Any) -> Fetcher:
+    def make(
+        *,
+        resolve: Callable[[str, int], list[str]] = resolve_host,
+        rules: AddressRules = refused_kind,
+        **limits: Any,
+    ) -> Fetcher:
         limits.setdefault("allow_private", True)
-        fetcher = Fetcher(FetchLimits(**limits), resolve=resolve)
+        fetcher = Fetcher(FetchLimits(**limits), resolve=resolve, rules=rules)
         fetchers.append(fetcher)
         return fetcher
 
@@ -50,8 +57,12 @@ def make_fetcher() -> Iterator[MakeFetcher]:
         fetcher.close()
 
 
-def fetch(fetcher: Fetcher, url: str, **kwargs: Any) -> tuple[FetchResponse, bytes]:
-    with fetcher.stream(url, **kwargs) as response:
+def fetch(
+    fetcher: Fetcher, url: str, *, username: str | None = None, password: str | None = None, **kwargs: Any
+) -> tuple[FetchResponse, bytes]:
+    """Fetch ``url``, with credentials scoped to its origin (plain http allowed: the test servers use it)."""
+    credentials = Credentials.scoped(url, username, password, allow_http=True)
+    with fetcher.stream(url, credentials=credentials, **kwargs) as response:
         body = b"".join(response.iter_bytes())
     return response, body
 
@@ -444,23 +455,24 @@ def test_a_redirect_to_another_origin_drops_the_credentials(
     assert "authorization" not in second.headers
 
 
-def test_a_redirect_to_a_private_address_is_refused(server: LocalServer, make_fetcher: MakeFetcher) -> None:
-    # Given a resolver for which the test server's address counts as public, and everything else is real
-    def public_test_server(host: str, port: int) -> list[str]:
-        return ["8.8.8.8"] if host == "127.0.0.1" else resolve_host(host, port)
+def test_a_redirect_to_a_private_address_is_refused(make_fetcher: MakeFetcher) -> None:
+    # Given a server on 127.0.0.2, taken for a public address, whose name "public.test" resolves to it
+    resolve = ScriptedResolver({"public.test": [["127.0.0.2"]]})
+    fetcher = make_fetcher(allow_private=False, resolve=resolve, rules=taken_for_public("127.0.0.2"))
+    with running_server("127.0.0.2") as public:
+        # And a path there that redirects to "localhost", a loopback address
+        public.route("/export.csv", redirect_handler(public.url("/secret", host="localhost")))
 
-    # And a path that redirects to "localhost", a loopback address
-    server.route("/secret", body_handler(b"internal"))
-    url = server.route("/export.csv", redirect_handler(server.url("/secret", host="localhost")))
-    fetcher = make_fetcher(allow_private=False, resolve=public_test_server)
-
-    # When I fetch it
-    with pytest.raises(PermanentFetchError) as raised, fetcher.stream(url):
-        pass
+        # When I fetch it
+        with (
+            pytest.raises(PermanentFetchError) as raised,
+            fetcher.stream(public.url("/export.csv", "public.test")),
+        ):
+            pass
 
     # Then I expect the hop refused before it was made
     assert "loopback" in raised.value.reason
-    assert server.paths_seen() == ["/export.csv"]
+    assert public.paths_seen() == ["/export.csv"]
 
 
 def test_at_most_five_redirects_are_followed(server: LocalServer, make_fetcher: MakeFetcher) -> None:
@@ -583,7 +595,12 @@ def test_passwords_never_appear_in_errors(server: LocalServer, make_fetcher: Mak
     # When I fetch both
     errors: list[FetchError] = []
     for fetcher, target in ((make_fetcher(), url), (make_fetcher(allow_private=False), private_url)):
-        with pytest.raises(FetchError) as raised, fetcher.stream(target, username="alice", password="s3cret"):
+        with (
+            pytest.raises(FetchError) as raised,
+            fetcher.stream(
+                target, credentials=Credentials.scoped(target, "alice", "s3cret", allow_http=True)
+            ),
+        ):
             pass
         errors.append(raised.value)
 

@@ -5,9 +5,30 @@ import pickle
 import socket
 from collections.abc import Callable
 
+import httpx
 import pytest
 
-from pipeline.sources.urls import RefusedUrl, check_url, redact_url, validate_url_syntax
+from pipeline.sources.urls import (
+    RefusedHost,
+    RefusedUrl,
+    Resolver,
+    checked_addresses,
+    redact_url,
+    resolve_host,
+    validate_url_syntax,
+)
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def check_url(url: str, *, allow_private: bool, resolve: Resolver = resolve_host) -> None:
+    """The fetcher's checks of a URL: its syntax, then (as its transport does) every address of its host."""
+    parsed = httpx.URL(validate_url_syntax(url))
+    host, port = parsed.raw_host.decode("ascii"), parsed.port or DEFAULT_PORTS[parsed.scheme]
+    try:
+        checked_addresses(host, port, allow_private=allow_private, resolve=resolve)
+    except RefusedHost as exc:
+        raise RefusedUrl(url, exc.reason) from exc
 
 
 def resolving_to(*addresses: str) -> Callable[[str, int], list[str]]:
@@ -121,6 +142,57 @@ def test_an_unresolvable_host_is_refused() -> None:
     for resolve in (failing, resolving_to()):
         with pytest.raises(RefusedUrl, match=r"cannot resolve host 'nowhere\.example'"):
             check_url("https://nowhere.example/", allow_private=False, resolve=resolve)
+
+
+@pytest.mark.parametrize(
+    ("address", "kind"),
+    [
+        ("169.254.169.254", "link-local"),
+        ("169.254.170.2", "link-local"),
+        ("fe80::1", "link-local"),
+        ("100.100.100.200", "cloud metadata"),
+        ("fd00:ec2::254", "cloud metadata"),
+        ("168.63.129.16", "cloud metadata"),
+        ("192.0.0.192", "cloud metadata"),
+        ("::ffff:169.254.169.254", "link-local"),
+        ("64:ff9b::a9fe:a9fe", "link-local"),
+        ("2002:a9fe:a9fe::", "link-local"),
+        ("0.0.0.0", "unspecified"),
+        ("224.0.0.1", "multicast"),
+    ],
+)
+def test_link_local_and_metadata_addresses_are_refused_even_with_private_networks_allowed(
+    address: str, kind: str
+) -> None:
+    # Given a host resolving to a metadata, link-local or otherwise never legitimate address
+    resolve = resolving_to(address)
+
+    # When I check a URL on it with private networks allowed
+    with pytest.raises(RefusedUrl) as raised:
+        check_url("http://internal.example/", allow_private=True, resolve=resolve)
+
+    # Then I expect it refused for its kind
+    shown = ipaddress.ip_address(address)
+    assert raised.value.reason == f"host 'internal.example' resolves to {shown}, a {kind} address"
+
+
+@pytest.mark.parametrize(
+    "address", ["169.254.169.254", "100.100.100.200", "[fd00:ec2::254]", "[fe80::1]", "[::ffff:a9fe:a9fe]"]
+)
+def test_a_metadata_address_literal_is_refused_with_private_networks_allowed(address: str) -> None:
+    # Given a URL naming a metadata or link-local address directly
+    # When I check it with private networks allowed
+    # Then I expect it refused without a DNS lookup
+    with pytest.raises(RefusedUrl):
+        check_url(f"http://{address}/latest/meta-data/", allow_private=True, resolve=never_resolve)
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "10.0.0.7", "192.168.1.1", "100.64.0.1", "fd12::1", "::1"])
+def test_private_networks_allowed_accept_private_and_loopback_addresses(address: str) -> None:
+    # Given a host resolving to a private or loopback address
+    # When I check a URL on it with private networks allowed
+    # Then I expect it accepted
+    check_url("http://internal.example/", allow_private=True, resolve=resolving_to(address))
 
 
 def test_allow_private_accepts_internal_hosts_without_resolving() -> None:
