@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 
 from pipeline.cli.errors import exit_with_usage_error
-from pipeline.settings import get_settings, refuse_weak_secrets
 
 app = typer.Typer(help="Stored secrets: re-encrypt them under the newest SECRET_KEY.", no_args_is_help=True)
 
@@ -21,6 +20,7 @@ def rotate(
     from pipeline.db.engine import get_engine
     from pipeline.db.secrets import PasswordBox
     from pipeline.secret_rotation import RotationProgress, rotate_passwords
+    from pipeline.settings import get_settings, refuse_weak_secrets
 
     settings = get_settings()
     if not settings.secret_key.get_secret_value():

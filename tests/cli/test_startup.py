@@ -18,7 +18,7 @@ from pipeline import __version__
 from pipeline.cli import app
 
 #: What the help of a command must not import: each costs tens to hundreds of milliseconds. (Not pydantic:
-#: typer itself converts parameters with it.)
+#: typer itself converts parameters with it. pydantic_settings: the pipeline's settings, about 0.2 s.)
 HEAVY = (
     "alembic",
     "dramatiq",
@@ -29,6 +29,7 @@ HEAVY = (
     "pika",
     "prometheus_client",
     "psycopg",
+    "pydantic_settings",
     "sqlalchemy",
     "starlette",
     "uvicorn",
