@@ -18,9 +18,10 @@ from tests.chaos.conftest import SMALL, explain, forget
 
 
 @pytest.mark.chaos
-# Out of CI: one clean-clone CI run (2026-12-07) saw it not settle within pytest's 300 s after the faults
-# ended at 42 s (docs/reliability.md, "Open"); until that is understood it cannot gate every landing.
-@pytest.mark.long
+@pytest.mark.long  # out of CI since a run that registered no company (docs/reliability.md)
+# Longer than the run's quiet timeout (360 s after the faults), so that a run that does not settle prints
+# where its work waits and fails with its report, rather than being cut off by pytest's 300 s.
+@pytest.mark.timeout(600)
 def test_a_batch_run_keeps_every_promise_through_every_kind_of_fault() -> None:
     # Given a batch-mode run, a poison message among its messages, and every kind of fault once, seeded
     plan = replace(SMALL, seed=17, mode="batch")

@@ -25,6 +25,7 @@ from typing import Literal
 
 from dramatiq import Message
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import sessionmaker
 
 from pipeline.companies import add_company
@@ -40,12 +41,22 @@ from pipeline.devtools.poison import POISON_ACTOR, POISON_QUEUE
 from pipeline.devtools.postgres_server import PostgresServer
 from pipeline.devtools.rabbitmq_nodes import RabbitCluster
 from pipeline.devtools.source import SourceServer
+from pipeline.errors import PermanentError
 from pipeline.publishing import Publisher
 from pipeline.queues import ALL_QUEUES, SESSION_PROCESSING
 from pipeline.scheduling.jobs import ANALYZE_SESSIONS
 from pipeline.settings import Settings, load_settings
 
-__all__ = ["FAULT_KINDS", "ChaosPlan", "ChaosReport", "FaultRecord", "choose_faults", "run_chaos"]
+__all__ = [
+    "FAULT_KINDS",
+    "ChaosPlan",
+    "ChaosReport",
+    "ChaosRunError",
+    "FaultRecord",
+    "choose_faults",
+    "register_company",
+    "run_chaos",
+]
 
 FaultKind = Literal[
     "worker-process", "pool", "scheduler", "rabbitmq", "postgresql", "emulator-500", "emulator-timeout",
@@ -74,6 +85,10 @@ SETTLED = text(
     "SELECT count(*) FROM session_processing_status WHERE stage = 'AI_ANALYSIS' "
     "AND status IN ('COMPLETED', 'FAILED', 'SKIPPED')"
 )
+
+
+class ChaosRunError(PermanentError):
+    """The run itself could not go on (not a finding about the pipeline): it stops with the reason."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +121,8 @@ class ChaosPlan:
     recovery_timeout: float = 120.0
     quiet_timeout: float = 300.0
     poison: bool = True
+    #: The processes' LOG_LEVEL (INFO to follow every message through a run that does not settle).
+    log_level: str = "WARNING"
     #: More modules for the pools to load beside the actors (a test's module that breaks an invariant on
     #: purpose, to show that the checks catch it); importable from the working directory.
     extra_modules: tuple[str, ...] = ()
@@ -220,7 +237,7 @@ def _environment(plan: ChaosPlan, database_url: str, rabbitmq_url: str, emulator
         "SCHEDULER_OVERLAP_TIMEOUT": "30",
         "METRICS_PORT": "0",
         "dramatiq_prom_port": "0",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": plan.log_level,
     }
 
 
@@ -332,23 +349,86 @@ def _redeliver_done_work(services: _Services) -> None:
     time.sleep(5 * services.plan.tick_seconds)
 
 
-def _wait_for_quiet(services: _Services, good: int) -> None:
+#: What is left when a run does not come to rest: the work not settled, grouped by where it waits.
+UNSETTLED = {
+    "imports (derive_status, attempts, lease passed)": text(
+        "SELECT derive_status, derive_attempts, derive_lease_expires_at < now(), count(*) FROM session_import"
+        " WHERE derive_status NOT IN ('COMPLETED', 'FAILED', 'SKIPPED') GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+    ),
+    "session stages (stage, status, attempts, leased, lease passed, next attempt due)": text(
+        "SELECT stage, status, attempts, leased_by IS NOT NULL, lease_expires_at < now(),"
+        " next_attempt_at <= now(), count(*) FROM session_processing_status"
+        " WHERE status NOT IN ('COMPLETED', 'FAILED', 'SKIPPED') GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3"
+    ),
+    "sessions without an analysis row": text(
+        "SELECT count(*) FROM session s WHERE NOT EXISTS (SELECT 1 FROM session_processing_status p"
+        " WHERE p.session_id = s.id AND p.stage = 'AI_ANALYSIS')"
+    ),
+    "requests (processing_status, attempts, in a batch)": text(
+        "SELECT processing_status, attempts, batch_id IS NOT NULL, count(*) FROM ai_processing_request"
+        " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+    ),
+    "batches (status, lease passed, age s)": text(
+        "SELECT status, lease_expires_at < now(), round(extract(epoch FROM now() - created_at)), count(*)"
+        " FROM ai_batch_request GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+    ),
+    "csv fetches (outcome)": text("SELECT outcome, count(*) FROM csv_fetch GROUP BY 1 ORDER BY 1"),
+    "database now": text("SELECT now()"),
+}
+
+
+def _unsettled_lines(services: _Services) -> list[str]:
+    """Where the unsettled work waits, and the depths of the run's own queues, for a run that did not rest."""
+    lines = []
+    try:
+        with services.engine.connect() as connection:
+            for title, query in UNSETTLED.items():
+                rows = connection.execute(query).all()
+                lines += [f"{title}:", *(f"  {tuple(row)}" for row in rows)]
+    except Exception as exc:
+        lines.append(f"database not readable: {exc!r}")
+    try:
+        lines += ["queues (name, ready, unacked, consumers):", *(
+            f"  {line}" for line in services.rabbit.running_node().ctl(
+                "list_queues", "-q", "name", "messages_ready", "messages_unacknowledged", "consumers"
+            ).splitlines()
+        )]  # fmt: skip
+    except Exception as exc:
+        lines.append(f"queues not readable: {exc!r}")
+    return lines
+
+
+def _wait_for_quiet(services: _Services, good: int, log: Callable[[str], None]) -> None:
     deadline = time.monotonic() + services.plan.quiet_timeout
+    next_dump = time.monotonic() + services.plan.quiet_timeout / 4
     while time.monotonic() < deadline and _settled(services.engine) < good:
+        services.feeder.raise_error()
+        if time.monotonic() >= next_dump:
+            next_dump += services.plan.quiet_timeout / 4
+            log(f"settled {_settled(services.engine)} of {good}")
+            for line in _unsettled_lines(services):
+                log(line)
         time.sleep(0.5)
+    if _settled(services.engine) < good:
+        log(f"not quiet: settled {_settled(services.engine)} of {good}")
+        for line in _unsettled_lines(services):
+            log(line)
     # A little longer, so that anything still in flight lands before the checks (and duplicates would show).
     time.sleep(3 * services.plan.tick_seconds)
 
 
 class _Feeder:
     """Registers the data set's companies one by one, ``every`` seconds apart, so that new work keeps arriving
-    while the faults happen (a company whose registration fails, database down, is tried again)."""
+    while the faults happen. A registration the database could not take (it is down) is tried again; any
+    other failure ends the feeder with its ``error``, which the run raises rather than waiting for work that
+    can never come."""
 
-    def __init__(self, engine: Engine, source: SourceServer, companies: list[CompanyManifest], every: float):
-        self._engine, self._source, self._every = engine, source, every
+    def __init__(self, engine: Engine, base_url: str, companies: list[CompanyManifest], every: float):
+        self._engine, self._base_url, self._every = engine, base_url, every
         self._waiting = list(companies)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="feeder", daemon=True)
+        self.error: Exception | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -356,24 +436,35 @@ class _Feeder:
     def _run(self) -> None:
         while self._waiting and not self._stop.is_set():
             try:
-                _register(self._engine, self._source, self._waiting[0])
-            except Exception:
+                register_company(self._engine, self._base_url, self._waiting[0])
+            except DBAPIError:
                 self._stop.wait(0.5)
                 continue
+            except Exception as exc:
+                self.error = exc
+                return
             self._waiting.pop(0)
             self._stop.wait(self._every)
+
+    def raise_error(self) -> None:
+        """Raise what ended the feeder, if anything did."""
+        if self.error is not None:
+            raise ChaosRunError(f"the run could not register its companies: {self.error}") from self.error
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=30)
 
 
-def _register(engine: Engine, source: SourceServer, company: CompanyManifest) -> None:
+def register_company(engine: Engine, base_url: str, company: CompanyManifest) -> None:
+    """Register one company of the data set, its CSV at ``base_url`` (the run's own source server)."""
     with sessionmaker(engine).begin() as db:
         add_company(
-            db, name=company.name, csv_url=f"{source.url}/{company.slug}/sessions.csv",
+            db, name=company.name, csv_url=f"{base_url}/{company.slug}/sessions.csv",
             username=company.username, password=company.password, password_box=PasswordBox(SECRET),
             timezone=company.timezone,
+            # The run's source server serves plain http on 127.0.0.1, credentials and all.
+            allow_http=True,
         )  # fmt: skip
 
 
@@ -406,7 +497,7 @@ def _services(plan: ChaosPlan, directory: Path, log_dir: Path) -> Iterator[tuple
             pool_fleet(env, plan.pools, plan.processes, plan.threads, log_dir, plan.extra_modules),
             scheduler_fleet(env, plan.schedulers, log_dir),
             Ticker(engine, settings, plan.tick_seconds),
-            _Feeder(engine, source, list(manifest.companies), plan.company_every_seconds),
+            _Feeder(engine, source.url, list(manifest.companies), plan.company_every_seconds),
             random.Random(plan.seed), plan,  # noqa: S311  seeded faults
         )  # fmt: skip
         try:
@@ -442,7 +533,7 @@ def run_chaos(plan: ChaosPlan, *, log: Callable[[str], None] = print) -> ChaosRe
             services.faults.append(record)
             log(record.line())
         log(f"faults over after {time.monotonic() - started:.1f} s; waiting for quiet")
-        _wait_for_quiet(services, good)
+        _wait_for_quiet(services, good, log)
         log(f"quiet after {time.monotonic() - started:.1f} s; delivering done work again")
         _redeliver_done_work(services)
         services.ticker.stop()
