@@ -35,6 +35,7 @@ from pipeline.settings import Settings, get_settings
 
 __all__ = [
     "in_dramatiq_worker",
+    "keep_metrics_in_memory",
     "port_in_use_message",
     "prepare_worker_process",
     "remove_stale_runs",
@@ -47,6 +48,17 @@ logger = logging.getLogger(__name__)
 #: Where runs keep their files when ``PROMETHEUS_MULTIPROC_DIR`` is not set.
 DEFAULT_BASE = "livedash-metrics"
 _RUN = re.compile(r"^run-(?P<pid>\d+)-(?P<token>[0-9a-f]+)$")
+
+
+def keep_metrics_in_memory() -> None:
+    """Make this single process (the scheduler, the health API) keep its metrics in memory and serve them.
+
+    A ``PROMETHEUS_MULTIPROC_DIR`` in the environment is meant for the pools (one per host, in a shared
+    ConfigMap or ``.env``); a single process that followed it would write files where no collector reads them,
+    and fail at start while the pools have not created that directory yet. Must run before anything imports
+    prometheus_client.
+    """
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 
 def in_dramatiq_worker() -> bool:

@@ -19,6 +19,9 @@ def health(
 
     Sources: worker pool metrics (HEALTH_METRICS_TARGETS or PROMETHEUS_URL), RabbitMQ, the database.
     """
+    from pipeline.pool_metrics import keep_metrics_in_memory
+
+    keep_metrics_in_memory()
     import uvicorn
 
     from pipeline.db.engine import get_engine

@@ -100,3 +100,32 @@ def test_a_second_scheduler_on_a_taken_port_says_so_in_one_line_and_runs(
     assert "SCHEDULER_METRICS_PORT" in lines[0]
     assert "Traceback" not in output
     assert still_running, output
+
+
+@pytest.mark.postgres
+@pytest.mark.rabbitmq
+def test_a_scheduler_ignores_a_pools_metrics_directory_that_does_not_exist_yet(
+    pg_settings: Settings, tmp_path: Path
+) -> None:
+    # Given the environment of a host whose pools keep their metrics under PROMETHEUS_MULTIPROC_DIR, and no
+    # pool has created that directory yet
+    require_rabbitmq()
+    port = free_port()
+    env = {
+        "DATABASE_URL": pg_settings.database_url,
+        "RABBITMQ_URL": RABBITMQ_URL,
+        "METRICS_HOST": "127.0.0.1",
+        "SCHEDULER_METRICS_PORT": str(port),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "not-yet-made"),
+    }
+    log = tmp_path / "scheduler.log"
+
+    # When a scheduler starts there
+    with running(livedash("scheduler"), env, log) as scheduler:
+        metrics = wait_for_metrics(
+            f"http://127.0.0.1:{port}/metrics", "livedash_scheduler_ticks_total", scheduler, log
+        )
+
+    # Then it serves its own metrics from memory, and wrote nothing for the pools' collector to find
+    assert 'livedash_scheduler_ticks_total{outcome="failed",scheduler="csv-import"} 0.0' in metrics
+    assert not (tmp_path / "not-yet-made").exists()
