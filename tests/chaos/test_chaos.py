@@ -18,7 +18,6 @@ from tests.chaos.conftest import SMALL, explain, forget
 
 
 @pytest.mark.chaos
-@pytest.mark.long  # out of CI since a run that registered no company (docs/reliability.md)
 # Longer than the run's quiet timeout (360 s after the faults), so that a run that does not settle prints
 # where its work waits and fails with its report, rather than being cut off by pytest's 300 s.
 @pytest.mark.timeout(600)
