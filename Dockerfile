@@ -19,8 +19,9 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /src
 RUN python -m venv /opt/livedash
 # pyproject.toml names README.md as the package's readme, so it is part of the build input.
-COPY requirements.lock pyproject.toml README.md ./
-RUN /opt/livedash/bin/pip install --require-hashes -r requirements.lock
+COPY requirements-pip.lock requirements.lock pyproject.toml README.md ./
+RUN /opt/livedash/bin/pip install --require-hashes -r requirements-pip.lock \
+    && /opt/livedash/bin/pip install --require-hashes -r requirements.lock
 COPY pipeline ./pipeline
 RUN /opt/livedash/bin/pip install --no-deps . \
     && /opt/livedash/bin/livedash --help >/dev/null

@@ -5,14 +5,17 @@ BIN := $(VENV)/bin
 # The locks: every distribution pinned with its hashes (docs/security.md). `make lock` writes them again.
 LOCK := requirements.lock
 TEST_LOCK := requirements-test.lock
+# pip itself, pinned and hashed, installed before the others (the reason is in the file).
+PIP_LOCK := requirements-pip.lock
 COMPILE := $(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 \
 	--python-platform x86_64-unknown-linux-gnu --custom-compile-command "make lock" --quiet
 
 .PHONY: install test lint audit lock demo
 
 # The locked distributions, each checked against its hash, then the project itself without dependencies.
-$(BIN)/livedash: pyproject.toml $(TEST_LOCK)
+$(BIN)/livedash: pyproject.toml $(TEST_LOCK) $(PIP_LOCK)
 	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --require-hashes -r $(PIP_LOCK)
 	$(BIN)/pip install --quiet --require-hashes -r $(TEST_LOCK)
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(BIN)/livedash

@@ -80,9 +80,10 @@ def test_dependencies_come_from_the_hashed_lock() -> None:
     copied = [arguments for instruction, arguments in build if instruction == "COPY"]
     runs = " ".join(arguments for instruction, arguments in build if instruction == "RUN")
 
-    # The build stage installs requirements.lock with its hashes, then the project without dependencies
-    assert "requirements.lock pyproject.toml README.md ./" in copied
-    assert "pip install --require-hashes -r requirements.lock" in runs
+    # The build stage installs pip from its own hashed lock, then requirements.lock with its hashes, then the
+    # project without dependencies
+    assert "requirements-pip.lock requirements.lock pyproject.toml README.md ./" in copied
+    assert runs.index("-r requirements-pip.lock") < runs.index("pip install --require-hashes -r requirements.lock")
     assert "pip install --no-deps ." in runs
     dependencies = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
     assert all("==" in dependency for dependency in dependencies)

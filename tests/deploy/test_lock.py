@@ -54,7 +54,7 @@ def test_the_lock_holds_every_pin_of_pyproject_at_its_version(lock: str, require
         assert entries[name][0] == version, f"{name}: pyproject.toml {version}, {lock} {entries[name][0]}"
 
 
-@pytest.mark.parametrize("lock", ["requirements.lock", "requirements-test.lock"])
+@pytest.mark.parametrize("lock", ["requirements.lock", "requirements-test.lock", "requirements-pip.lock"])
 def test_every_locked_distribution_has_its_hashes(lock: str) -> None:
     text = (REPO / lock).read_text()
     entries = locked(lock)
