@@ -5,8 +5,9 @@
 ``--requests`` sessions (five messages each) are queued for the Batch API (not timed). Then:
 
 1. submit: submit ticks plan the batches and stream their JSONL to files, upload them to the OpenAI emulator
-   over HTTP and create the batches (``BATCH_MAX_REQUESTS`` = the request count; OpenAI's 200 MB file limit
-   sends what does not fit to a second batch);
+   (a process of its own, as OpenAI is another machine) over HTTP and create the batches
+   (``BATCH_MAX_REQUESTS`` = the request count; OpenAI's 200 MB file limit sends what does not fit to a
+   second batch);
 2. ingest: the emulator completes the batches at once, and one check tick streams their output files and
    applies every line (request tokens and cost, session fields, questions, both AI stages).
 
@@ -32,14 +33,13 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from common import scratch_database
+from common import emulator_process, scratch_database
 from session_analysis import create_sessions
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import sessionmaker
 
 from pipeline.analysis.openai_calls import openai_client
 from pipeline.db.types import utcnow
-from pipeline.devtools.openai_emulator import Knobs, OpenAIEmulator
 from pipeline.settings import load_settings
 from pipeline.stages.analysis_results import Answer
 from pipeline.stages.batch_check import check_batches
@@ -188,15 +188,18 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=50_000)
     args = parser.parse_args()
 
-    instant = Knobs(validating_seconds=0, in_progress_seconds=0, finalizing_seconds=0)
-    with scratch_database() as url, OpenAIEmulator(knobs=instant) as emulator:
+    instant = {"validating_seconds": 0, "in_progress_seconds": 0, "finalizing_seconds": 0}
+    with scratch_database() as url, emulator_process(**instant) as emulator_url:
         session_ids = create_sessions(url, args.requests)
         settings = load_settings(
             database_url=url,
-            openai_base_url=emulator.url,
+            openai_base_url=emulator_url,
             openai_api_key="bench",
             batch_min_requests=1,
             batch_max_requests=min(args.requests, 50_000),
+            # Every request in the batches of one round: the default cap on tokens in open batches (20M)
+            # would hold most of them back for a later round, and the ingest would apply a fraction.
+            openai_batch_enqueued_token_limit=10**12,
         )
         engine = create_engine(url)
         for start in range(0, len(session_ids), _ENQUEUE_CHUNK):
@@ -237,6 +240,8 @@ def main() -> None:
                 )
             ).scalar_one()
         rows, answers = _stored_results(engine)
+        if len(rows) != args.requests or len(answers) != args.requests:
+            raise SystemExit(f"{len(rows)} requests batched and {len(answers)} answers of {args.requests}")
         ingested = _written(engine)
         _restore(engine)
         if _written(engine) != (0, 0, 0):

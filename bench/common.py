@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 from dramatiq import Message
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
@@ -29,6 +31,7 @@ __all__ = [
     "CACHE",
     "RABBITMQ_URL",
     "add_served_company",
+    "emulator_process",
     "enqueue",
     "peak_rss_mb",
     "scratch_database",
@@ -72,6 +75,36 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+@contextmanager
+def emulator_process(**knobs: float) -> Iterator[str]:
+    """The OpenAI emulator in a process of its own (``livedash devtools openai``), with ``knobs`` set; its
+    base URL. OpenAI is another machine: serving its files must not take the measured process's CPU and GIL.
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "devtools", "openai", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    root = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                httpx.post(f"{root}/_emulator/knobs", json=knobs, timeout=1).raise_for_status()
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            raise SystemExit(f"the OpenAI emulator did not start on {root}")
+        yield f"{root}/v1"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
 
 
 @contextmanager
