@@ -339,14 +339,11 @@ def _apply_chunk(
         superseded: list[OpenRequest] = []
         current = _current_analyses(db, [line.request.session_id for line in lines])
         for request, billed, outcome in lines:
-            error = outcome if isinstance(outcome, str) else None
-            if _is_superseded(request, current.get(request.session_id)):
-                # The session was derived again after this prompt was sent: its answer describes an older
-                # conversation. It was paid for, so it is recorded, but a fresh request takes its place.
-                rows.append(_request_row(request, now, SUPERSEDED))
-                settlements.append(request.settled(Decimal(0)))
-                superseded.append(request)
-                continue
+            # A session derived again after this prompt was sent: its answer describes an older
+            # conversation. It is recorded (its cost counted, if billed) but not applied; a fresh request
+            # takes its place.
+            stale = _is_superseded(request, current.get(request.session_id))
+            error = SUPERSEDED if stale else outcome if isinstance(outcome, str) else None
             if billed is None:
                 rows.append(_request_row(request, now, error))
                 settlements.append(request.settled(Decimal(0)))
@@ -369,10 +366,12 @@ def _apply_chunk(
                 model.cost_eur += cost.total_eur
                 model.unknown_prices += not cost.known
                 priced_row = (cost.prompt_unit_usd, cost.completion_unit_usd, cost.total_eur, cost.known)
-                answer = None if isinstance(outcome, str) else outcome
+                answer = None if error is not None or isinstance(outcome, str) else outcome
                 rows.append(_request_row(request, now, error, (*billed, *priced_row), answer))
                 settlements.append(request.settled(to_eur(cost.total_eur)))
-            if isinstance(outcome, str):
+            if stale:
+                superseded.append(request)
+            elif isinstance(outcome, str):
                 failed.append((request, outcome))
             else:
                 answers[request.session_id] = outcome

@@ -625,15 +625,22 @@ def test_an_answer_for_a_conversation_that_changed_meanwhile_is_not_applied(
     assert _ai_statuses(pg_engine) == {ProcessingStatus.COMPLETED: 1, ProcessingStatus.IN_PROGRESS: 1}
     with sessionmaker(pg_engine)() as db:
         rows = db.execute(
-            select(AIProcessingRequest.processing_status, AIProcessingRequest.error_message)
+            select(
+                AIProcessingRequest.processing_status,
+                AIProcessingRequest.error_message,
+                AIProcessingRequest.prompt_tokens,
+                AIProcessingRequest.total_cost_eur,
+            )
             .where(AIProcessingRequest.session_id == changed)
             .order_by(AIProcessingRequest.requested_at)
         ).all()
-    assert [status for status, _ in rows] == [
+    assert [row.processing_status for row in rows] == [
         AIRequestStatus.PROCESSING_FAILED,
         AIRequestStatus.PENDING_BATCHING,
     ]
-    assert (rows[0][1] or "").startswith("superseded")
+    assert (rows[0].error_message or "").startswith("superseded")
+    # And what OpenAI billed for it is counted, as for any answer billed and not used
+    assert rows[0].prompt_tokens > 0 and rows[0].total_cost_eur > 0
 
     # When the next batch runs
     _run_batches(pg_engine, batch_settings, client, rounds=1)
