@@ -83,7 +83,8 @@ def test_dependencies_come_from_the_hashed_lock() -> None:
     # The build stage installs pip from its own hashed lock, then requirements.lock with its hashes, then the
     # project without dependencies
     assert "requirements-pip.lock requirements.lock pyproject.toml README.md ./" in copied
-    assert runs.index("-r requirements-pip.lock") < runs.index("pip install --require-hashes -r requirements.lock")
+    locked = runs.index("pip install --require-hashes -r requirements.lock")
+    assert runs.index("-r requirements-pip.lock") < locked
     assert "pip install --no-deps ." in runs
     dependencies = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
     assert all("==" in dependency for dependency in dependencies)
