@@ -81,6 +81,8 @@ def main() -> None:
         time_limit_seconds=args.time_limit,
         lease_grace_seconds=args.lease_grace,
         sweep_grace_seconds=args.sweep_grace,
+        # In sync mode the harness must know when each kill happens, to count the calls it interrupts.
+        poison_before_work=args.mode == "sync",
         quiet_timeout=1800,
         recovery_timeout=300,
     )

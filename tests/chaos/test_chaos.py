@@ -99,8 +99,9 @@ def test_a_sync_run_with_the_production_leases_rebills_no_more_answers_than_call
     # Given a sync-mode run of 120 sessions whose answers take 0.3 s, SIGKILLs of worker processes and pools,
     # and the production graces: a killed worker's sessions wait 2 min for its lease
     plan = replace(
-        SMALL, seed=5, mode="sync", kinds=("worker-process", "pool", "emulator-500", "postgresql"), faults=6
-    )
+        SMALL, seed=5, mode="sync", kinds=("worker-process", "pool", "emulator-500", "postgresql"), faults=6,
+        poison_before_work=True,
+    )  # fmt: skip
 
     # When it runs through the faults and comes to rest
     report = run_chaos(plan, log=print)

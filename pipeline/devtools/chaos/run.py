@@ -314,10 +314,14 @@ def _apply(services: _Services, kind: FaultKind) -> tuple[float, str]:
     started = time.monotonic()
     note = ""
     if kind in ("worker-process", "pool"):
-        services.interrupted_calls += services.emulator.chat_in_flight()
+        before = services.emulator.chat_in_flight()
         index = rng.randrange(plan.pools)
         if kind == "pool" or not services.pools.kill_one_child(index, rng):
             services.pools.kill(index)
+        # Counted after the kill too: a call started between the first count and the SIGKILL (finding the
+        # process to kill reads /proc, under the fleet's lock) was missed by it. The emulator goes on
+        # answering (and billing) a call whose client died: each call the kill interrupted is in flight now.
+        services.interrupted_calls += max(before, services.emulator.chat_in_flight())
         note = f"(pool {index})"
     elif kind == "scheduler":
         services.schedulers.kill(rng.randrange(plan.schedulers))
