@@ -125,7 +125,9 @@ def test_the_checks_fail_when_session_analysis_loses_its_database_claim() -> Non
     # When analysis messages whose work is done are delivered again (a lost acknowledgement)
     report = run_chaos(plan, log=print)
 
-    # Then the checks catch the second analyses and the answers billed again
+    # Then the checks catch the second analyses and the answers billed again (the report printed for -s: the
+    # demonstration docs/reliability.md quotes)
+    print(explain(report))
     assert not report.ok
     assert report.findings.duplicates["analyses"] > 0
     assert any("re-billed" in violation for violation in report.findings.violations), explain(report)
