@@ -13,9 +13,10 @@ from dataclasses import replace
 import pytest
 
 from pipeline.dead_letters import DELIVERY_LIMIT_ERROR
-from pipeline.devtools.chaos import FAULT_KINDS, run_chaos
+from pipeline.devtools.chaos import FAULT_KINDS, ChaosPlan, run_chaos
 from pipeline.devtools.poison import POISON_ACTOR
 from tests.chaos.conftest import SMALL, explain, forget
+
 
 #: The CI runs' graces. With the production ones a killed worker's items wait 2 min for its lease and a
 #: hand-off the kill lost 2 min for the sweep: the pipeline stands still that long with work waiting, which
@@ -23,21 +24,22 @@ from tests.chaos.conftest import SMALL, explain, forget
 #: here is 10 s of time limit plus 20 s of grace and a sweep waits 10 s. The grace still outlasts what a
 #: worker does past its limit: calls of at most 2 attempts of 3 s, and an answer's write retried through the
 #: 3 s database outage (until 7.5 s after its first failure, under the 15 s patience this grace allows).
-SHORT_GRACES = {"time_limit_seconds": 10.0, "lease_grace_seconds": 20.0, "sweep_grace_seconds": 10.0}
+def short_graces(plan: ChaosPlan) -> ChaosPlan:
+    return replace(plan, time_limit_seconds=10.0, lease_grace_seconds=20.0, sweep_grace_seconds=10.0)
+
 
 #: The sync run in CI: the faults that cost a sync run answers (SIGKILLs of worker processes and pools with
 #: calls in flight, OpenAI answering 500s, the database restarted under the answers' writes), on 60 sessions,
 #: with the short graces. No poison message: the batch run shows it dead-lettered, and the workers it kills
 #: would interrupt calls the harness does not count.
 SYNC_IN_CI = replace(
-    SMALL,
+    short_graces(SMALL),
     seed=5,
     mode="sync",
     companies=3,
     kinds=("worker-process", "pool", "emulator-500", "postgresql"),
     faults=5,
     poison=False,
-    **SHORT_GRACES,
 )
 
 
@@ -48,7 +50,7 @@ SYNC_IN_CI = replace(
 def test_a_batch_run_keeps_every_promise_through_every_kind_of_fault() -> None:
     # Given a batch-mode run, a poison message among its messages, every kind of fault once, seeded, and
     # leases a killed worker's items outlive by seconds
-    plan = replace(SMALL, seed=17, mode="batch", **SHORT_GRACES)
+    plan = replace(short_graces(SMALL), seed=17, mode="batch")
 
     # When it runs through the faults and comes to rest
     report = run_chaos(plan, log=print)
