@@ -44,6 +44,21 @@ def main() -> None:
         "--emulator-outage", type=float, default=15.0, help="Seconds of 500s, then of hanging."
     )
     parser.add_argument("--transcript-hang", type=float, default=15.0, help="Seconds the transcripts hang.")
+    parser.add_argument(
+        "--time-limit", type=float, default=20.0, help="Seconds each stage's work is given (a lease's base)."
+    )
+    parser.add_argument(
+        "--lease-grace",
+        type=float,
+        default=120.0,
+        help="Seconds a claim's lease outlives the time limit (CLAIM_LEASE_GRACE_MS; production: 120).",
+    )
+    parser.add_argument(
+        "--sweep-grace",
+        type=float,
+        default=120.0,
+        help="Seconds a pending item waits for its message before a sweep (SWEEP_GRACE_MS; production: 120).",
+    )
     parser.add_argument("--pools", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
     args = parser.parse_args()
@@ -63,6 +78,11 @@ def main() -> None:
         pools=args.pools,
         threads=args.threads,
         delivery_limit=10,
+        time_limit_seconds=args.time_limit,
+        lease_grace_seconds=args.lease_grace,
+        sweep_grace_seconds=args.sweep_grace,
+        # In sync mode the harness must know when each kill happens, to count the calls it interrupts.
+        poison_before_work=args.mode == "sync",
         quiet_timeout=1800,
         recovery_timeout=300,
     )

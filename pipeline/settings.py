@@ -13,6 +13,7 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from functools import lru_cache
 from typing import Annotated, Literal
@@ -183,6 +184,10 @@ class Settings(BaseSettings):
     actor_max_retries: Annotated[int, Field(ge=0)] = 5
     actor_min_backoff_ms: Milliseconds = 1_000
     actor_max_backoff_ms: Milliseconds = 5 * 60 * 1000
+    # Claims and sweeps (docs/configuration.md): a claim's lease is its work's time limit plus this grace;
+    # a pending item is swept again once it waited this long. Short only for test and chaos runs.
+    claim_lease_grace_ms: Milliseconds = 2 * 60 * 1000
+    sweep_grace_ms: Milliseconds = 2 * 60 * 1000
 
     # Schedulers
     scheduler_enabled: bool = True
@@ -318,6 +323,16 @@ class Settings(BaseSettings):
         health aggregator reads, and the ``vhost`` label of RabbitMQ's series that dashboards and alerts
         select (docs/operations.md)."""
         return rabbitmq_vhost(self.rabbitmq_urls[0])
+
+    @property
+    def claim_lease_grace(self) -> timedelta:
+        """How long a claim's lease outlives its work's time limit (``CLAIM_LEASE_GRACE_MS``)."""
+        return timedelta(milliseconds=self.claim_lease_grace_ms)
+
+    @property
+    def sweep_grace(self) -> timedelta:
+        """How long a pending item waits for its message before it is swept again (``SWEEP_GRACE_MS``)."""
+        return timedelta(milliseconds=self.sweep_grace_ms)
 
     @property
     def is_sqlite(self) -> bool:

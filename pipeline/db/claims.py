@@ -26,13 +26,14 @@ from pipeline.db.types import utcnow
 __all__ = ["IMPORT_DERIVATION", "LEASE_GRACE", "STAGE_STATUS", "ClaimPolicy", "claim", "lease_for"]
 
 #: A claim's lease outlives the work's own time limit by this much before another worker may take it over:
-#: a worker still finishing (committing, reporting) keeps its items.
+#: a worker still finishing (committing, reporting) keeps its items. The default of ``CLAIM_LEASE_GRACE_MS``.
 LEASE_GRACE = timedelta(minutes=2)
 
 
-def lease_for(time_limit_ms: int) -> timedelta:
-    """The lease of a claim whose work is given ``time_limit_ms`` milliseconds."""
-    return timedelta(milliseconds=time_limit_ms) + LEASE_GRACE
+def lease_for(time_limit_ms: int, grace: timedelta = LEASE_GRACE) -> timedelta:
+    """The lease of a claim whose work is given ``time_limit_ms`` milliseconds (the deployment's
+    ``Settings.claim_lease_grace`` as ``grace``)."""
+    return timedelta(milliseconds=time_limit_ms) + grace
 
 
 @dataclass(frozen=True)

@@ -228,7 +228,7 @@ def import_company_csv(
         if company is None or company.status is not CompanyStatus.ACTIVE or not company.csv_url:
             logger.info("company %s is gone, inactive or has no CSV URL: nothing to import", company_id)
             return CsvImportResult(company_id, None, None)
-        lease = lease_for(settings.csv_import_timeout)
+        lease = lease_for(settings.csv_import_timeout, settings.claim_lease_grace)
         fetch_id = claim_company_import(
             db, company_id, max_concurrent=settings.csv_import_max_concurrent, lease=lease, now=utcnow()
         )

@@ -54,8 +54,10 @@ class Report:
         return self.text
 
 
-def _grace(runtime: StageRuntime, default: timedelta) -> timedelta:
-    return timedelta(0) if runtime.sweep_everything else default
+def _grace(runtime: StageRuntime) -> timedelta:
+    """How long a pending item waits for its message before the sweep sends it again (``SWEEP_GRACE_MS``);
+    none in an inline run, which sweeps every waiting item."""
+    return timedelta(0) if runtime.sweep_everything else runtime.settings.sweep_grace
 
 
 # --- csv-import --------------------------------------------------------------------------------------------
@@ -111,7 +113,7 @@ def import_processing_sweep(runtime: StageRuntime) -> Report:
         runtime.engine,
         runtime.settings,
         lambda ids: runtime.send(PROCESS_IMPORTS, [str(item) for item in ids]),
-        grace=_grace(runtime, import_sweep.SWEEP_GRACE),
+        grace=_grace(runtime),
     )
     return Report(
         result.sent,
@@ -145,7 +147,7 @@ def session_processing_sweep(runtime: StageRuntime) -> Report:
         runtime.engine,
         runtime.settings,
         lambda ids: runtime.send(ANALYZE_SESSIONS, [str(item) for item in ids]),
-        grace=_grace(runtime, session_sweep.SWEEP_GRACE),
+        grace=_grace(runtime),
     )
     return Report(
         result.sent, f"session sweep: {result.sent} sessions sent, oldest waiting {result.lag_seconds:.0f} s"

@@ -170,7 +170,7 @@ def _claim(
             limit=len(import_ids),
             owner=settings.scheduler_instance_id,
             now=now,
-            lease=lease_for(settings.import_processing_timeout),
+            lease=lease_for(settings.import_processing_timeout, settings.claim_lease_grace),
             where=[SessionImport.id.in_(import_ids), SessionImport.company_id.in_(active)],
         )
         if not claimed:

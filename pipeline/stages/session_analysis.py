@@ -16,7 +16,8 @@ which sends it once the budget has room (a new month, a raise). Recording an ans
 What was paid is kept: each call is recorded in its own short transaction as soon as it returns (its request
 rows, its analysis, its budget settlement), in the thread that made it, before that thread makes another
 call. A worker killed or a database stopped mid-chunk re-bills only the calls that were in flight. When the
-database does not answer, the write is tried again with backoff for up to ``_RECORD_PATIENCE``.
+database does not answer, the write is tried again with backoff for up to ``_record_patience`` (under the
+claim's lease grace).
 
 A call that keeps failing for a reason that may pass (timeouts, 5xx, 429, connection errors) does not fail
 its session: the session goes back to PENDING with the reason, its lease released, and the sweep sends it
@@ -93,9 +94,11 @@ _AI, _QUESTIONS = ProcessingStage.AI_ANALYSIS, ProcessingStage.QUESTION_EXTRACTI
 #: reason that may pass) before it is FAILED for good.
 _MAX_CLAIMS = 5
 #: How long the answer of a call is tried to be written while the database does not answer, and the backoff
-#: between tries: an answer paid for is worth waiting for. Under the claim's lease grace (2 min), so that the
-#: write is given up before another worker may take the session over and pay again.
+#: between tries: an answer paid for is worth waiting for. At most this share of the claim's lease grace
+#: (``CLAIM_LEASE_GRACE_MS``, 90 s of the default 2 min), so that the write is given up before another worker
+#: may take the session over and pay again.
 _RECORD_PATIENCE_SECONDS = 90.0
+_RECORD_PATIENCE_SHARE_OF_GRACE = 0.75
 _RECORD_BACKOFF_SECONDS = 0.5
 _RECORD_MAX_BACKOFF_SECONDS = 10.0
 
@@ -219,7 +222,7 @@ def _claim(
 
     Jobs past ``_MAX_CLAIMS`` are returned as they are, to be given up by the caller.
     """
-    lease = lease_for(settings.actor_time_limit_ms)
+    lease = lease_for(settings.actor_time_limit_ms, settings.claim_lease_grace)
     with factory.begin() as db:
         jobs = {
             claimed.session_id: _Job(claimed.session_id, claimed.company_id, claimed.claims, claimed.model)
@@ -402,14 +405,20 @@ def _database_failed(error: Exception) -> bool:
     return isinstance(error, WRITE_ERRORS) and refusal_reason(error) is None
 
 
+def _record_patience(settings: Settings) -> float:
+    """Seconds a paid answer's write is tried while the database does not answer: under the lease grace."""
+    grace = settings.claim_lease_grace.total_seconds()
+    return min(_RECORD_PATIENCE_SECONDS, grace * _RECORD_PATIENCE_SHARE_OF_GRACE)
+
+
 def _record(factory: sessionmaker[Session], job: _Job, settings: Settings) -> bool:
     """Record one job's calls and outcome in its own transaction; return whether its answer was applied.
 
-    While the database does not answer, try again with backoff for up to ``_RECORD_PATIENCE_SECONDS``: the
-    answer was paid for. Anything else, or past that, is logged and the job left to its lease, which runs
-    out and lets the sweep take the session again.
+    While the database does not answer, try again with backoff for up to ``_record_patience``: the answer
+    was paid for. Anything else, or past that, is logged and the job left to its lease, which runs out and
+    lets the sweep take the session again.
     """
-    deadline = time.monotonic() + _RECORD_PATIENCE_SECONDS
+    deadline = time.monotonic() + _record_patience(settings)
     backoff = _RECORD_BACKOFF_SECONDS
     while True:
         try:

@@ -62,6 +62,8 @@ class Findings:
     interrupted_calls: int
     dead_letters: list[DeadLetter]
     violations: list[str] = field(default_factory=list)
+    #: For a few sessions billed more than once: what the database kept of them, to tell why.
+    rebilled_details: list[str] = field(default_factory=list)
 
     def summary(self) -> list[str]:
         letters = Counter(f"{letter.queue} {letter.actor}: {letter.error}" for letter in self.dead_letters)
@@ -70,6 +72,7 @@ class Findings:
             "stored twice: " + ", ".join(f"{k} {v}" for k, v in self.duplicates.items()),
             f"batch answers billed twice: {self.batch_billed_twice}",
             f"re-billed answers: {self.rebilled} (calls interrupted in flight: {self.interrupted_calls})",
+            *(f"  {detail}" for detail in self.rebilled_details),
             f"dead letters: {len(self.dead_letters)}" + "".join(f"\n  {n} x {k}" for k, n in letters.items()),
             "violations: " + ("none" if not self.violations else "\n  " + "\n  ".join(self.violations)),
         ]
@@ -83,6 +86,34 @@ def _scalar(engine: Engine, sql: str) -> int:
 def _billed_twice(entries: Iterable[LedgerEntry], key: Literal["custom_id", "session_id"]) -> int:
     counts = Counter(getattr(entry, key) for entry in entries)
     return sum(count - 1 for value, count in counts.items() if value is not None and count > 1)
+
+
+#: A session billed more than once: its analysis's claims and latest claim, and the calls recorded for it.
+_REBILLED_DETAIL = text(
+    "SELECT p.attempts, p.started_at, p.completed_at, count(r.id), count(r.id) FILTER (WHERE r.success),"
+    " string_agg(to_char(r.requested_at, 'HH24:MI:SS') || ' ' || coalesce(left(r.error_message, 40), 'ok'),"
+    " '; ' ORDER BY r.requested_at)"
+    " FROM session_processing_status p LEFT JOIN ai_processing_request r ON r.session_id = p.session_id"
+    " WHERE p.stage = 'AI_ANALYSIS' AND p.session_id = CAST(:session_id AS uuid)"
+    " GROUP BY p.attempts, p.started_at, p.completed_at"
+)
+
+
+def _rebilled_details(engine: Engine, chat: list[LedgerEntry], limit: int = 10) -> list[str]:
+    counts = Counter(entry.session_id for entry in chat if entry.session_id is not None)
+    details = []
+    with engine.connect() as connection:
+        for session_id, billed in [(s, n) for s, n in counts.items() if n > 1][:limit]:
+            row = connection.execute(_REBILLED_DETAIL, {"session_id": session_id}).first()
+            if row is None:
+                details.append(f"session {session_id}: billed {billed} times, no analysis row")
+                continue
+            claims, claimed_at, completed_at, recorded, answered, calls = row
+            details.append(
+                f"session {session_id}: billed {billed} times, {claims} claims (last at {claimed_at}, "
+                f"completed at {completed_at}), {recorded} calls recorded ({answered} answered): {calls}"
+            )
+    return details
 
 
 def check_invariants(
@@ -108,6 +139,8 @@ def check_invariants(
         interrupted_calls=interrupted_calls,
         dead_letters=dead_letters,
     )
+    if findings.rebilled:
+        findings.rebilled_details = _rebilled_details(engine, chat)
     problems = findings.violations
     for name in ("imported", "sessions", "analysed"):
         if counts[name] != good_sessions:

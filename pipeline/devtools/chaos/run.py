@@ -31,7 +31,7 @@ from sqlalchemy.orm import sessionmaker
 from pipeline.companies import add_company
 from pipeline.db import migrate
 from pipeline.db.secrets import PasswordBox
-from pipeline.dead_letters import list_dead_letters
+from pipeline.dead_letters import dead_letter_queue, list_dead_letters
 from pipeline.devtools.chaos.invariants import Findings, check_invariants
 from pipeline.devtools.chaos.processes import ProcessFleet, Ticker, pool_fleet, scheduler_fleet
 from pipeline.devtools.generate import generate_dataset
@@ -72,12 +72,14 @@ FAULT_KINDS: tuple[FaultKind, ...] = (
 SECRET = secrets.token_urlsafe(48)
 #: Batches that finish half a second after they are created.
 FAST_BATCHES = Knobs(validating_seconds=0, in_progress_seconds=0.5, finalizing_seconds=0)
-#: Progress: rows the stages write, and the runs of the ticks (sent every ``tick_seconds``), so that it grows
-#: whenever messages go through the broker and the workers into the database, even with nothing left to do.
+#: Progress: the rows only the stages' work writes (imports, sessions, messages, AI requests, completed
+#: stage rows, batches). Never the ticks' own rows (scheduler runs, CSV fetches of unchanged files), which
+#: grow every ``tick_seconds`` while no stage gets anywhere; nor a failed call's request row, which a call
+#: that failed during an OpenAI outage writes after the outage's end.
 PROGRESS = text(
-    "SELECT (SELECT count(*) FROM scheduler_run)"
-    " + (SELECT count(*) FROM session_import) + (SELECT count(*) FROM session)"
-    " + (SELECT count(*) FROM message) + (SELECT count(*) FROM ai_processing_request)"
+    "SELECT (SELECT count(*) FROM session_import) + (SELECT count(*) FROM session)"
+    " + (SELECT count(*) FROM message)"
+    " + (SELECT count(*) FROM ai_processing_request WHERE processing_status <> 'PROCESSING_FAILED')"
     " + (SELECT count(*) FROM session_processing_status WHERE status = 'COMPLETED')"
     " + (SELECT count(*) FROM ai_batch_request)"
 )
@@ -118,9 +120,23 @@ class ChaosPlan:
     company_every_seconds: float = 8.0
     #: Sync mode: how long the emulator takes to answer, so that calls are in flight when pools die.
     sync_latency_seconds: float = 0.3
+    #: The time limit of every stage's work (``ACTOR_TIME_LIMIT_MS``, ``IMPORT_PROCESSING_TIMEOUT``,
+    #: ``CSV_IMPORT_TIMEOUT``) and the grace a claim's lease adds to it (``CLAIM_LEASE_GRACE_MS``): what a
+    #: killed worker held comes free after their sum. The grace must outlast what a worker still does past
+    #: its time limit (calls in flight, writing their answers), or two workers pay for one answer.
+    time_limit_seconds: float = 20.0
+    lease_grace_seconds: float = 120.0
+    #: How long work whose message a killed worker was handing on waits before a sweep sends it
+    #: (``SWEEP_GRACE_MS``).
+    sweep_grace_seconds: float = 120.0
     recovery_timeout: float = 120.0
     quiet_timeout: float = 300.0
     poison: bool = True
+    #: Let the poison message kill its pools and be dead-lettered before the first company arrives. A sync
+    #: run needs it: the harness counts the calls in flight at the kills it makes itself, but not at the
+    #: poison's, which come at moments it does not know; any answer those kills cost would be re-billed
+    #: uncounted.
+    poison_before_work: bool = False
     #: The processes' LOG_LEVEL (INFO to follow every message through a run that does not settle).
     log_level: str = "WARNING"
     #: More modules for the pools to load beside the actors (a test's module that breaks an invariant on
@@ -132,12 +148,19 @@ class ChaosPlan:
 class FaultRecord:
     kind: str
     seconds: float
-    #: From the fault's end to the pipeline moving again; None: it did not move within the recovery timeout.
+    #: From the fault's end to the pipeline moving again (its stages' work, :data:`PROGRESS`, growing); None:
+    #: it did not move within the recovery timeout, or had nothing left to do (``idle``).
     recovered_after: float | None
     note: str = ""
+    #: No work waited when the fault ended (every session of the companies registered so far settled): no
+    #: recovery to measure.
+    idle: bool = False
 
     def line(self) -> str:
-        recovery = f"{self.recovered_after:.1f} s" if self.recovered_after is not None else "never"
+        if self.idle:
+            recovery = "- (nothing left to do)"
+        else:
+            recovery = f"{self.recovered_after:.1f} s" if self.recovered_after is not None else "never"
         return (
             f"{self.kind:<17} lasted {self.seconds:5.1f} s, recovered after {recovery} {self.note}".rstrip()
         )
@@ -162,7 +185,9 @@ class ChaosReport:
         plan = self.plan
         return [
             f"chaos run: seed {plan.seed}, {plan.mode} mode, {plan.companies * plan.sessions_per_company} "
-            f"sessions, {plan.rabbit_nodes} RabbitMQ node(s), quorum queues, {plan.pools} pools",
+            f"sessions, {plan.rabbit_nodes} RabbitMQ node(s), quorum queues, {plan.pools} pools; time limit "
+            f"{plan.time_limit_seconds:g} s, lease grace {plan.lease_grace_seconds:g} s, sweep grace "
+            f"{plan.sweep_grace_seconds:g} s",
             f"total {self.elapsed:.1f} s; pool restarts {self.pool_restarts}, scheduler restarts "
             f"{self.scheduler_restarts}, ticks not sent {self.tick_failures}",
             *(record.line() for record in self.faults),
@@ -199,6 +224,10 @@ def choose_faults(plan: ChaosPlan) -> list[FaultKind]:
     return chosen
 
 
+def _ms(seconds: float) -> str:
+    return str(round(seconds * 1000))
+
+
 def _environment(plan: ChaosPlan, database_url: str, rabbitmq_url: str, emulator_url: str) -> dict[str, str]:
     """The settings of every process of the run: short backoffs and timeouts, so faults are got over fast."""
     every_minute = "* * * * *"
@@ -219,16 +248,18 @@ def _environment(plan: ChaosPlan, database_url: str, rabbitmq_url: str, emulator
         "BATCH_MAX_WAIT": "1",
         "BATCH_MAX_ATTEMPTS": "20",
         "ACTOR_MAX_RETRIES": "20",
-        # A claim's lease is the time limit plus two minutes: what a killed worker held is taken over then.
-        "ACTOR_TIME_LIMIT_MS": "20000",
+        # A claim's lease is the time limit plus its grace: what a killed worker held is taken over then.
+        "ACTOR_TIME_LIMIT_MS": _ms(plan.time_limit_seconds),
+        "CLAIM_LEASE_GRACE_MS": _ms(plan.lease_grace_seconds),
+        "SWEEP_GRACE_MS": _ms(plan.sweep_grace_seconds),
         "ACTOR_MIN_BACKOFF_MS": "200",
         "ACTOR_MAX_BACKOFF_MS": "3000",
         "IMPORT_PROCESSING_BACKOFF_MS": "500",
         "IMPORT_PROCESSING_MAX_BACKOFF_MS": "3000",
         "IMPORT_PROCESSING_MAX_ATTEMPTS": "100",
         "TRANSCRIPT_FETCH_TIMEOUT": "2000",
-        "CSV_IMPORT_TIMEOUT": "20000",
-        "IMPORT_PROCESSING_TIMEOUT": "20000",
+        "CSV_IMPORT_TIMEOUT": _ms(plan.time_limit_seconds),
+        "IMPORT_PROCESSING_TIMEOUT": _ms(plan.time_limit_seconds),
         "CSV_IMPORT_INTERVAL": every_minute,
         "IMPORT_PROCESSING_INTERVAL": every_minute,
         "SESSION_PROCESSING_INTERVAL": every_minute,
@@ -257,6 +288,13 @@ def _settled(engine: Engine) -> int:
         return -1
 
 
+def _idle(services: _Services) -> bool:
+    """Whether no work waits: every session of the companies registered so far settled (their CSVs imported
+    included). A fault that ends then has nothing to recover from; the next company's arrival is not the
+    pipeline recovering."""
+    return _settled(services.engine) >= services.feeder.registered_sessions
+
+
 def _recovery(services: _Services) -> float | None:
     """Seconds until the progress figure grows past its value at the fault's end (None: not in time)."""
     ended = time.monotonic()
@@ -276,10 +314,14 @@ def _apply(services: _Services, kind: FaultKind) -> tuple[float, str]:
     started = time.monotonic()
     note = ""
     if kind in ("worker-process", "pool"):
-        services.interrupted_calls += services.emulator.chat_in_flight()
+        before = services.emulator.chat_in_flight()
         index = rng.randrange(plan.pools)
         if kind == "pool" or not services.pools.kill_one_child(index, rng):
             services.pools.kill(index)
+        # Counted after the kill too: a call started between the first count and the SIGKILL (finding the
+        # process to kill reads /proc, under the fleet's lock) was missed by it. The emulator goes on
+        # answering (and billing) a call whose client died: each call the kill interrupted is in flight now.
+        services.interrupted_calls += max(before, services.emulator.chat_in_flight())
         note = f"(pool {index})"
     elif kind == "scheduler":
         services.schedulers.kill(rng.randrange(plan.schedulers))
@@ -313,6 +355,22 @@ def _restart_rabbitmq(services: _Services) -> str:
     time.sleep(services.plan.broker_outage_seconds)
     node.start()
     return f"({node.name})"
+
+
+def _wait_for_the_poison(services: _Services, log: Callable[[str], None]) -> None:
+    """Until the poison message is in its dead-letter queue (its delivery limit spent), or quiet_timeout."""
+    started = time.monotonic()
+    dead_letters = dead_letter_queue(POISON_QUEUE)
+    while time.monotonic() - started < services.plan.quiet_timeout:
+        with contextlib.suppress(Exception):
+            depths = services.rabbit.running_node().ctl("list_queues", "-q", "name", "messages")
+            rows = [line.split() for line in depths.splitlines()]
+            if any(row[:1] == [dead_letters] and row[1:] != ["0"] for row in rows):
+                log(f"poison dead-lettered after {time.monotonic() - started:.1f} s, "
+                    f"{services.pools.restarts} pool restarts; work starts")  # fmt: skip
+                return
+        time.sleep(1)
+    log("the poison message was not dead-lettered in time; work starts anyway")
 
 
 def _send_poison(settings: Settings) -> None:
@@ -429,6 +487,8 @@ class _Feeder:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="feeder", daemon=True)
         self.error: Exception | None = None
+        #: Sessions in the CSVs of the companies registered so far.
+        self.registered_sessions = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -443,7 +503,7 @@ class _Feeder:
             except Exception as exc:
                 self.error = exc
                 return
-            self._waiting.pop(0)
+            self.registered_sessions += self._waiting.pop(0).sessions
             self._stop.wait(self._every)
 
     def raise_error(self) -> None:
@@ -522,6 +582,8 @@ def run_chaos(plan: ChaosPlan, *, log: Callable[[str], None] = print) -> ChaosRe
         if plan.poison:
             _send_poison(services.settings)
         services.ticker.start()
+        if plan.poison and plan.poison_before_work:
+            _wait_for_the_poison(services, log)
         services.feeder.start()
         log(f"{good} sessions; services up after {time.monotonic() - started:.1f} s; logs in {log_dir}")
         while (_progress(services.engine) or 0) == 0 and time.monotonic() - started < plan.quiet_timeout:
@@ -529,7 +591,10 @@ def run_chaos(plan: ChaosPlan, *, log: Callable[[str], None] = print) -> ChaosRe
         for kind in choose_faults(plan):
             time.sleep(services.rng.uniform(*plan.gap_seconds))
             seconds, note = _apply(services, kind)
-            record = FaultRecord(kind, seconds, _recovery(services), note)
+            if _idle(services):
+                record = FaultRecord(kind, seconds, None, note, idle=True)
+            else:
+                record = FaultRecord(kind, seconds, _recovery(services), note)
             services.faults.append(record)
             log(record.line())
         log(f"faults over after {time.monotonic() - started:.1f} s; waiting for quiet")
