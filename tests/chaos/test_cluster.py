@@ -29,9 +29,11 @@ def test_losing_the_leader_of_the_stage_queues_loses_nothing() -> None:
     # When the node leading the session-processing queue is SIGKILLed mid-run (and restarted 5 s later)
     report = run_chaos(plan, log=print)
 
-    # Then the pipeline moved on, and every good session was analysed once, nothing billed twice
+    # Then the pipeline moved on: through the other nodes while the leader was down, or once it returned (a
+    # fault that ends with nothing left to do must have seen the work go on during it), and every good
+    # session was analysed once, nothing billed twice
     assert report.ok, explain(report)
     [broker_fault] = [record for record in report.faults if record.kind == "rabbitmq"]
-    assert broker_fault.recovered_after is not None, explain(report)
+    assert broker_fault.moved_during or broker_fault.recovered_after is not None, explain(report)
     assert report.findings.counts["analysed"] == report.findings.good_sessions
     forget(report)

@@ -155,15 +155,18 @@ class FaultRecord:
     #: No work waited when the fault ended (every session of the companies registered so far settled): no
     #: recovery to measure.
     idle: bool = False
+    #: The stages' work grew while the fault lasted (a cluster carrying on through a lost node, say).
+    moved_during: bool = False
 
     def line(self) -> str:
         if self.idle:
             recovery = "- (nothing left to do)"
         else:
             recovery = f"{self.recovered_after:.1f} s" if self.recovered_after is not None else "never"
+        during = ", moved during it" if self.moved_during and self.seconds else ""
         return (
-            f"{self.kind:<17} lasted {self.seconds:5.1f} s, recovered after {recovery} {self.note}".rstrip()
-        )
+            f"{self.kind:<17} lasted {self.seconds:5.1f} s{during}, recovered after {recovery} {self.note}"
+        ).rstrip()
 
 
 @dataclass
@@ -590,11 +593,14 @@ def run_chaos(plan: ChaosPlan, *, log: Callable[[str], None] = print) -> ChaosRe
             time.sleep(0.2)
         for kind in choose_faults(plan):
             time.sleep(services.rng.uniform(*plan.gap_seconds))
+            before = _progress(services.engine)
             seconds, note = _apply(services, kind)
+            after = _progress(services.engine)
+            moved = before is not None and after is not None and after > before
             if _idle(services):
-                record = FaultRecord(kind, seconds, None, note, idle=True)
+                record = FaultRecord(kind, seconds, None, note, idle=True, moved_during=moved)
             else:
-                record = FaultRecord(kind, seconds, _recovery(services), note)
+                record = FaultRecord(kind, seconds, _recovery(services), note, moved_during=moved)
             services.faults.append(record)
             log(record.line())
         log(f"faults over after {time.monotonic() - started:.1f} s; waiting for quiet")
