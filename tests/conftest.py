@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.db import migrate
@@ -15,6 +15,7 @@ from pipeline.db.models import Base
 from pipeline.settings import Settings, load_settings
 from tests.demo_source import Source, running_source
 from tests.services import scratch_postgres_database
+from tests.sqlite_template import migrated_sqlite_engine
 
 #: Tables filled by the migrations themselves (seed data); kept between tests.
 SEEDED_TABLES = {"ai_model", "ai_model_pricing"}
@@ -37,13 +38,17 @@ def pg_settings(postgres_url: str) -> Settings:
 
 @pytest.fixture
 def pg_engine(pg_settings: Settings) -> Iterator[Engine]:
-    """The session database, emptied of everything but seed data before each test."""
+    """The session database, emptied of everything but seed data before each test.
+
+    ``DELETE`` rather than ``TRUNCATE``: the tables hold a few rows between tests, and a truncation of
+    seventeen tables (new files for each, and their indexes) cost four times as much, before every one of
+    some 900 tests.
+    """
     engine = create_db_engine(pg_settings)
-    tables = ", ".join(
-        f'"{table.name}"' for table in Base.metadata.sorted_tables if table.name not in SEEDED_TABLES
-    )
     with engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {tables} CASCADE"))
+        for table in reversed(Base.metadata.sorted_tables):
+            if table.name not in SEEDED_TABLES:
+                connection.execute(table.delete())
     yield engine
     engine.dispose()
 
@@ -58,10 +63,20 @@ def sqlite_settings(tmp_path: Path) -> Settings:
     )
 
 
-@pytest.fixture
-def sqlite_engine(sqlite_settings: Settings) -> Iterator[Engine]:
-    engine = create_db_engine(sqlite_settings)
+@pytest.fixture(scope="session")
+def migrated_sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database migrated once for the test session, copied by each test that needs one: running
+    the migrations took about half a second per test."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "livedash.sqlite3"
+    engine = create_db_engine(load_settings(database_url=f"sqlite:///{path}", broker="memory"))
     migrate.upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture
+def sqlite_engine(sqlite_settings: Settings, migrated_sqlite_file: Path) -> Iterator[Engine]:
+    engine = migrated_sqlite_engine(sqlite_settings, migrated_sqlite_file)
     yield engine
     engine.dispose()
 

@@ -121,7 +121,7 @@ def test_the_pools_may_resolve_names_and_reach_the_database_and_the_broker(overl
         "fd12::1",
         "::1",
         "64:ff9b::a9fe:a9fe",
-        *(str(address) for address in METADATA_ADDRESSES),
+        *sorted(str(address) for address in METADATA_ADDRESSES),
     ],
 )
 def test_no_address_block_lets_a_pool_reach_internal_or_metadata_addresses(address: str) -> None:

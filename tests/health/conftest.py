@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from pipeline.db import migrate
-from pipeline.db.engine import create_db_engine
 from pipeline.settings import Settings, load_settings
 from tests.health.fakes import FakeSources
+from tests.sqlite_template import migrated_sqlite_engine
 
 TOKEN = "test-admin-token"
 
@@ -35,10 +34,9 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def engine(settings: Settings) -> Iterator[Engine]:
+def engine(settings: Settings, migrated_sqlite_file: Path) -> Iterator[Engine]:
     """The health tests' SQLite database, migrated."""
-    engine = create_db_engine(settings)
-    migrate.upgrade(engine)
+    engine = migrated_sqlite_engine(settings, migrated_sqlite_file)
     yield engine
     engine.dispose()
 

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, Table, func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from pipeline.analysis import PromptMessage, build_messages, fit_transcript
+from pipeline.analysis import PromptMessage, build_messages, fit_transcript, openai_calls
 from pipeline.analysis.openai_calls import openai_client
 from pipeline.db.bulk import bulk_insert
 from pipeline.db.enums import AIRequestStatus, ProcessingStage, ProcessingStatus
@@ -68,7 +68,10 @@ def emulator() -> Iterator[OpenAIEmulator]:
 
 
 @pytest.fixture
-def ai_settings(pg_settings: Settings, emulator: OpenAIEmulator) -> Settings:
+def ai_settings(pg_settings: Settings, emulator: OpenAIEmulator, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    # A 500 carries no Retry-After, so a call backs off 1 s, then 2 s: 15 s of sleep for one session taken
+    # to the claim cap. The waits themselves are tested in tests/analysis/test_call_retries.py.
+    monkeypatch.setattr(openai_calls, "_BASE_BACKOFF_SECONDS", 0.01)
     emulator.reset()
     emulator.knobs = Knobs(retry_after=0.05)
     return pg_settings.model_copy(
