@@ -42,6 +42,7 @@ from pipeline.analysis.schema import (
     SUMMARY_MIN_CHARS,
     InvalidAnalysis,
     SessionAnalysis,
+    checked_analysis,
     normalized_questions,
     parse_analysis,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "Usage",
     "analysis_key",
     "build_messages",
+    "checked_analysis",
     "cost_of",
     "estimate_prompt_tokens",
     "estimated_tokens",

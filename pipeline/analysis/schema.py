@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from enum import Enum
-from typing import Annotated, Final
+from typing import Annotated, Final, TypeVar
 
 from openai import Omit
 from openai.lib import type_to_response_format_param
@@ -42,6 +42,7 @@ __all__ = [
     "SUMMARY_MIN_CHARS",
     "InvalidAnalysis",
     "SessionAnalysis",
+    "checked_analysis",
     "normalized_questions",
     "parse_analysis",
 ]
@@ -61,6 +62,8 @@ _DROPPED_KEYWORDS = frozenset({"minLength", "maxLength", "title", "$ref", "$defs
 _MAX_LISTED_ERRORS = 5
 #: Longest rendering of a wrong value in a reason (a UUID is 36 characters).
 _MAX_SHOWN_CHARS = 40
+#: A message's content: its text, or the analysis already validated from it.
+_Content = TypeVar("_Content", str, "SessionAnalysis")
 
 
 def _not_blank(question: str) -> str:
@@ -150,14 +153,34 @@ def parse_analysis(content: str | None, *, refusal: str | None, expected_session
     Raises :class:`InvalidAnalysis` for a refusal, a missing or malformed answer, or an answer about
     another session than ``expected_session_id``.
     """
+    try:
+        analysis = SessionAnalysis.model_validate_json(_answer_in(content, refusal))
+    except ValidationError as error:
+        raise InvalidAnalysis(_explain(error.errors(include_url=False))) from error
+    return _for_session(analysis, expected_session_id)
+
+
+def checked_analysis(
+    analysis: SessionAnalysis | None, *, refusal: str | None, expected_session_id: str
+) -> SessionAnalysis:
+    """What :func:`parse_analysis` gives for a message whose content was validated already (``None``: none).
+
+    For a reader that validated the content as :class:`SessionAnalysis` in the same pass as the rest of the
+    completion (``Json[SessionAnalysis]``); a content that fails is for :func:`parse_analysis` to explain.
+    """
+    return _for_session(_answer_in(analysis, refusal), expected_session_id)
+
+
+def _answer_in(content: _Content | None, refusal: str | None) -> _Content:
+    """``content``; raises :class:`InvalidAnalysis` for a refusal, then for a message without content."""
     if refusal:
         raise InvalidAnalysis(f"model refused: {refusal}")
     if content is None:
         raise InvalidAnalysis("no content")
-    try:
-        analysis = SessionAnalysis.model_validate_json(content)
-    except ValidationError as error:
-        raise InvalidAnalysis(_explain(error.errors(include_url=False))) from error
+    return content
+
+
+def _for_session(analysis: SessionAnalysis, expected_session_id: str) -> SessionAnalysis:
     if analysis.session_id != expected_session_id:
         raise InvalidAnalysis(
             f"answer is for session {_clip(analysis.session_id)}, expected {expected_session_id}"

@@ -50,6 +50,7 @@ __all__ = [
     "answer_values",
     "apply_analyses",
     "complete_analyses",
+    "first_message",
     "priced",
     "record_prompt_truncations",
     "record_usage",
@@ -129,14 +130,16 @@ def answer_from_json(kept: dict[str, Any], model: str, request_id: str | None) -
     )
 
 
+def first_message(completion: ChatCompletion) -> tuple[str | None, str | None]:
+    """The content and refusal of the first choice's message; both ``None`` without a choice."""
+    message = completion.choices[0].message if completion.choices else None
+    return (message.content, message.refusal) if message else (None, None)
+
+
 def validated(completion: ChatCompletion, session_id: uuid.UUID) -> SessionAnalysis:
     """The answer in ``completion``, validated for ``session_id``; raises InvalidAnalysis."""
-    message = completion.choices[0].message if completion.choices else None
-    return parse_analysis(
-        message.content if message else None,
-        refusal=message.refusal if message else None,
-        expected_session_id=str(session_id),
-    )
+    content, refusal = first_message(completion)
+    return parse_analysis(content, refusal=refusal, expected_session_id=str(session_id))
 
 
 def _detail(source: Any, name: str) -> int | None:

@@ -17,16 +17,19 @@ its data (:mod:`pipeline.db.refusals`) is split in halves until the refused line
 recorded as a failed line with the database's reason (its session asks again in a later batch) and the
 others land, so a batch is never stuck on one line. A line read and checked is kept
 as plain values, not as the pydantic models it was checked with: thousands of those alive at once cost
-more in garbage collection than the validation itself.
+more in garbage collection than the validation itself. The usual line, an answered request, is read and
+checked in one pass from its text (:mod:`pipeline.stages.batch_output`); any other the general way, from its
+parsed JSON and the SDK's ``ChatCompletion``, with the same outcome.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple, cast
 
@@ -34,12 +37,11 @@ import openai
 from openai.types.chat import ChatCompletion
 from pydantic import ValidationError
 from pydantic_core import from_json
-from sqlalchemy import Engine, Table, Uuid, any_, bindparam, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Engine, Table, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline import metrics
-from pipeline.analysis import InvalidAnalysis
+from pipeline.analysis import InvalidAnalysis, checked_analysis, parse_analysis
 from pipeline.db.bulk import bulk_insert, bulk_update, is_postgresql
 from pipeline.db.enums import AIBatchRequestStatus, AIRequestStatus, ProcessingStage, ProcessingStatus
 from pipeline.db.models import AIBatchRequest, AIProcessingRequest, ChatSession, SessionProcessingStatus
@@ -53,12 +55,13 @@ from pipeline.stages.analysis_results import (
     answer_json,
     answer_of,
     complete_analyses,
+    first_message,
     priced,
     record_usage,
     usage_values,
-    validated,
 )
 from pipeline.stages.batch_enqueue import pending_request
+from pipeline.stages.batch_output import AnsweredLine, answered_line, message_of, usage_of
 from pipeline.stages.budgets import Settlement, settle, to_eur
 from pipeline.stages.stage_status import StageChange, apply_stage_changes
 
@@ -133,9 +136,11 @@ class IngestResult:
     fallback: list[uuid.UUID] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
-class OpenRequest:
-    """A request of the batch still waiting for its result."""
+class OpenRequest(NamedTuple):
+    """A request of the batch still waiting for its result.
+
+    A named tuple, built straight from its query's row: a batch has tens of thousands of them.
+    """
 
     id: uuid.UUID
     session_id: uuid.UUID
@@ -149,24 +154,45 @@ class OpenRequest:
     analysis_key: str | None
     estimated_prompt_tokens: int
 
-    def settled(self, cost: Decimal) -> Settlement | None:
-        """Its reservation replaced by ``cost``; None when it reserved nothing and cost nothing."""
-        if self.reserved_month is None:
-            return None
-        return Settlement(self.company_id, self.reserved_month, Decimal(self.reserved_eur), cost)
+
+class _Settlements:
+    """Requests' reservations replaced by what they cost, summed per company month as they come.
+
+    The sums :func:`settle` would make of one :class:`Settlement` per request (sums of decimals are exact, in
+    any order), without building and keeping one object for each of a chunk's thousands of requests.
+    """
+
+    def __init__(self) -> None:
+        self._totals: defaultdict[tuple[uuid.UUID, date], list[Decimal]] = defaultdict(
+            lambda: [Decimal(0), Decimal(0)]
+        )
+
+    def add(self, request: OpenRequest, cost: Decimal) -> None:
+        """``request``'s reservation replaced by ``cost``; nothing when it reserved nothing."""
+        if request.reserved_month is None:
+            return
+        total = self._totals[(request.company_id, request.reserved_month)]
+        total[0] += Decimal(request.reserved_eur)
+        total[1] += cost
+
+    def settle(self, db: Session) -> None:
+        """Apply the sums (:func:`settle`); the caller commits."""
+        settle(db, [Settlement(*key, reserved, cost) for key, (reserved, cost) in self._totals.items()])
 
 
 def release_reservations(db: Session, requests: list[OpenRequest]) -> None:
     """Give back what requests that were not billed held of their budgets; the caller commits."""
-    settle(db, [item for item in (request.settled(Decimal(0)) for request in requests) if item is not None])
+    settlements = _Settlements()
+    for request in requests:
+        settlements.add(request, Decimal(0))
+    settlements.settle(db)
 
 
-def _lines(client: openai.OpenAI, file_id: str) -> Iterator[dict[str, Any]]:
+def _lines(client: openai.OpenAI, file_id: str) -> Iterator[str]:
     with client.files.with_streaming_response.content(file_id) as response:
         for line in response.iter_lines():
             if line.strip():
-                # pydantic's JSON parser (jiter): the objects json.loads gives, in a third of the time.
-                yield from_json(line)
+                yield line
 
 
 def _error_of(line: dict[str, Any]) -> str:
@@ -183,28 +209,74 @@ def _error_of(line: dict[str, Any]) -> str:
 SUPERSEDED = "superseded: the session was derived again after this request was sent"
 
 
-def _current_analyses(
-    db: Session, session_ids: list[uuid.UUID]
-) -> dict[uuid.UUID, tuple[ProcessingStatus, datetime | None]]:
-    # One array parameter on PostgreSQL: an IN list of thousands of parameters takes longer to build and
-    # to plan than to run.
-    chunk = (
-        SessionProcessingStatus.session_id == any_(bindparam("ids", session_ids, type_=ARRAY(Uuid())))
-        if is_postgresql(db)
-        else SessionProcessingStatus.session_id.in_(session_ids)
-    )
-    # Core, not the ORM: thousands of plain rows, nothing to load into objects.
+#: A session's AI analysis as :func:`_is_superseded` reads it: status and start; ``None``: it has none.
+_Analysis = tuple[ProcessingStatus, datetime | None] | None
+#: What a session left out by :func:`_current_analyses` stands for: an analysis its request belongs to.
+_CURRENT: _Analysis = (ProcessingStatus.IN_PROGRESS, None)
+
+
+def _current_analyses(db: Session, requests: list[OpenRequest]) -> dict[uuid.UUID, _Analysis]:
+    """The AI analyses of the requests' sessions; on PostgreSQL only those that may have moved on.
+
+    Left out there: an analysis in progress that started before its session's request or did not start,
+    the usual case, of which :func:`_is_superseded` says what it says of ``_CURRENT``. Thousands of rows
+    fewer to read, convert and keep in each chunk.
+    """
+    if is_postgresql(db):
+        return _changed_analyses(db, requests)
+    session_ids = [request.session_id for request in requests]
+    # Core, not the ORM: plain rows, nothing to load into objects.
     rows = db.connection().execute(
         select(
             SessionProcessingStatus.session_id,
             SessionProcessingStatus.status,
             SessionProcessingStatus.started_at,
-        ).where(SessionProcessingStatus.stage == ProcessingStage.AI_ANALYSIS, chunk)
+        ).where(
+            SessionProcessingStatus.stage == ProcessingStage.AI_ANALYSIS,
+            SessionProcessingStatus.session_id.in_(session_ids),
+        )
     )
-    return {session_id: (status, started_at) for session_id, status, started_at in rows}
+    found = {session_id: (status, started_at) for session_id, status, started_at in rows}
+    return {session_id: found.get(session_id) for session_id in session_ids}
 
 
-def _is_superseded(request: OpenRequest, analysis: tuple[ProcessingStatus, datetime | None] | None) -> bool:
+#: The AI analyses of a chunk's sessions that may be newer than the request of each: not in progress,
+#: started after the request, or none at all (joined from the arrays: a session without its row comes back
+#: with nulls). The arrays are binary parameters (``%b``): one array parameter, as an IN list of thousands
+#: takes longer to build and to plan than to run, and psycopg's text form of an array matches every element
+#: against a regular expression (about ten times the CPU, 5 µs a line for these two).
+_CHANGED_ANALYSES = """SELECT chunk.session_id, analysis.status, analysis.started_at
+FROM unnest(%b::uuid[], %b::timestamptz[]) AS chunk(session_id, requested_at)
+LEFT JOIN session_processing_status AS analysis
+    ON analysis.session_id = chunk.session_id AND analysis.stage = %s
+WHERE analysis.session_id IS NULL OR analysis.status <> %s OR analysis.started_at > chunk.requested_at"""
+
+
+def _changed_analyses(db: Session, requests: list[OpenRequest]) -> dict[uuid.UUID, _Analysis]:
+    """PostgreSQL: the analyses :data:`_CHANGED_ANALYSES` finds, as :func:`_current_analyses` gives them."""
+    driver: Any = db.connection().connection.driver_connection
+    with driver.cursor() as cursor:
+        cursor.execute(
+            _CHANGED_ANALYSES,
+            (
+                [request.session_id for request in requests],
+                [request.requested_at for request in requests],
+                ProcessingStage.AI_ANALYSIS.value,
+                ProcessingStatus.IN_PROGRESS.value,
+            ),
+        )
+        rows = cursor.fetchall()
+    return {session_id: _analysis(status, started_at) for session_id, status, started_at in rows}
+
+
+def _analysis(status: str | None, started_at: datetime | None) -> _Analysis:
+    """A row of :data:`_CHANGED_ANALYSES` typed as the ORM's columns give it: an enum, a time in UTC."""
+    if status is None:
+        return None
+    return ProcessingStatus(status), None if started_at is None else started_at.astimezone(UTC)
+
+
+def _is_superseded(request: OpenRequest, analysis: _Analysis) -> bool:
     """A request answers its session only while that session's analysis is the one the request belongs to."""
     if analysis is None:
         return True
@@ -212,6 +284,11 @@ def _is_superseded(request: OpenRequest, analysis: tuple[ProcessingStatus, datet
     return status is not ProcessingStatus.IN_PROGRESS or (
         started_at is not None and started_at > request.requested_at
     )
+
+
+def _restarted(analysis: _Analysis) -> bool:
+    """Whether a superseded request's session is being analysed again: it then gets a fresh request."""
+    return analysis is not None and analysis[0] is ProcessingStatus.IN_PROGRESS
 
 
 def _request_afresh(db: Session, requests: list[OpenRequest], now: datetime) -> None:
@@ -302,7 +379,7 @@ class _Line(NamedTuple):
 
 
 def _read(request: OpenRequest, line: dict[str, Any], max_question_chars: int) -> _Line:
-    """Check one line of an output or error file: all that needs no database."""
+    """Check one parsed line of an output or error file, whatever it holds: all that needs no database."""
     response = line.get("response") or {}
     if response.get("status_code") != 200 or line.get("error"):
         return _Line(request, None, _error_of(line))
@@ -311,14 +388,44 @@ def _read(request: OpenRequest, line: dict[str, Any], max_question_chars: int) -
     except ValidationError as exc:
         return _Line(request, None, f"unreadable completion: {exc.errors()[0]['msg']}")
     usage = usage_values(completion)
+    content, refusal = first_message(completion)
     try:
-        analysis = validated(completion, request.session_id)
+        analysis = parse_analysis(content, refusal=refusal, expected_session_id=str(request.session_id))
     except InvalidAnalysis as exc:
         return _Line(request, usage, f"invalid answer: {exc.reason}")
     answer = answer_of(
         analysis, request.model, response.get("request_id"), max_question_chars=max_question_chars
     )
     return _Line(request, usage, answer)
+
+
+def _read_answered(request: OpenRequest, line: AnsweredLine, max_question_chars: int) -> _Line:
+    """What :func:`_read` gives for a line :func:`answered_line` accepted, its answer validated already."""
+    response = line["response"]
+    completion = response["body"]
+    usage = usage_of(completion)
+    validated, refusal = message_of(completion)
+    try:
+        analysis = checked_analysis(validated, refusal=refusal, expected_session_id=str(request.session_id))
+    except InvalidAnalysis as exc:
+        return _Line(request, usage, f"invalid answer: {exc.reason}")
+    answer = answer_of(
+        analysis, request.model, response.get("request_id"), max_question_chars=max_question_chars
+    )
+    return _Line(request, usage, answer)
+
+
+def _read_text(text: str, waiting: dict[str, OpenRequest], max_question_chars: int) -> _Line | None:
+    """The line ``text`` read and checked if it answers a waiting request (taken out of ``waiting``)."""
+    answered = answered_line(text)
+    if answered is not None:
+        request = waiting.pop(answered["custom_id"], None)
+        return None if request is None else _read_answered(request, answered, max_question_chars)
+    # Anything else (an error line, an unusual completion, not JSON at all) the general way, as always.
+    # pydantic's JSON parser (jiter): the objects json.loads gives, in a third of the time.
+    line = from_json(text)
+    request = waiting.pop(str(line.get("custom_id")), None)
+    return None if request is None else _read(request, line, max_question_chars)
 
 
 def _apply_chunk(
@@ -330,23 +437,23 @@ def _apply_chunk(
 ) -> None:
     """Apply one chunk of lines in one transaction: the same few statements, whatever the chunk's size."""
     now = utcnow()
-    usage: dict[str, _Usage] = {}
-    settlements: list[Settlement | None] = []
+    usage: defaultdict[str, _Usage] = defaultdict(_Usage)
+    settlements = _Settlements()
     with factory.begin() as db:
         rows: list[tuple[Any, ...]] = []
         answers: dict[uuid.UUID, Answer] = {}
         failed: list[tuple[OpenRequest, str]] = []
         superseded: list[OpenRequest] = []
-        current = _current_analyses(db, [line.request.session_id for line in lines])
+        current = _current_analyses(db, [line.request for line in lines])
         for request, billed, outcome in lines:
             # A session derived again after this prompt was sent: its answer describes an older
             # conversation. It is recorded (its cost counted, if billed) but not applied; a fresh request
             # takes its place.
-            stale = _is_superseded(request, current.get(request.session_id))
+            stale = _is_superseded(request, current.get(request.session_id, _CURRENT))
             error = SUPERSEDED if stale else outcome if isinstance(outcome, str) else None
             if billed is None:
                 rows.append(_request_row(request, now, error))
-                settlements.append(request.settled(Decimal(0)))
+                settlements.add(request, Decimal(0))
             else:
                 # Paid for: its tokens and cost are recorded whether its answer is used or not.
                 prompt_tokens, completion_tokens = billed[3], billed[4]
@@ -360,7 +467,7 @@ def _apply_chunk(
                     True,
                     prices,
                 )
-                model = usage.setdefault(request.model, _Usage())
+                model = usage[request.model]
                 model.prompt_tokens += prompt_tokens
                 model.completion_tokens += completion_tokens
                 model.cost_eur += cost.total_eur
@@ -368,7 +475,7 @@ def _apply_chunk(
                 priced_row = (cost.prompt_unit_usd, cost.completion_unit_usd, cost.total_eur, cost.known)
                 answer = None if error is not None or isinstance(outcome, str) else outcome
                 rows.append(_request_row(request, now, error, (*billed, *priced_row), answer))
-                settlements.append(request.settled(to_eur(cost.total_eur)))
+                settlements.add(request, to_eur(cost.total_eur))
             if stale:
                 superseded.append(request)
             elif isinstance(outcome, str):
@@ -376,13 +483,11 @@ def _apply_chunk(
             else:
                 answers[request.session_id] = outcome
         write_chunk(db, rows, answers, now)
-        _request_afresh(
-            db, [r for r in superseded if current[r.session_id][0] is ProcessingStatus.IN_PROGRESS], now
-        )
+        _request_afresh(db, [r for r in superseded if _restarted(current[r.session_id])], now)
         released = IngestResult()
         apply_stage_changes(db, release_requests(db, failed, settings, now, released), now)
         # Last, so that the companies' month rows are locked only for the end of the transaction.
-        settle(db, [item for item in settlements if item is not None])
+        settlements.settle(db)
     # Counted once committed: a chunk that rolls back is ingested again later (or in parts), and counted then.
     result.fallback += released.fallback
     for model_name, billed_usage in usage.items():
@@ -439,11 +544,11 @@ def _chunks(
     """The lines of the files that answer a waiting request (taken out of ``waiting``), read and checked."""
     chunk: list[_Line] = []
     for file_id in file_ids:
-        for line in _lines(client, file_id):
-            request = waiting.pop(str(line.get("custom_id")), None)
-            if request is None:
+        for text in _lines(client, file_id):
+            line = _read_text(text, waiting, settings.ai_question_max_chars)
+            if line is None:
                 continue
-            chunk.append(_read(request, line, settings.ai_question_max_chars))
+            chunk.append(line)
             if len(chunk) == CHUNK_LINES:
                 yield chunk
                 chunk = []
@@ -453,6 +558,7 @@ def _chunks(
 
 def open_requests(db: Session, batch_id: uuid.UUID) -> list[OpenRequest]:
     """The requests of a batch still waiting for their result."""
+    # The columns in the order of OpenRequest's fields: each row becomes one as it is, with no dict between.
     rows = db.connection().execute(
         select(
             AIProcessingRequest.id,
@@ -472,7 +578,8 @@ def open_requests(db: Session, batch_id: uuid.UUID) -> list[OpenRequest]:
             AIProcessingRequest.processing_status == AIRequestStatus.BATCHING_IN_PROGRESS,
         )
     )
-    return [OpenRequest(**row._asdict()) for row in rows]
+    assert tuple(rows.keys()) == OpenRequest._fields
+    return [OpenRequest._make(row) for row in rows]
 
 
 def ingest_batch(

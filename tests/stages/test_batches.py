@@ -19,7 +19,7 @@ from typing import Any, cast
 import openai
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import sessionmaker
 
 from pipeline.analysis import SessionAnalysis
@@ -1010,6 +1010,124 @@ def test_a_question_longer_than_the_index_takes_is_cut_and_stored(
         ).all()
     limit = batch_settings.ai_question_max_chars
     assert stored == [long_question[: limit - 1] + "…", "When do I get paid?"]
+
+
+def _session_of(line: dict[str, Any]) -> uuid.UUID:
+    """The session an output line answers, as its answer says."""
+    return uuid.UUID(json.loads(line["response"]["body"]["choices"][0]["message"]["content"])["session_id"])
+
+
+def _requests_of(engine: Engine, session_id: uuid.UUID) -> list[Any]:
+    """The session's request rows, oldest first: status, error, prompt tokens."""
+    with sessionmaker(engine)() as db:
+        return list(
+            db.execute(
+                select(
+                    AIProcessingRequest.processing_status,
+                    AIProcessingRequest.error_message,
+                    AIProcessingRequest.prompt_tokens,
+                )
+                .where(AIProcessingRequest.session_id == session_id)
+                .order_by(AIProcessingRequest.requested_at)
+            ).all()
+        )
+
+
+@pytest.mark.postgres
+def test_completions_with_more_than_the_usual_line_are_applied_as_the_sdk_reads_them(
+    pg_engine: Engine, batch_settings: Settings, client: openai.OpenAI
+) -> None:
+    # Given a finished batch of three whose completions each hold what the usual line has not, and the SDK
+    # still reads: a token count as text (it reads "700" as 700), log probabilities, a cited source
+    batch_id, output_file_id, lines = _finished_batch_lines(pg_engine, batch_settings, client, 3)
+    usage = lines[0]["response"]["body"]["usage"]
+    prompt_tokens = usage["prompt_tokens"]
+    usage["prompt_tokens"] = str(prompt_tokens)
+    lines[1]["response"]["body"]["choices"][0]["logprobs"] = {
+        "content": [{"token": "{", "logprob": -0.01, "top_logprobs": []}],
+        "refusal": None,
+    }
+    lines[2]["response"]["body"]["choices"][0]["message"]["annotations"] = [
+        {
+            "type": "url_citation",
+            "url_citation": {"start_index": 0, "end_index": 1, "title": "Leave", "url": "https://a.example"},
+        }
+    ]
+
+    # When it is ingested
+    result = _ingest_lines(pg_engine, batch_settings, batch_id, output_file_id, lines)
+
+    # Then the three answers are applied, with the tokens the SDK read
+    assert (result.completed, result.failed) == (3, 0)
+    assert _ai_statuses(pg_engine) == {ProcessingStatus.COMPLETED: 3}
+    [(status, error, tokens)] = _requests_of(pg_engine, _session_of(lines[0]))
+    assert (status, error, tokens) == (AIRequestStatus.PROCESSING_COMPLETE, None, prompt_tokens)
+
+
+@pytest.mark.postgres
+def test_a_refusal_and_a_completion_without_a_choice_are_invalid_answers_paid_for(
+    pg_engine: Engine, batch_settings: Settings, client: openai.OpenAI
+) -> None:
+    # Given a finished batch of two: the model refused the first, and the second has no choice at all
+    batch_id, output_file_id, lines = _finished_batch_lines(pg_engine, batch_settings, client, 2)
+    refusing = _session_of(lines[0])
+    lines[0]["response"]["body"]["choices"][0]["message"].update(
+        content=None, refusal="I'm sorry, but I can't help with that request."
+    )
+    lines[1]["response"]["body"]["choices"] = []
+
+    # When it is ingested
+    result = _ingest_lines(pg_engine, batch_settings, batch_id, output_file_id, lines)
+
+    # Then each fails with its reason, keeps the tokens it was billed for, and waits for another batch
+    assert (result.completed, result.failed) == (0, 2)
+    [refused, _retry] = _requests_of(pg_engine, refusing)
+    assert (
+        refused.error_message
+        == "invalid answer: model refused: I'm sorry, but I can't help with that request."
+    )
+    assert _failure_messages(pg_engine) == sorted([refused.error_message, "invalid answer: no content"])
+    with sessionmaker(pg_engine)() as db:
+        billed = db.scalars(
+            select(AIProcessingRequest.prompt_tokens).where(
+                AIProcessingRequest.processing_status == AIRequestStatus.PROCESSING_FAILED
+            )
+        ).all()
+    assert len(billed) == 2 and all(billed)
+    assert _ai_statuses(pg_engine) == {ProcessingStatus.IN_PROGRESS: 2}
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("moved_on", ["sent back to pending", "no AI_ANALYSIS row"])
+def test_an_answer_whose_session_is_not_being_analysed_is_recorded_and_not_applied(
+    pg_engine: Engine, batch_settings: Settings, client: openai.OpenAI, moved_on: str
+) -> None:
+    # Given a finished batch of two, and meanwhile the first session's AI analysis was sent back to pending
+    # (or its AI_ANALYSIS row is gone)
+    batch_id, output_file_id, lines = _finished_batch_lines(pg_engine, batch_settings, client, 2)
+    session_id = _session_of(lines[0])
+    with sessionmaker(pg_engine).begin() as db:
+        if moved_on == "sent back to pending":
+            change = StageChange(session_id, ProcessingStage.AI_ANALYSIS, ProcessingStatus.PENDING)
+            apply_stage_changes(db, [change], utcnow())
+        else:
+            db.execute(
+                delete(SessionProcessingStatus).where(
+                    SessionProcessingStatus.session_id == session_id,
+                    SessionProcessingStatus.stage == ProcessingStage.AI_ANALYSIS,
+                )
+            )
+
+    # When it is ingested
+    result = _ingest_lines(pg_engine, batch_settings, batch_id, output_file_id, lines)
+
+    # Then its answer is recorded as superseded with what it was billed, not applied, and no fresh request is
+    # made for it (nothing analyses it now); the other answer is applied
+    assert (result.completed, result.failed) == (1, 0)
+    [(status, error, tokens)] = _requests_of(pg_engine, session_id)
+    assert (status, error) == (AIRequestStatus.PROCESSING_FAILED, batch_ingest.SUPERSEDED) and tokens
+    assert _analysed(pg_engine, session_id) is False
+    assert _analysed(pg_engine, _session_of(lines[1])) is True
 
 
 @contextmanager
