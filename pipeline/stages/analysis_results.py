@@ -103,7 +103,11 @@ def answer_of(
 
 
 def answer_json(answer: Answer) -> dict[str, Any]:
-    """What a request row keeps of its validated answer, for an analysis of the same content to reuse."""
+    """What a request row keeps of its validated answer, for an analysis of the same content to reuse.
+
+    The questions stay a tuple (a JSON array all the same): a dict of immutable values only is left alone by
+    the cyclic garbage collector, and a batch chunk holds thousands of these until it is written.
+    """
     return {
         "language": answer.language,
         "sentiment": answer.sentiment,
@@ -111,7 +115,7 @@ def answer_json(answer: Answer) -> dict[str, Any]:
         "forwarded_hr": answer.forwarded_hr,
         "category": answer.category,
         "summary": answer.summary,
-        "questions": list(answer.questions),
+        "questions": answer.questions,
     }
 
 
