@@ -12,18 +12,24 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from typing import Any, cast
 
+import psycopg
 import pytest
+from psycopg import pq
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import sessionmaker
+from sqlalchemy.pool import QueuePool
 
 from pipeline.companies import add_company
 from pipeline.db.enums import CsvFetchOutcome, CsvRowProblem
 from pipeline.db.models import CsvFetch, CsvRowError, SessionImport
 from pipeline.settings import Settings
 from pipeline.sources.http_fetch import Fetcher
+from pipeline.stages import csv_store
 from pipeline.stages.csv_import import CsvImportFailed, fetch_limits, import_company_csv
 from pipeline.stages.csv_reports import company_import_status, recent_row_errors
 from tests.sources.httpserver import LocalServer, respond, running_server
@@ -303,3 +309,187 @@ def test_one_endless_line_is_refused_in_bounded_memory_and_the_rows_around_it_ar
         error.reason
         == f"record longer than {pg_settings.csv_max_record_bytes} bytes (CSV_MAX_RECORD_BYTES); skipped"
     )
+
+
+#: Lines merged at a time in the chunk tests: their files span several chunks.
+SMALL_CHUNKS = 4
+
+
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(csv_store, "MERGE_CHUNK_LINES", SMALL_CHUNKS)
+
+
+def _fetch(engine: Engine, company_id: uuid.UUID) -> CsvFetch:
+    with sessionmaker(engine)() as db:
+        return db.scalars(
+            select(CsvFetch).where(CsvFetch.company_id == company_id).order_by(CsvFetch.started_at.desc())
+        ).first() or pytest.fail("no fetch recorded")
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_a_session_id_repeated_in_later_chunks_keeps_its_first_occurrence(
+    pg_engine: Engine, pg_settings: Settings, server: LocalServer
+) -> None:
+    # Given 12 lines merged 4 at a time, where s-2 (line 2) comes again with other content on line 7 and
+    # verbatim on line 11, each in a chunk of its own
+    lines = [_line(f"s-{number}", c14="Greeting") for number in range(1, 7)]
+    lines += [_line("s-2", c14="Other"), _line("s-7", c14="Greeting")]
+    lines += [_line(f"s-{number}", c14="Greeting") for number in (8, 9)]
+    lines += [_line("s-2", c14="Greeting"), _line("s-10", c14="Greeting")]
+    company_id = _company(pg_engine, _serve(server, "".join(lines).encode()))
+
+    # When it is imported
+    outcome = _import(pg_engine, pg_settings, company_id)
+
+    # Then each session is stored once, s-2 as line 2 has it; line 7 is a row error naming line 2 and line
+    # 11 a duplicate
+    assert outcome is CsvFetchOutcome.IMPORTED
+    stored = _stored(pg_engine, company_id)
+    assert set(stored) == {f"s-{number}" for number in range(1, 11)}
+    assert stored["s-2"].category == "Greeting"
+    errors = _problems(pg_engine, company_id)
+    repeat = (
+        "session id 's-2' already appeared on line 2 with different content; the first occurrence was kept"
+    )
+    assert [(error.line_number, error.reason) for error in errors] == [(7, repeat)]
+    fetch = _fetch(pg_engine, company_id)
+    assert (fetch.rows_total, fetch.rows_new, fetch.rows_duplicate, fetch.rows_invalid) == (12, 10, 1, 1)
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_a_refused_line_is_still_the_first_occurrence_for_a_later_chunk(
+    refusing_database: Engine, pg_settings: Settings, server: LocalServer
+) -> None:
+    # Given 9 lines merged 4 at a time: s-2 on line 2 is refused by the database, and comes again on line 7
+    lines = [_line("s-1"), _line("s-2", c14="poison")] + [_line(f"s-{n}") for n in range(3, 7)]
+    lines += [_line("s-2", c14="Greeting"), _line("s-7"), _line("s-8", c14="poison")]
+    company_id = _company(refusing_database, _serve(server, "".join(lines).encode()))
+
+    # When it is imported
+    outcome = _import(refusing_database, pg_settings, company_id)
+
+    # Then line 2 is refused with the database's reason and line 7 is its repeat, as when the whole file was
+    # merged at once; the refused line of the last chunk is isolated too, and the rest land
+    assert outcome is CsvFetchOutcome.IMPORTED
+    assert set(_stored(refusing_database, company_id)) == {"s-1", "s-3", "s-4", "s-5", "s-6", "s-7"}
+    errors = _problems(refusing_database, company_id)
+    assert [error.line_number for error in errors] == [2, 7, 9]
+    assert errors[0].reason.startswith("refused by the database: ")
+    assert errors[1].reason.startswith("session id 's-2' already appeared on line 2 with different content")
+    assert errors[2].reason.startswith("refused by the database: ")
+    fetch = _fetch(refusing_database, company_id)
+    assert (fetch.rows_total, fetch.rows_new, fetch.rows_duplicate, fetch.rows_invalid) == (9, 6, 0, 3)
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_a_reimport_updates_the_changed_rows_of_every_chunk(
+    pg_engine: Engine, pg_settings: Settings, server: LocalServer
+) -> None:
+    # Given a company whose 10 lines were imported, merged 4 at a time
+    original = {f"s-{number}": _line(f"s-{number}", c14="Greeting") for number in range(1, 11)}
+    url = _serve(server, "".join(original.values()).encode())
+    company_id = _company(pg_engine, url)
+    _import(pg_engine, pg_settings, company_id)
+    first_fetch = _fetch(pg_engine, company_id).id
+
+    # When the file comes again with s-3 (first chunk) and s-9 (last chunk) changed
+    changed = {**original, "s-3": _line("s-3", c14="Billing"), "s-9": _line("s-9", c14="Billing")}
+    _serve(server, "".join(changed.values()).encode())
+    outcome = _import(pg_engine, pg_settings, company_id)
+
+    # Then exactly those two are updated and stamped with the new fetch; the others are left as they were
+    assert outcome is CsvFetchOutcome.IMPORTED
+    fetch = _fetch(pg_engine, company_id)
+    assert (fetch.rows_total, fetch.rows_new, fetch.rows_changed, fetch.rows_duplicate) == (10, 0, 2, 8)
+    stored = _stored(pg_engine, company_id)
+    assert {key for key, row in stored.items() if row.category == "Billing"} == {"s-3", "s-9"}
+    assert {key for key, row in stored.items() if row.last_fetch_id == fetch.id} == {"s-3", "s-9"}
+    assert {row.last_fetch_id for key, row in stored.items() if key not in {"s-3", "s-9"}} == {first_fetch}
+
+
+def _pipeline_status(driver_connection: Any) -> int:
+    assert isinstance(driver_connection, psycopg.Connection)
+    return driver_connection.pgconn.pipeline_status
+
+
+def test_a_body_cut_off_while_a_chunk_is_merged_stores_nothing_and_the_next_import_works(
+    pg_engine: Engine, pg_settings: Settings, server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a server that promises 3,000 lines but sends 2,000 and hangs up (more than its first reads take),
+    # merged 250 at a time: eight chunks are merged, one is in flight when the body breaks off
+    monkeypatch.setattr(csv_store, "MERGE_CHUNK_LINES", 250)
+    lines = "".join(_line(f"s-{number}") for number in range(1, 3001)).encode()
+    cut = lines[: len("".join(_line(f"s-{number}") for number in range(1, 2001)))]
+
+    def truncated(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/csv")
+        handler.send_header("Content-Length", str(len(lines)))
+        handler.end_headers()
+        handler.wfile.write(cut)
+        handler.close_connection = True
+
+    url = server.route("/sessions.csv", truncated)
+    company_id = _company(pg_engine, url)
+
+    # When it is imported
+    with pytest.raises(CsvImportFailed):
+        _import(pg_engine, pg_settings, company_id)
+
+    # Then nothing of the partial file was stored, and no pooled connection was left in pipeline mode
+    assert _stored(pg_engine, company_id) == {}
+    assert _fetch(pg_engine, company_id).outcome is CsvFetchOutcome.FAILED
+    pooled = [pg_engine.raw_connection() for _ in range(cast(QueuePool, pg_engine.pool).checkedin())]
+    try:
+        statuses = [_pipeline_status(connection.driver_connection) for connection in pooled]
+    finally:
+        for connection in pooled:
+            connection.close()
+    assert statuses == [pq.PipelineStatus.OFF] * len(pooled)
+
+    # When the server sends the whole file next time
+    _serve(server, lines)
+    outcome = _import(pg_engine, pg_settings, company_id)
+
+    # Then all 3,000 are stored
+    assert outcome is CsvFetchOutcome.IMPORTED
+    assert len(_stored(pg_engine, company_id)) == 3000
+
+
+@pytest.fixture
+def refusals_reported_as_aborted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pipeline that reports a refusal only as ``PipelineAborted``, as libpq sometimes does when the
+    refused statement's own error was consumed before the pipeline's end."""
+    real_pipeline = psycopg.Connection.pipeline
+
+    @contextmanager
+    def pipeline(self: psycopg.Connection[Any]) -> Iterator[psycopg.Pipeline]:
+        try:
+            with real_pipeline(self) as opened:
+                yield opened
+        except psycopg.errors.CheckViolation as exc:
+            raise psycopg.errors.PipelineAborted("pipeline aborted") from exc
+
+    monkeypatch.setattr(psycopg.Connection, "pipeline", pipeline)
+
+
+@pytest.mark.usefixtures("small_chunks", "refusals_reported_as_aborted")
+def test_a_refusal_reported_only_as_an_aborted_pipeline_is_still_isolated(
+    refusing_database: Engine, pg_settings: Settings, server: LocalServer
+) -> None:
+    # Given 9 lines merged 4 at a time, lines 3 and 6 refused by the database, and a pipeline that says only
+    # that it was aborted
+    lines = [_line(f"s-{n}", c14="poison" if n in {3, 6} else "Greeting") for n in range(1, 10)]
+    company_id = _company(refusing_database, _serve(server, "".join(lines).encode()))
+
+    # When it is imported
+    outcome = _import(refusing_database, pg_settings, company_id)
+
+    # Then the chunks are merged again without the pipeline: the two lines are refused with the database's
+    # reason, and the other seven land
+    assert outcome is CsvFetchOutcome.IMPORTED
+    assert set(_stored(refusing_database, company_id)) == {f"s-{n}" for n in (1, 2, 4, 5, 7, 8, 9)}
+    errors = _problems(refusing_database, company_id)
+    assert [error.line_number for error in errors] == [3, 6]
+    assert all(error.reason.startswith("refused by the database: ") for error in errors)
