@@ -510,8 +510,8 @@ class _ChunkMerge:
 class _SentMerge:
     """A chunk's merge sent in libpq's pipeline mode, running on the server until :meth:`wait`.
 
-    One savepoint around its three statements: if the server refused one for the data, the chunk is rolled
-    back to it and merged again without the pipeline, down to the refused line.
+    One savepoint around its statements: if one failed, whether its error came at a send or at the wait, the
+    chunk is rolled back to it and merged again without the pipeline, down to a refused line.
     """
 
     _SAVEPOINT = "csv_chunk_merge"
@@ -526,14 +526,22 @@ class _SentMerge:
         self._pipeline = connection.pipeline()
         self._pipeline.__enter__()
         self._open = True
-        connection.execute(f"SAVEPOINT {self._SAVEPOINT}")
-        self._removed = None
-        if chunk.candidates:
-            connection.execute(index_session_ids)
-            self._removed = connection.execute(remove_repeats, params)
-        self._changed = connection.execute(update_changed, params) if merge.may_change else None
-        self._new = connection.execute(insert_new, params)
-        connection.execute(f"RELEASE SAVEPOINT {self._SAVEPOINT}")
+        self._failed = False
+        self._removed: psycopg.Cursor[Any] | None = None
+        self._changed: psycopg.Cursor[Any] | None = None
+        try:
+            connection.execute(f"SAVEPOINT {self._SAVEPOINT}")
+            if chunk.candidates:
+                connection.execute(index_session_ids)
+                self._removed = connection.execute(remove_repeats, params)
+            if merge.may_change:
+                self._changed = connection.execute(update_changed, params)
+            self._new = connection.execute(insert_new, params)
+            connection.execute(f"RELEASE SAVEPOINT {self._SAVEPOINT}")
+        except psycopg.Error:
+            # A statement's error comes with whichever call reads the results next: often the wait, but a
+            # send reads the results that have arrived too. The rest is not sent; the wait merges it again.
+            self._failed = True
 
     def abandon(self) -> None:
         """End the pipeline, if open, without the merge's results: the import failed and is rolled back."""
@@ -557,6 +565,8 @@ class _SentMerge:
         try:
             self._pipeline.__exit__(None, None, None)
         except psycopg.Error:
+            self._failed = True
+        if self._failed:
             self._merge.driver_connection.execute(f"ROLLBACK TO SAVEPOINT {self._SAVEPOINT}")
             self._merge.now(self._chunk)
             return

@@ -493,3 +493,49 @@ def test_a_refusal_reported_only_as_an_aborted_pipeline_is_still_isolated(
     errors = _problems(refusing_database, company_id)
     assert [error.line_number for error in errors] == [3, 6]
     assert all(error.reason.startswith("refused by the database: ") for error in errors)
+
+
+@pytest.fixture
+def errors_read_while_sending(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pipeline whose results have arrived by the time the savepoint is released: the refused statement's
+    error comes with that send, not with the end of the pipeline (as when the server is quick)."""
+    real_pipeline, real_execute = psycopg.Connection.pipeline, psycopg.Connection.execute
+    opened: dict[int, psycopg.Pipeline] = {}
+
+    @contextmanager
+    def pipeline(self: psycopg.Connection[Any]) -> Iterator[psycopg.Pipeline]:
+        with real_pipeline(self) as current:
+            opened[id(self)] = current
+            try:
+                yield current
+            finally:
+                opened.pop(id(self), None)
+
+    def execute(self: psycopg.Connection[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(query, str) and query.startswith("RELEASE SAVEPOINT") and id(self) in opened:
+            opened[id(self)].sync()
+        return real_execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Connection, "pipeline", pipeline)
+    monkeypatch.setattr(psycopg.Connection, "execute", execute)
+
+
+@pytest.mark.usefixtures("small_chunks", "errors_read_while_sending")
+def test_a_refusal_reported_while_the_chunk_is_being_sent_is_still_isolated(
+    refusing_database: Engine, pg_settings: Settings, server: LocalServer
+) -> None:
+    # Given 9 lines merged 4 at a time, lines 3 and 6 refused by the database, whose errors come back while
+    # the chunk's statements are still being sent
+    lines = [_line(f"s-{n}", c14="poison" if n in {3, 6} else "Greeting") for n in range(1, 10)]
+    company_id = _company(refusing_database, _serve(server, "".join(lines).encode()))
+
+    # When it is imported
+    outcome = _import(refusing_database, pg_settings, company_id)
+
+    # Then the chunks are merged again without the pipeline: the two lines are refused with the database's
+    # reason, and the other seven land
+    assert outcome is CsvFetchOutcome.IMPORTED
+    assert set(_stored(refusing_database, company_id)) == {f"s-{n}" for n in (1, 2, 4, 5, 7, 8, 9)}
+    errors = _problems(refusing_database, company_id)
+    assert [error.line_number for error in errors] == [3, 6]
+    assert all(error.reason.startswith("refused by the database: ") for error in errors)
