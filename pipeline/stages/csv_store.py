@@ -267,26 +267,8 @@ class StoreResult:
 
 
 def _staging_values(row: SessionRow) -> tuple[Any, ...]:
-    return (
-        row.line_number,
-        row.external_session_id,
-        row.start_time_raw,
-        row.end_time_raw,
-        row.ip_address,
-        row.country_code,
-        row.language,
-        row.messages_sent,
-        row.sentiment_raw,
-        row.escalated_raw,
-        row.forwarded_hr_raw,
-        row.full_transcript_url,
-        row.avg_response_time_seconds,
-        row.tokens,
-        row.tokens_eur,
-        row.category,
-        row.initial_message,
-        row.content_hash,
-    )
+    """The row's ``STAGING_COLUMNS``: its first fields (line, the 16 CSV fields, the content hash)."""
+    return row[: len(STAGING_COLUMNS)]
 
 
 class _Chunk(NamedTuple):

@@ -39,7 +39,7 @@ def _check_within_bounds(item: SessionRow | RowError) -> None:
         assert _storable(item.reason) and _storable(item.raw_excerpt)
         assert len(item.raw_excerpt) <= 500
         return
-    values = dataclasses.astuple(item)[1:17]
+    values = tuple(item)[1:17]
     assert sum(len(str(value).encode()) for value in values if value is not None) <= MAX_RECORD_BYTES
     for column, value in zip(COLUMNS, values, strict=True):
         if column.kind is ColumnKind.REQUIRED_TEXT:
@@ -142,8 +142,7 @@ def test_a_well_formed_row_is_never_lost_beside_a_broken_one(
     # Then each well-formed record is there, on its line, exactly as it parses alone
     found = {item.external_session_id: item for item in results if isinstance(item, SessionRow)}
     for session_id, (line_number, alone) in expected.items():
-        assert found[session_id] == dataclasses.replace(
-            alone,
+        assert found[session_id] == alone._replace(
             line_number=line_number,
             warnings=tuple(dataclasses.replace(w, line_number=line_number) for w in alone.warnings),
         )

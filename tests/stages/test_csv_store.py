@@ -14,7 +14,7 @@ from sqlalchemy.orm import sessionmaker
 
 from pipeline.companies import add_company
 from pipeline.db.models import SessionImport
-from pipeline.sources.csv_format import parse_session_rows
+from pipeline.sources.csv_format import SessionRow, parse_session_rows
 from pipeline.stages import csv_store
 from pipeline.stages.csv_store import StoreResult, store_rows
 from pipeline.stages.seen_filter import SeenFilter
@@ -157,3 +157,12 @@ def test_a_second_first_import_of_a_company_waits_for_the_first_and_stores_nothi
     assert first.rows_new == 20
     assert (result.rows_new, result.rows_changed, result.rows_duplicate, result.rows_invalid) == (0, 0, 20, 0)
     assert len(_stored(pg_engine, company_id)) == 20
+
+
+def test_the_staged_values_of_a_row_are_its_first_fields_in_staging_column_order() -> None:
+    # Given the parser's row and the staging table's columns
+    # When they are compared, then the row's first fields are the staged columns (its hash as row_hash)
+    assert SessionRow._fields[: len(csv_store.STAGING_COLUMNS)] == (
+        *csv_store.STAGING_COLUMNS[:-1],
+        "content_hash",
+    )
