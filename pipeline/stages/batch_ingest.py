@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -41,7 +41,7 @@ from sqlalchemy import Engine, Table, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline import metrics
-from pipeline.analysis import InvalidAnalysis, checked_analysis, parse_analysis
+from pipeline.analysis import InvalidAnalysis, SessionAnalysis, checked_analysis, parse_analysis
 from pipeline.db.bulk import bulk_insert, bulk_update, is_postgresql
 from pipeline.db.enums import AIBatchRequestStatus, AIRequestStatus, ProcessingStage, ProcessingStatus
 from pipeline.db.models import AIBatchRequest, AIProcessingRequest, ChatSession, SessionProcessingStatus
@@ -387,32 +387,46 @@ def _read(request: OpenRequest, line: dict[str, Any], max_question_chars: int) -
         completion = ChatCompletion.model_validate(response.get("body"))
     except ValidationError as exc:
         return _Line(request, None, f"unreadable completion: {exc.errors()[0]['msg']}")
-    usage = usage_values(completion)
     content, refusal = first_message(completion)
-    try:
-        analysis = parse_analysis(content, refusal=refusal, expected_session_id=str(request.session_id))
-    except InvalidAnalysis as exc:
-        return _Line(request, usage, f"invalid answer: {exc.reason}")
-    answer = answer_of(
-        analysis, request.model, response.get("request_id"), max_question_chars=max_question_chars
+    return _answered(
+        request,
+        usage_values(completion),
+        lambda session_id: parse_analysis(content, refusal=refusal, expected_session_id=session_id),
+        response.get("request_id"),
+        max_question_chars,
     )
-    return _Line(request, usage, answer)
 
 
 def _read_answered(request: OpenRequest, line: AnsweredLine, max_question_chars: int) -> _Line:
     """What :func:`_read` gives for a line :func:`answered_line` accepted, its answer validated already."""
     response = line["response"]
     completion = response["body"]
-    usage = usage_of(completion)
     validated, refusal = message_of(completion)
+    return _answered(
+        request,
+        usage_of(completion),
+        lambda session_id: checked_analysis(validated, refusal=refusal, expected_session_id=session_id),
+        response.get("request_id"),
+        max_question_chars,
+    )
+
+
+def _answered(
+    request: OpenRequest,
+    usage: tuple[Any, ...],
+    analyse: Callable[[str], SessionAnalysis],
+    request_id: str | None,
+    max_question_chars: int,
+) -> _Line:
+    """A readable completion's line: the answer ``analyse`` finds in it for the request's session, or why
+    there is none (billed all the same)."""
     try:
-        analysis = checked_analysis(validated, refusal=refusal, expected_session_id=str(request.session_id))
+        analysis = analyse(str(request.session_id))
     except InvalidAnalysis as exc:
         return _Line(request, usage, f"invalid answer: {exc.reason}")
-    answer = answer_of(
-        analysis, request.model, response.get("request_id"), max_question_chars=max_question_chars
+    return _Line(
+        request, usage, answer_of(analysis, request.model, request_id, max_question_chars=max_question_chars)
     )
-    return _Line(request, usage, answer)
 
 
 def _read_text(text: str, waiting: dict[str, OpenRequest], max_question_chars: int) -> _Line | None:

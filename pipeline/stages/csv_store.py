@@ -35,6 +35,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any, NamedTuple
 
 import psycopg
@@ -430,8 +431,9 @@ class _ChunkMerge:
         self._result.rows_changed += changed
         self._result.rows_new += new
 
+    @cached_property
     def sql(self) -> tuple[str, str, str, str]:
-        """The statements of a chunk as the driver takes them (PostgreSQL's named parameters)."""
+        """The statements of a chunk as the driver takes them (named parameters), compiled once."""
         dialect = self._connection.dialect
         return (
             str(_INDEX_SESSION_IDS.compile(dialect=dialect)),
@@ -504,7 +506,7 @@ class _SentMerge:
         connection = merge.driver_connection
         first, last = chunk.lines
         params = {**merge.params, "first": first, "last": last, "candidates": chunk.candidates}
-        index_session_ids, remove_repeats, update_changed, insert_new = merge.sql()
+        index_session_ids, remove_repeats, update_changed, insert_new = merge.sql
         self._pipeline = connection.pipeline()
         self._pipeline.__enter__()
         self._open = True

@@ -474,27 +474,6 @@ def refusals_reported_as_aborted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(psycopg.Connection, "pipeline", pipeline)
 
 
-@pytest.mark.usefixtures("small_chunks", "refusals_reported_as_aborted")
-def test_a_refusal_reported_only_as_an_aborted_pipeline_is_still_isolated(
-    refusing_database: Engine, pg_settings: Settings, server: LocalServer
-) -> None:
-    # Given 9 lines merged 4 at a time, lines 3 and 6 refused by the database, and a pipeline that says only
-    # that it was aborted
-    lines = [_line(f"s-{n}", c14="poison" if n in {3, 6} else "Greeting") for n in range(1, 10)]
-    company_id = _company(refusing_database, _serve(server, "".join(lines).encode()))
-
-    # When it is imported
-    outcome = _import(refusing_database, pg_settings, company_id)
-
-    # Then the chunks are merged again without the pipeline: the two lines are refused with the database's
-    # reason, and the other seven land
-    assert outcome is CsvFetchOutcome.IMPORTED
-    assert set(_stored(refusing_database, company_id)) == {f"s-{n}" for n in (1, 2, 4, 5, 7, 8, 9)}
-    errors = _problems(refusing_database, company_id)
-    assert [error.line_number for error in errors] == [3, 6]
-    assert all(error.reason.startswith("refused by the database: ") for error in errors)
-
-
 @pytest.fixture
 def errors_read_while_sending(monkeypatch: pytest.MonkeyPatch) -> None:
     """A pipeline whose results have arrived by the time the savepoint is released: the refused statement's
@@ -520,12 +499,18 @@ def errors_read_while_sending(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(psycopg.Connection, "execute", execute)
 
 
-@pytest.mark.usefixtures("small_chunks", "errors_read_while_sending")
-def test_a_refusal_reported_while_the_chunk_is_being_sent_is_still_isolated(
-    refusing_database: Engine, pg_settings: Settings, server: LocalServer
+@pytest.mark.usefixtures("small_chunks")
+@pytest.mark.parametrize("report", ["refusals_reported_as_aborted", "errors_read_while_sending"])
+def test_a_refusal_reported_either_way_by_the_pipeline_is_still_isolated(
+    report: str,
+    refusing_database: Engine,
+    pg_settings: Settings,
+    server: LocalServer,
+    request: pytest.FixtureRequest,
 ) -> None:
-    # Given 9 lines merged 4 at a time, lines 3 and 6 refused by the database, whose errors come back while
-    # the chunk's statements are still being sent
+    # Given 9 lines merged 4 at a time, lines 3 and 6 refused by the database, and a pipeline that reports the
+    # refusal only as aborted, or while the chunk's statements are still being sent
+    request.getfixturevalue(report)
     lines = [_line(f"s-{n}", c14="poison" if n in {3, 6} else "Greeting") for n in range(1, 10)]
     company_id = _company(refusing_database, _serve(server, "".join(lines).encode()))
 
