@@ -18,7 +18,15 @@ from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-__all__ = ["bulk_insert", "bulk_update", "copy_into_temporary_table", "is_postgresql", "upsert_statement"]
+__all__ = [
+    "bulk_insert",
+    "bulk_update",
+    "copy_into_temporary_table",
+    "is_postgresql",
+    "staged_insert",
+    "staged_update",
+    "upsert_statement",
+]
 
 #: Suffixes that keep the temporary tables of one transaction apart.
 _temporary_names = itertools.count()
@@ -47,6 +55,20 @@ def bulk_insert(db: Session, table: Table, rows: Sequence[dict[str, Any]]) -> No
     with driver.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as copy:
         for row in rows:
             copy.write_row([_copy_value(row[column]) for column in columns])
+
+
+def staged_insert(db: Session, table: Table, rows: Sequence[dict[str, Any]]) -> str | None:
+    """PostgreSQL: copy ``rows`` (as :func:`bulk_insert` takes them) into a temporary table now; return the
+    ``INSERT ... SELECT`` that adds them to ``table``, for the driver, to run when the caller chooses."""
+    if not rows:
+        return None
+    dialect = db.connection().dialect
+    columns = list(rows[0])
+    typed = [(column, table.c[column].type.compile(dialect=dialect)) for column in columns]
+    copied = ([_copy_value(row[column]) for column in columns] for row in rows)
+    source = _quoted(copy_into_temporary_table(db, f"_insert_{table.name}", typed, copied))
+    quoted = ", ".join(_quoted(column) for column in columns)
+    return f"INSERT INTO {_quoted(table.name)} ({quoted}) SELECT {quoted} FROM {source}"
 
 
 def is_postgresql(db: Session) -> bool:
@@ -103,12 +125,21 @@ def bulk_update(
             ],
         )
         return
+    connection.exec_driver_sql(staged_update(db, table, key, columns, rows))
+
+
+def staged_update(
+    db: Session, table: Table, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> str:
+    """PostgreSQL: copy ``rows`` (as :func:`bulk_update` takes them) into a temporary table now; return the
+    ``UPDATE ... FROM`` that applies them, for the driver, to run when the caller chooses."""
+    dialect = db.connection().dialect
     names = [key, *columns]
-    typed = [(column, table.c[column].type.compile(dialect=connection.dialect)) for column in names]
+    typed = [(column, table.c[column].type.compile(dialect=dialect)) for column in names]
     copied = ([_copy_value(value) for value in row] for row in rows)
     source = _quoted(copy_into_temporary_table(db, f"_update_{table.name}", typed, copied))
     assignments = ", ".join(f"{_quoted(column)} = source.{_quoted(column)}" for column in columns)
-    connection.exec_driver_sql(
+    return (
         f"UPDATE {_quoted(table.name)} AS target SET {assignments} FROM {source} AS source "
         f"WHERE target.{_quoted(key)} = source.{_quoted(key)}"
     )

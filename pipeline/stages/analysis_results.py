@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, NamedTuple, cast
 
 from openai.types.chat import ChatCompletion
-from sqlalchemy import Table, bindparam, delete, select, text, update
+from sqlalchemy import Table, TextClause, bindparam, delete, select, text, update
 from sqlalchemy.orm import Session
 
 from pipeline import metrics
@@ -54,6 +54,7 @@ __all__ = [
     "priced",
     "record_prompt_truncations",
     "record_usage",
+    "staged_completion",
     "usage_values",
     "validated",
 ]
@@ -452,6 +453,17 @@ def complete_analyses(db: Session, answers: dict[uuid.UUID, Answer], now: dateti
     if not is_postgresql(db):
         apply_stage_changes(db, _apply_answers(db, answers, now), now)
         return
+    for statement, parameters in staged_completion(db, answers, now):
+        db.execute(statement, parameters)
+
+
+def staged_completion(
+    db: Session, answers: dict[uuid.UUID, Answer], now: datetime
+) -> list[tuple[TextClause, dict[str, Any]]]:
+    """PostgreSQL: copy the answers and their questions into two temporary tables now, and return the
+    statements of :func:`complete_analyses` that apply them, to run when the caller chooses."""
+    if not answers:
+        return []
     written = copy_into_temporary_table(
         db,
         "_answer",
@@ -488,5 +500,7 @@ def complete_analyses(db: Session, answers: dict[uuid.UUID, Answer], now: dateti
         "ai_analysis": ProcessingStage.AI_ANALYSIS.value,
         "question_extraction": ProcessingStage.QUESTION_EXTRACTION.value,
     }
-    for statement in _COMPLETE:
-        db.execute(text(statement.format(answers=f'"{written}"', questions=f'"{listed}"')), parameters)
+    return [
+        (text(statement.format(answers=f'"{written}"', questions=f'"{listed}"')), parameters)
+        for statement in _COMPLETE
+    ]

@@ -6,13 +6,15 @@ results); a failed one releases its requests with the reason. A batch open longe
 ``BATCH_TIMEOUT_HOURS`` is cancelled at OpenAI, and its unfinished requests come back when the cancellation
 ends. A batch whose submission a worker left half done is submitted again. A polling error only skips the
 batch until the next tick: it never marks a batch failed locally, which could pay twice for its requests.
+An ingestion that fails hands its batch's lease back, so the next tick ingests it again at once.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,7 +37,13 @@ from pipeline.stages.batch_ingest import (
     release_requests,
     release_reservations,
 )
-from pipeline.stages.batch_submit import STATUS_FROM_OPENAI, claim_batch, fail_batch, submit_batch
+from pipeline.stages.batch_submit import (
+    STATUS_FROM_OPENAI,
+    claim_batch,
+    fail_batch,
+    release_batch,
+    submit_batch,
+)
 from pipeline.stages.budgets import budget_uses, month_of
 from pipeline.stages.stage_status import apply_stage_changes
 
@@ -68,6 +76,7 @@ class CheckResult:
     resubmitted: int = 0
     cancelled: int = 0
     poll_errors: int = 0
+    ingest_errors: int = 0
     fallback: list[uuid.UUID] = field(default_factory=list)
 
 
@@ -168,6 +177,27 @@ def _record_metrics(engine: Engine, settings: Settings, now: datetime) -> None:
     metrics.OLDEST_OPEN_BATCH.set((now - oldest).total_seconds() if oldest else 0.0)
 
 
+@contextmanager
+def _handed_back_on_failure(
+    engine: Engine, batch_id: uuid.UUID, statuses: tuple[AIBatchRequestStatus, ...], result: CheckResult
+) -> Iterator[None]:
+    """Hand the batch's lease back when its ingestion fails, so the next check retries it at once.
+
+    Without this, a batch whose output could not be read during an OpenAI outage waited out the whole
+    ``INGEST_LEASE`` after the outage. An OpenAI error leaves the batch to the next check and lets this one go
+    on with the other batches; any other error goes up to the actor's retries.
+    """
+    try:
+        yield
+    except openai.APIError as exc:
+        release_batch(engine, batch_id, statuses)
+        result.ingest_errors += 1
+        logger.warning("batch %s could not be ingested, trying again next tick: %s", batch_id, exc)
+    except Exception:
+        release_batch(engine, batch_id, statuses)
+        raise
+
+
 def _check_one(
     engine: Engine,
     settings: Settings,
@@ -192,22 +222,24 @@ def _check_one(
     if remote.status in _INGESTED:
         if not claim_batch(engine, batch.id, _FINISHED, INGEST_LEASE):
             return
-        ingested = ingest_batch(
-            engine,
-            settings,
-            client,
-            batch.id,
-            remote_status=remote.status,
-            output_file_id=remote.output_file_id,
-            error_file_id=remote.error_file_id,
-        )
-        result.ingested += 1
-        result.fallback += ingested.fallback
+        with _handed_back_on_failure(engine, batch.id, _FINISHED, result):
+            ingested = ingest_batch(
+                engine,
+                settings,
+                client,
+                batch.id,
+                remote_status=remote.status,
+                output_file_id=remote.output_file_id,
+                error_file_id=remote.error_file_id,
+            )
+            result.ingested += 1
+            result.fallback += ingested.fallback
     elif remote.status == "failed":
         if not claim_batch(engine, batch.id, OPEN_STATUSES, INGEST_LEASE):
             return
-        result.fallback += _release_failed_batch(engine, settings, batch.id, _failure_reason(remote))
-        result.failed += 1
+        with _handed_back_on_failure(engine, batch.id, OPEN_STATUSES, result):
+            result.fallback += _release_failed_batch(engine, settings, batch.id, _failure_reason(remote))
+            result.failed += 1
     elif remote.status != "cancelling" and batch.created_at < now - timedelta(
         hours=settings.batch_timeout_hours
     ):

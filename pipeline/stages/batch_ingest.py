@@ -12,7 +12,9 @@ by what its answer cost, or released if it was not billed (``pipeline/stages/bud
 
 Each chunk is one transaction of a fixed number of statements: on PostgreSQL its request rows, answers and
 questions are copied into temporary tables and applied with one ``UPDATE ... FROM`` (or ``INSERT ...
-SELECT``) per table; the embedded SQLite gets the same writes row by row. A chunk the database refuses for
+SELECT``) per table, sent in libpq's pipeline mode while the next chunk is read and prepared on a second
+connection (:class:`_PipelinedChunk`); the embedded SQLite gets the same writes row by row. A chunk the
+database refuses for
 its data (:mod:`pipeline.db.refusals`) is split in halves until the refused line is alone; that line is
 recorded as a failed line with the database's reason (its session asks again in a later batch) and the
 others land, so a batch is never stuck on one line. A line read and checked is kept
@@ -28,21 +30,24 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple, cast
 
 import openai
+import psycopg
 from openai.types.chat import ChatCompletion
 from pydantic import ValidationError
 from pydantic_core import from_json
-from sqlalchemy import Engine, Table, select, update
+from sqlalchemy import Engine, Table, TextClause, select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline import metrics
 from pipeline.analysis import InvalidAnalysis, SessionAnalysis, checked_analysis, parse_analysis
-from pipeline.db.bulk import bulk_insert, bulk_update, is_postgresql
+from pipeline.db.bulk import bulk_insert, bulk_update, is_postgresql, staged_insert, staged_update
 from pipeline.db.enums import AIBatchRequestStatus, AIRequestStatus, ProcessingStage, ProcessingStatus
 from pipeline.db.models import AIBatchRequest, AIProcessingRequest, ChatSession, SessionProcessingStatus
 from pipeline.db.refusals import WRITE_ERRORS, refusal_reason
@@ -58,6 +63,7 @@ from pipeline.stages.analysis_results import (
     first_message,
     priced,
     record_usage,
+    staged_completion,
     usage_values,
 )
 from pipeline.stages.batch_enqueue import pending_request
@@ -291,22 +297,18 @@ def _restarted(analysis: _Analysis) -> bool:
     return analysis is not None and analysis[0] is ProcessingStatus.IN_PROGRESS
 
 
-def _request_afresh(db: Session, requests: list[OpenRequest], now: datetime) -> None:
-    """Queue new requests (first attempt) for sessions whose analysis restarted while a batch had them."""
-    bulk_insert(
-        db,
-        _requests,
-        [
-            pending_request(
-                r.session_id,
-                r.model,
-                now,
-                key=None,  # its transcript changed: its key is not known any more
-                estimated_prompt_tokens=r.estimated_prompt_tokens,
-            )
-            for r in requests
-        ],
-    )
+def _afresh(requests: list[OpenRequest], now: datetime) -> list[dict[str, Any]]:
+    """New requests (first attempt) for sessions whose analysis restarted while a batch had them."""
+    return [
+        pending_request(
+            r.session_id,
+            r.model,
+            now,
+            key=None,  # its transcript changed: its key is not known any more
+            estimated_prompt_tokens=r.estimated_prompt_tokens,
+        )
+        for r in requests
+    ]
 
 
 def release_requests(
@@ -317,35 +319,38 @@ def release_requests(
     result: IngestResult,
 ) -> list[StageChange]:
     """Send failed requests' sessions back to pending (a new request) under the cap; fail them past it."""
-    retry = [
-        (request, reason) for request, reason in failed if request.attempts < settings.batch_max_attempts
+    retries, changes = _released(failed, settings, now, result)
+    bulk_insert(db, _requests, retries)
+    return changes
+
+
+def _released(
+    failed: list[tuple[OpenRequest, str]], settings: Settings, now: datetime, result: IngestResult
+) -> tuple[list[dict[str, Any]], list[StageChange]]:
+    """What :func:`release_requests` writes: the new pending requests, and the stage changes of the rest."""
+    retries = [
+        pending_request(
+            request.session_id,
+            request.model,
+            now,
+            attempt=request.attempts + 1,
+            note=f"previous attempt: {reason}",
+            key=request.analysis_key,
+            estimated_prompt_tokens=request.estimated_prompt_tokens,
+        )
+        for request, reason in failed
+        if request.attempts < settings.batch_max_attempts
     ]
     final = [
         (request, reason) for request, reason in failed if request.attempts >= settings.batch_max_attempts
     ]
-    bulk_insert(
-        db,
-        _requests,
-        [
-            pending_request(
-                request.session_id,
-                request.model,
-                now,
-                attempt=request.attempts + 1,
-                note=f"previous attempt: {reason}",
-                key=request.analysis_key,
-                estimated_prompt_tokens=request.estimated_prompt_tokens,
-            )
-            for request, reason in retry
-        ],
-    )
     if settings.batch_sync_fallback:
         result.fallback += [request.session_id for request, _ in final]
-        return [
+        return retries, [
             StageChange(request.session_id, ProcessingStage.AI_ANALYSIS, ProcessingStatus.PENDING)
             for request, _ in final
         ]
-    return [
+    return retries, [
         StageChange(
             request.session_id,
             ProcessingStage.AI_ANALYSIS,
@@ -442,6 +447,93 @@ def _read_text(text: str, waiting: dict[str, OpenRequest], max_question_chars: i
     return None if request is None else _read(request, line, max_question_chars)
 
 
+@dataclass
+class _ChunkWrites:
+    """What one chunk of lines writes, worked out from the lines and the database before any write."""
+
+    #: The key then ``REQUEST_COLUMNS`` of each line's request.
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    #: The answers to apply, by session.
+    answers: dict[uuid.UUID, Answer] = field(default_factory=dict)
+    #: New pending requests: retries of failed lines, and fresh ones for sessions analysed again meanwhile.
+    new_requests: list[dict[str, Any]] = field(default_factory=list)
+    #: The stage changes of failed lines past ``BATCH_MAX_ATTEMPTS``.
+    changes: list[StageChange] = field(default_factory=list)
+    settlements: _Settlements = field(default_factory=_Settlements)
+    usage: defaultdict[str, _Usage] = field(default_factory=lambda: defaultdict(_Usage))
+    failed: int = 0
+    released: IngestResult = field(default_factory=IngestResult)
+
+    def count(self, result: IngestResult) -> None:
+        """Count the committed chunk: a chunk that rolls back is ingested again later (or in parts)."""
+        result.fallback += self.released.fallback
+        for model_name, billed_usage in self.usage.items():
+            record_usage(
+                model_name,
+                "batch",
+                billed_usage.prompt_tokens,
+                billed_usage.completion_tokens,
+                billed_usage.cost_eur,
+                billed_usage.unknown_prices,
+            )
+            result.prompt_tokens += billed_usage.prompt_tokens
+            result.completion_tokens += billed_usage.completion_tokens
+            result.cost_eur += billed_usage.cost_eur
+        metrics.AI_ANALYSES.labels("batch").inc(len(self.answers))
+        result.completed += len(self.answers)
+        result.failed += self.failed
+
+
+def _chunk_writes(
+    db: Session, lines: list[_Line], settings: Settings, prices: PriceCache, now: datetime
+) -> _ChunkWrites:
+    """Work out what ``lines`` write: the request rows, the answers, the new requests, the settlements."""
+    writes = _ChunkWrites()
+    failed: list[tuple[OpenRequest, str]] = []
+    superseded: list[OpenRequest] = []
+    current = _current_analyses(db, [line.request for line in lines])
+    for request, billed, outcome in lines:
+        # A session derived again after this prompt was sent: its answer describes an older conversation.
+        # It is recorded (its cost counted, if billed) but not applied; a fresh request takes its place.
+        stale = _is_superseded(request, current.get(request.session_id, _CURRENT))
+        error = SUPERSEDED if stale else outcome if isinstance(outcome, str) else None
+        if billed is None:
+            writes.rows.append(_request_row(request, now, error))
+            writes.settlements.add(request, Decimal(0))
+        else:
+            # Paid for: its tokens and cost are recorded whether its answer is used or not.
+            prompt_tokens, completion_tokens = billed[3], billed[4]
+            cost = priced(
+                db,
+                request.model,
+                prompt_tokens,
+                completion_tokens,
+                request.requested_at,
+                settings,
+                True,
+                prices,
+            )
+            model = writes.usage[request.model]
+            model.prompt_tokens += prompt_tokens
+            model.completion_tokens += completion_tokens
+            model.cost_eur += cost.total_eur
+            model.unknown_prices += not cost.known
+            priced_row = (cost.prompt_unit_usd, cost.completion_unit_usd, cost.total_eur, cost.known)
+            answer = None if error is not None or isinstance(outcome, str) else outcome
+            writes.rows.append(_request_row(request, now, error, (*billed, *priced_row), answer))
+            writes.settlements.add(request, to_eur(cost.total_eur))
+        if stale:
+            superseded.append(request)
+        elif isinstance(outcome, str):
+            failed.append((request, outcome))
+        else:
+            writes.answers[request.session_id] = outcome
+    retries, writes.changes = _released(failed, settings, now, writes.released)
+    writes.new_requests = retries + _afresh([r for r in superseded if _restarted(current[r.session_id])], now)
+    writes.failed = len(failed)
+    return writes
+
+
 def _apply_chunk(
     factory: sessionmaker[Session],
     lines: list[_Line],
@@ -449,76 +541,118 @@ def _apply_chunk(
     result: IngestResult,
     prices: PriceCache,
 ) -> None:
-    """Apply one chunk of lines in one transaction: the same few statements, whatever the chunk's size."""
+    """Apply one chunk of lines in one transaction, and wait for it: the same few statements, whatever the
+    chunk's size."""
     now = utcnow()
-    usage: defaultdict[str, _Usage] = defaultdict(_Usage)
-    settlements = _Settlements()
     with factory.begin() as db:
-        rows: list[tuple[Any, ...]] = []
-        answers: dict[uuid.UUID, Answer] = {}
-        failed: list[tuple[OpenRequest, str]] = []
-        superseded: list[OpenRequest] = []
-        current = _current_analyses(db, [line.request for line in lines])
-        for request, billed, outcome in lines:
-            # A session derived again after this prompt was sent: its answer describes an older
-            # conversation. It is recorded (its cost counted, if billed) but not applied; a fresh request
-            # takes its place.
-            stale = _is_superseded(request, current.get(request.session_id, _CURRENT))
-            error = SUPERSEDED if stale else outcome if isinstance(outcome, str) else None
-            if billed is None:
-                rows.append(_request_row(request, now, error))
-                settlements.add(request, Decimal(0))
-            else:
-                # Paid for: its tokens and cost are recorded whether its answer is used or not.
-                prompt_tokens, completion_tokens = billed[3], billed[4]
-                cost = priced(
-                    db,
-                    request.model,
-                    prompt_tokens,
-                    completion_tokens,
-                    request.requested_at,
-                    settings,
-                    True,
-                    prices,
-                )
-                model = usage[request.model]
-                model.prompt_tokens += prompt_tokens
-                model.completion_tokens += completion_tokens
-                model.cost_eur += cost.total_eur
-                model.unknown_prices += not cost.known
-                priced_row = (cost.prompt_unit_usd, cost.completion_unit_usd, cost.total_eur, cost.known)
-                answer = None if error is not None or isinstance(outcome, str) else outcome
-                rows.append(_request_row(request, now, error, (*billed, *priced_row), answer))
-                settlements.add(request, to_eur(cost.total_eur))
-            if stale:
-                superseded.append(request)
-            elif isinstance(outcome, str):
-                failed.append((request, outcome))
-            else:
-                answers[request.session_id] = outcome
-        write_chunk(db, rows, answers, now)
-        _request_afresh(db, [r for r in superseded if _restarted(current[r.session_id])], now)
-        released = IngestResult()
-        apply_stage_changes(db, release_requests(db, failed, settings, now, released), now)
+        writes = _chunk_writes(db, lines, settings, prices, now)
+        write_chunk(db, writes.rows, writes.answers, now)
+        # After the requests they follow are closed: a session never has two open requests.
+        bulk_insert(db, _requests, writes.new_requests)
+        apply_stage_changes(db, writes.changes, now)
         # Last, so that the companies' month rows are locked only for the end of the transaction.
-        settlements.settle(db)
-    # Counted once committed: a chunk that rolls back is ingested again later (or in parts), and counted then.
-    result.fallback += released.fallback
-    for model_name, billed_usage in usage.items():
-        record_usage(
-            model_name,
-            "batch",
-            billed_usage.prompt_tokens,
-            billed_usage.completion_tokens,
-            billed_usage.cost_eur,
-            billed_usage.unknown_prices,
-        )
-        result.prompt_tokens += billed_usage.prompt_tokens
-        result.completion_tokens += billed_usage.completion_tokens
-        result.cost_eur += billed_usage.cost_eur
-    metrics.AI_ANALYSES.labels("batch").inc(len(answers))
-    result.completed += len(answers)
-    result.failed += len(failed)
+        writes.settlements.settle(db)
+    writes.count(result)
+
+
+class _PipelinedChunk:
+    """A chunk's writes on PostgreSQL in a transaction of its own: prepared, sent in pipeline mode, finished.
+
+    Prepared (:meth:`__init__`): what needs an answer from the server, waited for: the chunk's analyses read,
+    its values copied into temporary tables (``COPY`` cannot be pipelined). That takes no lock on a shared
+    row, so the next chunk is prepared on a connection of its own while the server applies this one. Sent
+    (:meth:`send`, once the chunk before is committed, so that two chunks never wait for each other's locks):
+    the statements that apply the values, the stage changes and the budget settlement, without waiting; the
+    caller reads and prepares the next chunk meanwhile. Finished (:meth:`finish`): waited for and committed.
+
+    A chunk whose preparation or statements fail, whether the error comes at a send or at the wait, is rolled
+    back and applied again without the pipeline (:func:`_apply_isolating`), which isolates a refused line and
+    raises anything else, as for any chunk: when the server refuses a statement, the pipeline may report only
+    that those after it were aborted. The transaction stays open while the next chunk is read and prepared (a
+    few hundred milliseconds): its rows, and its companies' month rows, stay locked that long.
+    """
+
+    def __init__(
+        self, factory: sessionmaker[Session], lines: list[_Line], settings: Settings, prices: PriceCache
+    ) -> None:
+        self._factory = factory
+        self._lines = lines
+        self._settings = settings
+        self._prices = prices
+        self._db = factory()
+        self._pipeline: Any = None
+        self._failed = False
+        self._closed = False
+        self._now = utcnow()
+        self._statements: list[tuple[TextClause, dict[str, Any]]] = []
+        with self._failing_on_database_errors():
+            self._db.begin()
+            self._writes = _chunk_writes(self._db, lines, settings, prices, self._now)
+            self._statements = [
+                (text(staged_update(self._db, _requests, "id", REQUEST_COLUMNS, self._writes.rows)), {}),
+                *staged_completion(self._db, self._writes.answers, self._now),
+            ]
+            inserted = staged_insert(self._db, _requests, self._writes.new_requests)
+            if inserted is not None:
+                # After the requests they follow are closed: a session never has two open requests.
+                self._statements.append((text(inserted), {}))
+
+    def send(self) -> None:
+        """Send the chunk's statements without waiting for them."""
+        if self._failed:
+            return
+        with self._failing_on_database_errors():
+            driver: Any = self._db.connection().connection.driver_connection
+            self._pipeline = driver.pipeline()
+            self._pipeline.__enter__()
+            for statement, parameters in self._statements:
+                self._db.execute(statement, parameters)
+            apply_stage_changes(self._db, self._writes.changes, self._now)
+            self._writes.settlements.settle(self._db)
+
+    def finish(self, result: IngestResult) -> None:
+        """Wait for the chunk's statements and commit, or, if one failed, apply the chunk again without the
+        pipeline. A failed commit is raised as it is: the chunk may have landed, and the actor's retry
+        ingests only what is still open."""
+        if not self._failed:
+            try:
+                self._pipeline.__exit__(None, None, None)
+            except psycopg.Error:
+                self._failed = True
+        if self._failed:
+            self.abandon()
+            _apply_isolating(self._factory, self._lines, self._settings, result, self._prices)
+            return
+        self._pipeline = None
+        try:
+            self._db.commit()
+        finally:
+            self.abandon()
+        self._writes.count(result)
+
+    def abandon(self) -> None:
+        """End the pipeline, if open, and roll the chunk back."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._pipeline is not None:
+                with suppress(psycopg.Error):
+                    self._pipeline.__exit__(None, None, None)
+        finally:
+            self._db.close()
+
+    @contextmanager
+    def _failing_on_database_errors(self) -> Iterator[None]:
+        """A database error marks the chunk failed (:meth:`finish` applies it again); any other ends it."""
+        try:
+            yield
+        except (DBAPIError, psycopg.Error):
+            # Whichever call reads the results next reports a statement's error, a send included.
+            self._failed = True
+        except BaseException:
+            self.abandon()
+            raise
 
 
 def _apply_isolating(
@@ -558,8 +692,8 @@ def _chunks(
     """The lines of the files that answer a waiting request (taken out of ``waiting``), read and checked."""
     chunk: list[_Line] = []
     for file_id in file_ids:
-        for text in _lines(client, file_id):
-            line = _read_text(text, waiting, settings.ai_question_max_chars)
+        for line_text in _lines(client, file_id):
+            line = _read_text(line_text, waiting, settings.ai_question_max_chars)
             if line is None:
                 continue
             chunk.append(line)
@@ -613,8 +747,28 @@ def ingest_batch(
     with factory() as db:
         waiting = {str(request.id): request for request in open_requests(db, batch_id)}
     file_ids = [file_id for file_id in (output_file_id, error_file_id) if file_id is not None]
-    for chunk in _chunks(client, file_ids, waiting, settings):
-        _apply_isolating(factory, chunk, settings, result, prices)
+    sent: _PipelinedChunk | None = None
+    prepared: _PipelinedChunk | None = None
+    try:
+        # On PostgreSQL the next chunk is read, checked and prepared (the worker's CPU, another connection)
+        # while the chunk before it is applied (the server's): see _PipelinedChunk.
+        for chunk in _chunks(client, file_ids, waiting, settings):
+            if engine.dialect.name != "postgresql":
+                _apply_isolating(factory, chunk, settings, result, prices)
+                continue
+            prepared = _PipelinedChunk(factory, chunk, settings, prices)
+            if sent is not None:
+                sent.finish(result)
+            sent, prepared = prepared, None
+            sent.send()
+        if sent is not None:
+            sent.finish(result)
+            sent = None
+    finally:
+        # The file could not be read to its end, or a chunk failed: nothing of those in flight is kept.
+        for chunk_in_flight in (prepared, sent):
+            if chunk_in_flight is not None:
+                chunk_in_flight.abandon()
     now = utcnow()
     with factory.begin() as db:
         if waiting:

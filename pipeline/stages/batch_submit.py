@@ -52,6 +52,7 @@ __all__ = [
     "fail_batch",
     "file_name",
     "plan_batches",
+    "release_batch",
     "submit_batch",
 ]
 
@@ -451,15 +452,16 @@ def submit_batch(
     try:
         return _submit_claimed(engine, client, batch_id, max_prompt_tokens)
     except Exception:
-        _release_lease(engine, batch_id)
+        release_batch(engine, batch_id, (AIBatchRequestStatus.UPLOADING,))
         raise
 
 
-def _release_lease(engine: Engine, batch_id: uuid.UUID) -> None:
+def release_batch(engine: Engine, batch_id: uuid.UUID, statuses: tuple[AIBatchRequestStatus, ...]) -> None:
+    """Hand back a batch taken by ``claim_batch`` whose work failed, so the next attempt need not wait."""
     with sessionmaker(engine).begin() as db:
         db.execute(
             update(AIBatchRequest)
-            .where(AIBatchRequest.id == batch_id, AIBatchRequest.status == AIBatchRequestStatus.UPLOADING)
+            .where(AIBatchRequest.id == batch_id, AIBatchRequest.status.in_(statuses))
             .values(lease_expires_at=utcnow())
         )
 

@@ -79,13 +79,18 @@ def set_budget(db: Session, company_id: uuid.UUID, monthly_eur: Decimal | None) 
     )
 
 
-def _locked_use(db: Session, company_id: uuid.UUID, month: date) -> tuple[Decimal, Decimal]:
-    """The company's (reserved, spent) of ``month``, its row created if need be and locked until commit."""
+def _use_row(db: Session, company_id: uuid.UUID, month: date) -> None:
+    """Create the company's row of ``month`` if it has none yet."""
     db.execute(
         upsert_statement(db, _spend)
         .values(company_id=company_id, month=month, reserved_eur=0, spent_eur=0)
         .on_conflict_do_nothing(index_elements=["company_id", "month"])
     )
+
+
+def _locked_use(db: Session, company_id: uuid.UUID, month: date) -> tuple[Decimal, Decimal]:
+    """The company's (reserved, spent) of ``month``, its row created if need be and locked until commit."""
+    _use_row(db, company_id, month)
     reserved, spent = db.execute(
         select(CompanyAISpend.reserved_eur, CompanyAISpend.spent_eur)
         .where(CompanyAISpend.company_id == company_id, CompanyAISpend.month == month)
@@ -132,7 +137,11 @@ class Settlement:
 
 
 def settle(db: Session, settlements: Iterable[Settlement]) -> None:
-    """Release the reservations and add the costs, one statement per company month; the caller commits."""
+    """Release the reservations and add the costs, one statement per company month; the caller commits.
+
+    Nothing is read back (the update locks its row itself), so the statements can be sent in libpq's
+    pipeline mode with those before them.
+    """
     totals: dict[tuple[uuid.UUID, date], list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
     for item in settlements:
         total = totals[(item.company_id, item.month)]
@@ -140,16 +149,17 @@ def settle(db: Session, settlements: Iterable[Settlement]) -> None:
         total[1] += item.cost
     # In key order, as reserve locks them, so that two settling transactions never wait on each other in turn.
     for (company_id, month), (reserved, cost) in sorted(totals.items()):
-        _locked_use(db, company_id, month)
-        db.execute(
-            update(CompanyAISpend)
-            .where(CompanyAISpend.company_id == company_id, CompanyAISpend.month == month)
+        _use_row(db, company_id, month)
+        # Core: an ORM update would synchronise the session, reading the rows back.
+        db.connection().execute(
+            update(_spend)
+            .where(_spend.c.company_id == company_id, _spend.c.month == month)
             .values(
                 # Never below zero, even for a reservation released twice by a bug: the budget stays honest.
                 reserved_eur=case(
-                    (CompanyAISpend.reserved_eur < reserved, 0), else_=CompanyAISpend.reserved_eur - reserved
+                    (_spend.c.reserved_eur < reserved, 0), else_=_spend.c.reserved_eur - reserved
                 ),
-                spent_eur=CompanyAISpend.spent_eur + cost,
+                spent_eur=_spend.c.spent_eur + cost,
                 updated_at=func.now(),
             )
         )

@@ -209,6 +209,6 @@ def batch_check_tick(runtime: StageRuntime) -> Report:
     return Report(
         result.polled,
         f"batch check: {result.polled} polled, {result.ingested} ingested, {result.failed} failed, "
-        f"{result.resubmitted} resubmitted, {result.cancelled} cancelled, {result.poll_errors} poll errors"
-        + "".join(f"; fallback {report}" for report in fallback),
+        f"{result.resubmitted} resubmitted, {result.cancelled} cancelled, {result.poll_errors} poll errors, "
+        f"{result.ingest_errors} ingest errors" + "".join(f"; fallback {report}" for report in fallback),
     )

@@ -16,6 +16,7 @@ from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any, cast
 
+import httpx2
 import openai
 import pytest
 from prometheus_client import REGISTRY
@@ -544,6 +545,47 @@ def test_a_polling_error_never_fails_a_batch_locally(
     assert batch.status is AIBatchRequestStatus.VALIDATING
 
 
+class _FirstOutputReadFails:
+    """Stands for the streaming Files API of a client whose first read of a file fails at OpenAI."""
+
+    def __init__(self, files: Any) -> None:
+        self.files = files
+        self.failed: list[str] = []
+
+    def content(self, file_id: str) -> Any:
+        if not self.failed:
+            self.failed.append(file_id)
+            raise openai.APIConnectionError(
+                request=httpx2.Request("GET", f"http://127.0.0.1/files/{file_id}")
+            )
+        return self.files.content(file_id)
+
+
+@pytest.mark.postgres
+def test_a_batch_whose_output_cannot_be_read_hands_its_lease_back_and_the_next_check_ingests_it(
+    pg_engine: Engine, batch_settings: Settings, client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given two batches finished at OpenAI, and an outage while the first one's output is read
+    for company in ("Acme", "Globex"):
+        _queued_sessions(pg_engine, batch_settings, 3, company_name=company)
+        for batch_id in plan_batches(pg_engine, batch_settings):
+            submit_batch(pg_engine, client, batch_id, max_prompt_tokens=PROMPT_TOKENS)
+    outage = _FirstOutputReadFails(client.files.with_streaming_response)
+    with monkeypatch.context() as patched:
+        patched.setattr(client.files, "with_streaming_response", outage)
+
+        # When the check tick runs during the outage, and the next one right after it
+        during = check_batches(pg_engine, batch_settings, client)
+    after = check_batches(pg_engine, batch_settings, client)
+
+    # Then the tick went on to ingest the other batch, and the next one ingested the first at once instead of
+    # waiting for the lease of the failed ingestion to run out
+    assert outage.failed and (during.ingest_errors, during.ingested) == (1, 1)
+    assert (after.ingest_errors, after.ingested) == (0, 1)
+    assert [batch.status for batch in _batches(pg_engine)] == [AIBatchRequestStatus.PROCESSED] * 2
+    assert _ai_statuses(pg_engine) == {ProcessingStatus.COMPLETED: 6}
+
+
 @pytest.mark.postgres
 def test_a_batch_open_too_long_is_cancelled_and_its_requests_come_back(
     pg_engine: Engine, batch_settings: Settings, client: openai.OpenAI, emulator: OpenAIEmulator
@@ -1012,6 +1054,58 @@ def test_a_question_longer_than_the_index_takes_is_cut_and_stored(
     assert stored == [long_question[: limit - 1] + "…", "When do I get paid?"]
 
 
+class _BrokenFiles(_TamperedFiles):
+    """Serves the given lines, then fails as a connection lost in the middle of the file."""
+
+    def iter_lines(self) -> Iterator[str]:
+        yield from self.lines
+        raise openai.APIConnectionError(request=httpx2.Request("GET", "http://127.0.0.1/files/output"))
+
+
+@pytest.mark.postgres
+def test_a_file_that_breaks_off_keeps_the_chunks_committed_and_the_next_ingest_applies_the_rest_once(
+    pg_engine: Engine, batch_settings: Settings, client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given chunks of two lines, and a batch of six whose output file breaks off after its fifth line: the
+    # first chunk is committed, the second sent to the server, the third being read when the file breaks
+    monkeypatch.setattr(batch_ingest, "CHUNK_LINES", 2)
+    batch_id, output_file_id, lines = _finished_batch_lines(pg_engine, batch_settings, client, 6)
+    broken = SimpleNamespace(files=_BrokenFiles([json.dumps(line) for line in lines[:5]]))
+
+    # When it is ingested, and again once the file can be read whole
+    with pytest.raises(openai.APIConnectionError):
+        ingest_batch(
+            pg_engine,
+            batch_settings,
+            cast(openai.OpenAI, broken),
+            batch_id,
+            remote_status="completed",
+            output_file_id=output_file_id,
+            error_file_id=None,
+        )
+    after_the_break = _ai_statuses(pg_engine)
+    again = _ingest_lines(pg_engine, batch_settings, batch_id, output_file_id, lines)
+
+    # Then the break kept the first chunk and nothing of the one in flight; the second ingest applied the
+    # four lines still open, each once
+    assert after_the_break == {ProcessingStatus.COMPLETED: 2, ProcessingStatus.IN_PROGRESS: 4}
+    assert (again.completed, again.failed, again.missing) == (4, 0, 0)
+    with sessionmaker(pg_engine)() as db:
+        requests = db.execute(
+            select(AIProcessingRequest.processing_status, func.count()).group_by(
+                AIProcessingRequest.processing_status
+            )
+        ).all()
+        listed = db.scalar(select(func.count()).select_from(SessionQuestion))
+        distinct = db.scalar(select(func.count(func.distinct(SessionQuestion.session_id))))
+    assert requests == [(AIRequestStatus.PROCESSING_COMPLETE, 6)]
+    assert _ai_statuses(pg_engine) == {ProcessingStatus.COMPLETED: 6}
+    assert distinct == 6 and listed == sum(
+        len(json.loads(line["response"]["body"]["choices"][0]["message"]["content"])["questions"])
+        for line in lines
+    )
+
+
 def _session_of(line: dict[str, Any]) -> uuid.UUID:
     """The session an output line answers, as its answer says."""
     return uuid.UUID(json.loads(line["response"]["body"]["choices"][0]["message"]["content"])["session_id"])
@@ -1155,11 +1249,20 @@ def _summary_refused(engine: Engine, summary: str) -> Iterator[None]:
         ("This summary is refused by the database.", "test_refused_summary"),
     ],
 )
+# One chunk; or chunks of two, so that the refused chunk fails while the next one is prepared.
+@pytest.mark.parametrize("chunk_lines", [batch_ingest.CHUNK_LINES, 2])
 def test_a_line_the_database_refuses_fails_alone_and_the_rest_of_its_chunk_lands(
-    pg_engine: Engine, batch_settings: Settings, client: openai.OpenAI, summary: str, refused_by: str
+    pg_engine: Engine,
+    batch_settings: Settings,
+    client: openai.OpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+    summary: str,
+    refused_by: str,
+    chunk_lines: int,
 ) -> None:
     # Given a finished batch of five whose third answer has a summary the database refuses: the set-based
     # write of the chunk is refused whole
+    monkeypatch.setattr(batch_ingest, "CHUNK_LINES", chunk_lines)
     batch_id, output_file_id, lines = _finished_batch_lines(pg_engine, batch_settings, client, 5)
     refused = _edit_answer(lines[2], summary=summary)
 
