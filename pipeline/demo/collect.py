@@ -233,7 +233,7 @@ class Stored:
 
     def imported_ids(self) -> set[tuple[str, str]]:
         """(company name, external session id) of every stored CSV row."""
-        rows = self.db.execute(select(SessionImport.company_id, SessionImport.external_session_id)).tuples()
+        rows = self.db.execute(select(SessionImport.company_id, SessionImport.external_session_id)).all()
         return {(self.names[company_id], external_id) for company_id, external_id in rows}
 
     def totals(self) -> Totals:

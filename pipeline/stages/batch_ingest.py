@@ -88,6 +88,7 @@ logger = logging.getLogger(__name__)
 #: Lines per transaction: enough that the per-statement costs vanish beside the per-row ones.
 CHUNK_LINES = 5000
 _requests = cast(Table, AIProcessingRequest.__table__)
+_batches = cast(Table, AIBatchRequest.__table__)
 
 #: The request-row columns an ingested line sets: what the answer says, its cost, then the outcome.
 REQUEST_COLUMNS = (
@@ -464,6 +465,22 @@ class _ChunkWrites:
     failed: int = 0
     released: IngestResult = field(default_factory=IngestResult)
 
+    def add_to_batch(self, db: Session, batch_id: uuid.UUID) -> None:
+        """Add the chunk's answered and failed lines, tokens and cost to its batch, in the chunk's own
+        transaction: an ingestion that stops half way leaves its batch counting exactly what it committed."""
+        db.connection().execute(
+            update(_batches)
+            .where(_batches.c.id == batch_id)
+            .values(
+                completed_count=_batches.c.completed_count + len(self.answers),
+                failed_count=_batches.c.failed_count + self.failed,
+                prompt_tokens=_batches.c.prompt_tokens + sum(u.prompt_tokens for u in self.usage.values()),
+                completion_tokens=_batches.c.completion_tokens
+                + sum(u.completion_tokens for u in self.usage.values()),
+                total_cost_eur=_batches.c.total_cost_eur + sum(u.cost_eur for u in self.usage.values()),
+            )
+        )
+
     def count(self, result: IngestResult) -> None:
         """Count the committed chunk: a chunk that rolls back is ingested again later (or in parts)."""
         result.fallback += self.released.fallback
@@ -484,9 +501,18 @@ class _ChunkWrites:
         result.failed += self.failed
 
 
-def _chunk_writes(
-    db: Session, lines: list[_Line], settings: Settings, prices: PriceCache, now: datetime
-) -> _ChunkWrites:
+@dataclass(frozen=True)
+class _Ingestion:
+    """What every chunk of one batch's ingestion shares."""
+
+    factory: sessionmaker[Session]
+    settings: Settings
+    batch_id: uuid.UUID
+    #: Prices looked up once per model and day for the whole ingestion.
+    prices: PriceCache
+
+
+def _chunk_writes(db: Session, ingestion: _Ingestion, lines: list[_Line], now: datetime) -> _ChunkWrites:
     """Work out what ``lines`` write: the request rows, the answers, the new requests, the settlements."""
     writes = _ChunkWrites()
     failed: list[tuple[OpenRequest, str]] = []
@@ -509,9 +535,9 @@ def _chunk_writes(
                 prompt_tokens,
                 completion_tokens,
                 request.requested_at,
-                settings,
+                ingestion.settings,
                 True,
-                prices,
+                ingestion.prices,
             )
             model = writes.usage[request.model]
             model.prompt_tokens += prompt_tokens
@@ -528,28 +554,23 @@ def _chunk_writes(
             failed.append((request, outcome))
         else:
             writes.answers[request.session_id] = outcome
-    retries, writes.changes = _released(failed, settings, now, writes.released)
+    retries, writes.changes = _released(failed, ingestion.settings, now, writes.released)
     writes.new_requests = retries + _afresh([r for r in superseded if _restarted(current[r.session_id])], now)
     writes.failed = len(failed)
     return writes
 
 
-def _apply_chunk(
-    factory: sessionmaker[Session],
-    lines: list[_Line],
-    settings: Settings,
-    result: IngestResult,
-    prices: PriceCache,
-) -> None:
+def _apply_chunk(ingestion: _Ingestion, lines: list[_Line], result: IngestResult) -> None:
     """Apply one chunk of lines in one transaction, and wait for it: the same few statements, whatever the
     chunk's size."""
     now = utcnow()
-    with factory.begin() as db:
-        writes = _chunk_writes(db, lines, settings, prices, now)
+    with ingestion.factory.begin() as db:
+        writes = _chunk_writes(db, ingestion, lines, now)
         write_chunk(db, writes.rows, writes.answers, now)
         # After the requests they follow are closed: a session never has two open requests.
         bulk_insert(db, _requests, writes.new_requests)
         apply_stage_changes(db, writes.changes, now)
+        writes.add_to_batch(db, ingestion.batch_id)
         # Last, so that the companies' month rows are locked only for the end of the transaction.
         writes.settlements.settle(db)
     writes.count(result)
@@ -572,14 +593,10 @@ class _PipelinedChunk:
     few hundred milliseconds): its rows, and its companies' month rows, stay locked that long.
     """
 
-    def __init__(
-        self, factory: sessionmaker[Session], lines: list[_Line], settings: Settings, prices: PriceCache
-    ) -> None:
-        self._factory = factory
+    def __init__(self, ingestion: _Ingestion, lines: list[_Line]) -> None:
+        self._ingestion = ingestion
         self._lines = lines
-        self._settings = settings
-        self._prices = prices
-        self._db = factory()
+        self._db = ingestion.factory()
         self._pipeline: Any = None
         self._failed = False
         self._closed = False
@@ -587,7 +604,7 @@ class _PipelinedChunk:
         self._statements: list[tuple[TextClause, dict[str, Any]]] = []
         with self._failing_on_database_errors():
             self._db.begin()
-            self._writes = _chunk_writes(self._db, lines, settings, prices, self._now)
+            self._writes = _chunk_writes(self._db, ingestion, lines, self._now)
             self._statements = [
                 (text(staged_update(self._db, _requests, "id", REQUEST_COLUMNS, self._writes.rows)), {}),
                 *staged_completion(self._db, self._writes.answers, self._now),
@@ -608,6 +625,7 @@ class _PipelinedChunk:
             for statement, parameters in self._statements:
                 self._db.execute(statement, parameters)
             apply_stage_changes(self._db, self._writes.changes, self._now)
+            self._writes.add_to_batch(self._db, self._ingestion.batch_id)
             self._writes.settlements.settle(self._db)
 
     def finish(self, result: IngestResult) -> None:
@@ -621,7 +639,7 @@ class _PipelinedChunk:
                 self._failed = True
         if self._failed:
             self.abandon()
-            _apply_isolating(self._factory, self._lines, self._settings, result, self._prices)
+            _apply_isolating(self._ingestion, self._lines, result)
             return
         self._pipeline = None
         try:
@@ -655,13 +673,7 @@ class _PipelinedChunk:
             raise
 
 
-def _apply_isolating(
-    factory: sessionmaker[Session],
-    lines: list[_Line],
-    settings: Settings,
-    result: IngestResult,
-    prices: PriceCache,
-) -> None:
+def _apply_isolating(ingestion: _Ingestion, lines: list[_Line], result: IngestResult) -> None:
     """Apply ``lines``; a part the database refuses is split in halves until the refused line is alone.
 
     The refused line is then applied as a failed line with the database's reason, its usage still recorded.
@@ -671,7 +683,7 @@ def _apply_isolating(
     while parts:
         part = parts.pop()
         try:
-            _apply_chunk(factory, part, settings, result, prices)
+            _apply_chunk(ingestion, part, result)
         except WRITE_ERRORS as exc:
             reason = refusal_reason(exc)
             if reason is None:
@@ -683,7 +695,7 @@ def _apply_isolating(
             request, usage, _ = part[0]
             logger.warning("the database refused the answer of request %s: %s", request.id, reason)
             refused = _Line(request, usage, f"the database refused the answer: {reason}")
-            _apply_chunk(factory, [refused], settings, result, prices)
+            _apply_chunk(ingestion, [refused], result)
 
 
 def _chunks(
@@ -742,8 +754,8 @@ def ingest_batch(
 ) -> IngestResult:
     """Apply a finished batch's files, re-queue what has no result, and mark the batch PROCESSED."""
     factory = sessionmaker(engine, expire_on_commit=False)
+    ingestion = _Ingestion(factory, settings, batch_id, {})
     result = IngestResult()
-    prices: PriceCache = {}
     with factory() as db:
         waiting = {str(request.id): request for request in open_requests(db, batch_id)}
     file_ids = [file_id for file_id in (output_file_id, error_file_id) if file_id is not None]
@@ -754,9 +766,9 @@ def ingest_batch(
         # while the chunk before it is applied (the server's): see _PipelinedChunk.
         for chunk in _chunks(client, file_ids, waiting, settings):
             if engine.dialect.name != "postgresql":
-                _apply_isolating(factory, chunk, settings, result, prices)
+                _apply_isolating(ingestion, chunk, result)
                 continue
-            prepared = _PipelinedChunk(factory, chunk, settings, prices)
+            prepared = _PipelinedChunk(ingestion, chunk)
             if sent is not None:
                 sent.finish(result)
             sent, prepared = prepared, None
@@ -798,11 +810,8 @@ def ingest_batch(
                 lease_expires_at=None,
                 output_file_id=output_file_id,
                 error_file_id=error_file_id,
-                completed_count=AIBatchRequest.completed_count + result.completed,
-                failed_count=AIBatchRequest.failed_count + result.failed + result.missing,
-                prompt_tokens=AIBatchRequest.prompt_tokens + result.prompt_tokens,
-                completion_tokens=AIBatchRequest.completion_tokens + result.completion_tokens,
-                total_cost_eur=AIBatchRequest.total_cost_eur + result.cost_eur,
+                # The chunks added their lines as they were committed (_ChunkWrites.add_to_batch).
+                failed_count=AIBatchRequest.failed_count + result.missing,
                 error_message=None
                 if remote_status == "completed"
                 else f"batch {remote_status}; partial results",

@@ -1100,6 +1100,19 @@ def test_a_file_that_breaks_off_keeps_the_chunks_committed_and_the_next_ingest_a
         distinct = db.scalar(select(func.count(func.distinct(SessionQuestion.session_id))))
     assert requests == [(AIRequestStatus.PROCESSING_COMPLETE, 6)]
     assert _ai_statuses(pg_engine) == {ProcessingStatus.COMPLETED: 6}
+    # And the batch counts all six lines, with the tokens and cost of every request: the break lost none
+    [batch] = _batches(pg_engine)
+    with sessionmaker(pg_engine)() as db:
+        billed = db.execute(
+            select(
+                func.sum(AIProcessingRequest.prompt_tokens),
+                func.sum(AIProcessingRequest.completion_tokens),
+                func.sum(AIProcessingRequest.total_cost_eur),
+            )
+        ).one()
+    assert (batch.status, batch.completed_count, batch.failed_count) == (AIBatchRequestStatus.PROCESSED, 6, 0)
+    assert (batch.prompt_tokens, batch.completion_tokens) == (billed[0], billed[1]) and billed[0] > 0
+    assert batch.total_cost_eur == pytest.approx(billed[2])
     assert distinct == 6 and listed == sum(
         len(json.loads(line["response"]["body"]["choices"][0]["message"]["content"])["questions"])
         for line in lines
