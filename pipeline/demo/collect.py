@@ -77,7 +77,7 @@ class Stored:
 
     def __init__(self, db: Session) -> None:
         self.db = db
-        self.names: dict[uuid.UUID, str] = dict(db.execute(select(Company.id, Company.name)).tuples().all())
+        self.names: dict[uuid.UUID, str] = dict(db.execute(select(Company.id, Company.name)).all())
         self.fetches = db.scalars(select(CsvFetch).order_by(CsvFetch.started_at)).all()
 
     def count(self, model: Any, *where: ColumnElement[bool]) -> int:
@@ -85,7 +85,7 @@ class Stored:
 
     def _per_company(self, column: Any, *where: ColumnElement[bool]) -> dict[uuid.UUID, int]:
         statement = select(column, func.count()).where(*where).group_by(column)
-        return dict(self.db.execute(statement).tuples().all())
+        return dict(self.db.execute(statement).all())
 
     def companies(self, scenario: Scenario) -> list[CompanyOutcome]:
         """Each company of the scenario with its last fetch and its counts, in the scenario's order."""
@@ -177,7 +177,7 @@ class Stored:
         """Analysed sessions per value of ``column``, most frequent first."""
         rows = self.db.execute(
             select(column, func.count()).where(ChatSession.id.in_(_analysed_ids())).group_by(column)
-        ).tuples()
+        ).all()
         counts = {(label.value if label is not None else "none"): number for label, number in rows}
         return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
@@ -216,7 +216,7 @@ class Stored:
             select(SchedulerRun, SchedulerTick.detail)
             .outerjoin(SchedulerTick, SchedulerTick.id == SchedulerRun.tick_id)
             .order_by(SchedulerRun.started_at)
-        ).tuples()
+        ).all()
         return [
             SchedulerRunRecord(
                 job=run.job,
