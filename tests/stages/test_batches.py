@@ -1013,9 +1013,15 @@ def _edit_answer(line: dict[str, Any], **fields: Any) -> str:
 
 
 def _ingest_lines(
-    engine: Engine, settings: Settings, batch_id: uuid.UUID, output_file_id: str, lines: list[dict[str, Any]]
+    engine: Engine,
+    settings: Settings,
+    batch_id: uuid.UUID,
+    output_file_id: str,
+    lines: list[dict[str, Any]],
+    files: type[_TamperedFiles] = _TamperedFiles,
 ) -> batch_ingest.IngestResult:
-    tampered = SimpleNamespace(files=_TamperedFiles([json.dumps(line) for line in lines]))
+    """Ingest the batch with ``lines`` as its output file, served by ``files``."""
+    tampered = SimpleNamespace(files=files([json.dumps(line) for line in lines]))
     return ingest_batch(
         engine,
         settings,
@@ -1070,19 +1076,10 @@ def test_a_file_that_breaks_off_keeps_the_chunks_committed_and_the_next_ingest_a
     # first chunk is committed, the second sent to the server, the third being read when the file breaks
     monkeypatch.setattr(batch_ingest, "CHUNK_LINES", 2)
     batch_id, output_file_id, lines = _finished_batch_lines(pg_engine, batch_settings, client, 6)
-    broken = SimpleNamespace(files=_BrokenFiles([json.dumps(line) for line in lines[:5]]))
 
     # When it is ingested, and again once the file can be read whole
     with pytest.raises(openai.APIConnectionError):
-        ingest_batch(
-            pg_engine,
-            batch_settings,
-            cast(openai.OpenAI, broken),
-            batch_id,
-            remote_status="completed",
-            output_file_id=output_file_id,
-            error_file_id=None,
-        )
+        _ingest_lines(pg_engine, batch_settings, batch_id, output_file_id, lines[:5], _BrokenFiles)
     after_the_break = _ai_statuses(pg_engine)
     again = _ingest_lines(pg_engine, batch_settings, batch_id, output_file_id, lines)
 
